@@ -1,0 +1,195 @@
+using System.Globalization;
+using Convergence.Core.Organizations;
+using Microsoft.Extensions.Configuration;
+
+namespace Convergence.Api.Configuration;
+
+/// <summary>
+/// Convergence's settings, read from environment variables (or appsettings) under the names of SPEC §2 and
+/// validated once at startup: an invalid or unsafe value stops the service with a message naming the setting.
+/// </summary>
+public sealed record ConvergenceSettings
+{
+    public const int MinRootKeyLength = 32;
+
+    /// <summary>Root keys that appear in docs and examples; production refuses them.</summary>
+    public static readonly IReadOnlyList<string> KnownDefaultRootKeys =
+    [
+        "changeme", "change-me", "root", "admin", "password", "secret", "test", "development", "dev-root-key",
+        "your-root-key", "your-secure-root-key", "ca_root_api_key", "test-root-key-for-development-only-32chars",
+    ];
+
+    public required DeploymentEnvironment Environment { get; init; }
+
+    public required string DataDirectory { get; init; }
+
+    public required string ConfigsDirectory { get; init; }
+
+    public required string Store { get; init; }
+
+    public required string Warehouse { get; init; }
+
+    public required string Kms { get; init; }
+
+    /// <summary>The root key; <c>null</c> until resolved (development may generate one).</summary>
+    public string? RootApiKey { get; init; }
+
+    public bool DisableAuth { get; init; }
+
+    public bool RateLimitEnabled { get; init; } = true;
+
+    public int RateLimitPerMinute { get; init; } = 600;
+
+    public int RateLimitPerHour { get; init; } = 20_000;
+
+    public IReadOnlyList<string> CorsOrigins { get; init; } = [];
+
+    public bool AllowLocalKmsInProduction { get; init; }
+
+    public long MaxRequestBodyBytes { get; init; } = 1024 * 1024;
+
+    public TimeSpan ApiKeyCacheTtl { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Reads and validates settings; every problem is collected and reported together.</summary>
+    public static ConvergenceSettings Load(IConfiguration configuration)
+    {
+        var errors = new List<string>();
+        string? Get(string name) => configuration[name] is { Length: > 0 } v ? v.Trim() : null;
+
+        bool GetBool(string name, bool fallback)
+        {
+            var text = Get(name);
+            if (text is null)
+            {
+                return fallback;
+            }
+
+            if (bool.TryParse(text, out var value))
+            {
+                return value;
+            }
+
+            errors.Add($"{name}='{text}' is not a boolean; use true or false.");
+            return fallback;
+        }
+
+        int GetInt(string name, int fallback, int min)
+        {
+            var text = Get(name);
+            if (text is null)
+            {
+                return fallback;
+            }
+
+            if (int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value >= min)
+            {
+                return value;
+            }
+
+            errors.Add($"{name}='{text}' must be an integer of at least {min}.");
+            return fallback;
+        }
+
+        string GetChoice(string name, string fallback, params string[] supported)
+        {
+            var text = (Get(name) ?? fallback).ToLowerInvariant();
+            if (!supported.Contains(text))
+            {
+                errors.Add($"{name}='{text}' is not supported by this build; supported: {string.Join(", ", supported)}.");
+                return fallback;
+            }
+
+            return text;
+        }
+
+        var environmentName = Get("ENVIRONMENT") ?? DeploymentEnvironment.Development.Name;
+        if (!DeploymentEnvironment.TryParse(environmentName, out var environment))
+        {
+            errors.Add($"ENVIRONMENT='{environmentName}' is not one of development, staging, production.");
+            environment = DeploymentEnvironment.Production; // Fail safe: validate the rest as strictly as production.
+        }
+
+        var settings = new ConvergenceSettings
+        {
+            Environment = environment,
+            DataDirectory = Path.GetFullPath(Get("CONVERGENCE_DATA_DIR") ?? "data"),
+            ConfigsDirectory = Path.GetFullPath(Get("CONVERGENCE_CONFIGS_DIR") ?? Path.Combine(AppContext.BaseDirectory, "configs")),
+            // PostgreSQL, BigQuery and Cloud KMS adapters are not in this build yet; naming them is an error, not a silent fallback.
+            Store = GetChoice("CONVERGENCE_STORE", "sqlite", "sqlite"),
+            Warehouse = GetChoice("CONVERGENCE_WAREHOUSE", "sqlite", "sqlite"),
+            Kms = GetChoice("CONVERGENCE_KMS", "local", "local"),
+            RootApiKey = Get("CA_ROOT_API_KEY"),
+            DisableAuth = GetBool("DISABLE_AUTH", false),
+            RateLimitEnabled = GetBool("RATE_LIMIT_ENABLED", true),
+            RateLimitPerMinute = GetInt("RATE_LIMIT_REQUESTS_PER_MINUTE", 600, 1),
+            RateLimitPerHour = GetInt("RATE_LIMIT_REQUESTS_PER_HOUR", 20_000, 1),
+            CorsOrigins = (Get("CORS_ORIGINS") ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+            AllowLocalKmsInProduction = GetBool("CONVERGENCE_ALLOW_LOCAL_KMS_IN_PRODUCTION", false),
+            MaxRequestBodyBytes = GetInt("CONVERGENCE_MAX_REQUEST_BODY_BYTES", 1024 * 1024, 1024),
+        };
+
+        foreach (var origin in settings.CorsOrigins)
+        {
+            if (origin != "*" && !(Uri.TryCreate(origin, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.AbsolutePath == "/"))
+            {
+                errors.Add($"CORS_ORIGINS entry '{origin}' must be an origin such as https://app.example.com.");
+            }
+        }
+
+        if (environment.IsProduction)
+        {
+            errors.AddRange(ProductionProblems(settings));
+        }
+
+        if (errors.Count > 0)
+        {
+            throw new InvalidSettingsException(errors);
+        }
+
+        return settings;
+    }
+
+    /// <summary>Every reason production must refuse these settings.</summary>
+    public static IEnumerable<string> ProductionProblems(ConvergenceSettings s)
+    {
+        if (s.RootApiKey is null)
+        {
+            yield return "CA_ROOT_API_KEY is required in production.";
+        }
+        else if (s.RootApiKey.Length < MinRootKeyLength)
+        {
+            yield return $"CA_ROOT_API_KEY must be at least {MinRootKeyLength} characters in production.";
+        }
+        else if (KnownDefaultRootKeys.Contains(s.RootApiKey, StringComparer.OrdinalIgnoreCase))
+        {
+            yield return "CA_ROOT_API_KEY is a known example value; generate a random one (openssl rand -hex 32).";
+        }
+
+        if (s.DisableAuth)
+        {
+            yield return "DISABLE_AUTH=true is not allowed in production.";
+        }
+
+        if (!s.RateLimitEnabled)
+        {
+            yield return "RATE_LIMIT_ENABLED=false is not allowed in production.";
+        }
+
+        if (s.CorsOrigins.Contains("*"))
+        {
+            yield return "CORS_ORIGINS='*' is not allowed in production; list the frontend origins.";
+        }
+
+        if (s.Kms == "local" && !s.AllowLocalKmsInProduction)
+        {
+            yield return "CONVERGENCE_KMS=local (the development key ring) needs CONVERGENCE_ALLOW_LOCAL_KMS_IN_PRODUCTION=true in production.";
+        }
+    }
+}
+
+/// <summary>The settings are invalid or unsafe; <see cref="Exception.Message"/> names every offending setting.</summary>
+public sealed class InvalidSettingsException(IReadOnlyList<string> problems)
+    : Exception("Convergence cannot start:" + string.Concat(problems.Select(p => System.Environment.NewLine + "  - " + p)))
+{
+    public IReadOnlyList<string> Problems { get; } = problems;
+}

@@ -1,0 +1,190 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Threading.RateLimiting;
+using Convergence.Api.Apis;
+using Convergence.Api.Auth;
+using Convergence.Api.Configuration;
+using Convergence.Api.Health;
+using Convergence.Api.Http;
+using Convergence.Core.Keys;
+using Convergence.Core.Kms;
+using Convergence.Core.Organizations;
+using Convergence.Core.Pipelines;
+using Convergence.Processors;
+using Convergence.Storage.Sqlite;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.RateLimiting;
+
+namespace Convergence.Api.Extensions;
+
+/// <summary>One registration method per concern; Program.cs reads as their table of contents.</summary>
+public static partial class ConvergenceServiceExtensions
+{
+    /// <summary>Reads and validates settings (throws <see cref="InvalidSettingsException"/>) and registers them.</summary>
+    public static ConvergenceSettings AddConvergenceSettings(this WebApplicationBuilder builder)
+    {
+        var settings = ConvergenceSettings.Load(builder.Configuration);
+        var (rootKey, generatedFile) = RootKeyProvisioning.Resolve(settings);
+        builder.Services.AddSingleton(settings);
+        builder.Services.AddSingleton(settings.Environment);
+        builder.Services.AddSingleton(new RootKey(rootKey));
+        builder.Services.AddSingleton(new RootKeySource(generatedFile));
+        return settings;
+    }
+
+    public static WebApplicationBuilder AddConvergenceLogging(this WebApplicationBuilder builder)
+    {
+        builder.Logging.ClearProviders();
+        builder.Logging.AddJsonConsole(o =>
+        {
+            o.IncludeScopes = true;
+            o.UseUtcTimestamp = true;
+            o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
+        });
+        return builder;
+    }
+
+    /// <summary>Storage adapters, KMS, processors and the executor.</summary>
+    public static IServiceCollection AddConvergenceCore(this IServiceCollection services, ConvergenceSettings settings)
+    {
+        services.AddSingleton(TimeProvider.System);
+        Directory.CreateDirectory(settings.DataDirectory);
+        services.AddSqliteStorage(settings.DataDirectory, controlPlane: settings.Store == "sqlite", warehouse: settings.Warehouse == "sqlite");
+        services.AddSingleton<IKeyManagementService>(sp =>
+            LocalKeyRing.OpenOrCreate(Path.Combine(settings.DataDirectory, "keyring.json"), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(new PipelineCatalog(settings.ConfigsDirectory));
+        services.AddSingleton<ProcessorRegistry>();
+        services.AddSingleton<PipelineExecutor>();
+        services.AddSingleton<ApiKeyIssuer>();
+        services.AddSingleton<OrganizationAdministration>();
+        services.AddConvergenceProcessors();
+        return services;
+    }
+
+    public static IServiceCollection AddConvergenceAuth(this IServiceCollection services, ConvergenceSettings settings)
+    {
+        services.AddSingleton(sp => new ApiKeyAuthenticator(
+            sp.GetRequiredService<Core.Storage.IControlPlaneStore>(), sp.GetRequiredService<TimeProvider>(), settings.ApiKeyCacheTtl));
+        services.AddAuthentication(ConvergenceAuth.Scheme)
+            .AddScheme<AuthenticationSchemeOptions, ConvergenceAuthenticationHandler>(ConvergenceAuth.Scheme, null);
+        services.AddSingleton<IAuthorizationHandler, OrgAccessHandler>();
+        services.AddAuthorizationBuilder()
+            .AddPolicy(ConvergenceAuth.RootPolicy, p => p.RequireAuthenticatedUser().RequireRole(ConvergenceAuth.RootRole))
+            .AddPolicy(ConvergenceAuth.OrgPolicy, p => p.RequireAuthenticatedUser().AddRequirements(new OrgAccessRequirement()));
+        return services;
+    }
+
+    /// <summary>JSON, problem details, CORS, rate limiting, health checks and OpenAPI.</summary>
+    public static IServiceCollection AddConvergenceHttp(this IServiceCollection services, ConvergenceSettings settings)
+    {
+        services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            o.SerializerOptions.DictionaryKeyPolicy = null;
+            o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+            o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
+        });
+        services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+        services.AddProblemDetails(o => o.CustomizeProblemDetails = c =>
+        {
+            c.ProblemDetails.Instance ??= c.HttpContext.Request.Path;
+            c.ProblemDetails.Extensions["request_id"] = c.HttpContext.TraceIdentifier;
+        });
+        services.AddExceptionHandler<ConvergenceExceptionHandler>();
+        services.AddCors(o => o.AddDefaultPolicy(p =>
+        {
+            if (settings.CorsOrigins.Contains("*"))
+            {
+                p.AllowAnyOrigin();
+            }
+            else
+            {
+                p.WithOrigins([.. settings.CorsOrigins]);
+            }
+
+            p.AllowAnyHeader().AllowAnyMethod().WithExposedHeaders(RequestContextMiddleware.RequestIdHeader, "Retry-After", "Location");
+        }));
+        services.AddConvergenceRateLimiting(settings);
+        services.AddHealthChecks()
+            .AddCheck<StoreHealthCheck>("store", tags: [HealthApi.ReadyTag])
+            .AddCheck<WarehouseHealthCheck>("warehouse", tags: [HealthApi.ReadyTag])
+            .AddCheck<KmsHealthCheck>("kms", tags: [HealthApi.ReadyTag]);
+        services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
+        {
+            document.Info.Title = "Convergence API";
+            document.Info.Description = "Multi-tenant FinOps pipelines. Root routes take X-CA-Root-Key; org routes take X-API-Key and {org_slug} must be the key's org.";
+            return Task.CompletedTask;
+        }));
+        return services;
+    }
+
+    /// <summary>
+    /// Requests per minute and per hour, partitioned by the authenticated org (root and anonymous traffic each share
+    /// one partition), so a flood of random keys cannot create partitions. Rejections are 429 with Retry-After.
+    /// </summary>
+    private static IServiceCollection AddConvergenceRateLimiting(this IServiceCollection services, ConvergenceSettings settings) =>
+        services.AddRateLimiter(o =>
+        {
+            o.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+            if (!settings.RateLimitEnabled)
+            {
+                return;
+            }
+
+            static string PartitionOf(HttpContext c) =>
+                c.User.IsRoot() ? "root" : c.User.OrgOf() is { } org ? "org:" + org : "anonymous";
+
+            o.GlobalLimiter = PartitionedRateLimiter.CreateChained(
+                PartitionedRateLimiter.Create<HttpContext, string>(c => RateLimitPartition.GetFixedWindowLimiter(PartitionOf(c), _ =>
+                    new FixedWindowRateLimiterOptions { PermitLimit = settings.RateLimitPerMinute, Window = TimeSpan.FromMinutes(1), QueueLimit = 0 })),
+                PartitionedRateLimiter.Create<HttpContext, string>(c => RateLimitPartition.GetFixedWindowLimiter(PartitionOf(c), _ =>
+                    new FixedWindowRateLimiterOptions { PermitLimit = settings.RateLimitPerHour, Window = TimeSpan.FromHours(1), QueueLimit = 0 })));
+            o.OnRejected = async (context, cancellationToken) =>
+            {
+                var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? (int)Math.Ceiling(wait.TotalSeconds) : 60;
+                context.HttpContext.Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                await Problems.WriteAsync(
+                    context.HttpContext,
+                    StatusCodes.Status429TooManyRequests,
+                    "Rate limit exceeded",
+                    $"Too many requests for this key; limits are {settings.RateLimitPerMinute}/minute and {settings.RateLimitPerHour}/hour. Retry after {retryAfter} s.");
+            };
+        });
+
+    /// <summary>The HTTP pipeline, in order.</summary>
+    public static WebApplication UseConvergenceHttp(this WebApplication app)
+    {
+        app.UseMiddleware<RequestContextMiddleware>();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseCors();
+        app.UseAuthentication();
+        app.UseRateLimiter();
+        app.UseAuthorization();
+        app.MapOpenApi("/openapi/{documentName}.json");
+        app.UseSwaggerUI(o =>
+        {
+            o.RoutePrefix = "docs";
+            o.SwaggerEndpoint("/openapi/v1.json", "Convergence API v1");
+            o.DocumentTitle = "Convergence API";
+        });
+        return app;
+    }
+
+    /// <summary>Says where the development root key is, never what it is.</summary>
+    public static void AnnounceRootKey(this WebApplication app)
+    {
+        var source = app.Services.GetRequiredService<RootKeySource>();
+        if (source.GeneratedFile is { } file)
+        {
+            LogGeneratedRootKey(app.Logger, file);
+        }
+    }
+
+    [LoggerMessage(EventId = 1100, Level = LogLevel.Warning, Message = "CA_ROOT_API_KEY is not set: using the development root key in {RootKeyFile} (mode 0600). Use it with: -H \"X-CA-Root-Key: $(cat {RootKeyFile})\"")]
+    private static partial void LogGeneratedRootKey(ILogger logger, string rootKeyFile);
+}
+
+/// <summary>Where the root key came from: the environment, or a generated development file.</summary>
+public sealed record RootKeySource(string? GeneratedFile);

@@ -1,0 +1,52 @@
+using System.Diagnostics;
+using Convergence.Api.Configuration;
+
+namespace Convergence.Api.Http;
+
+/// <summary>
+/// Per-request plumbing that runs first: accepts or generates <c>X-Request-ID</c> and echoes it on every response,
+/// refuses bodies over the limit with 413 before they are read, and writes one access-log line per request.
+/// </summary>
+/// <remarks>The access log names method, route path, status and duration; never headers or query strings, which can hold keys.</remarks>
+internal sealed partial class RequestContextMiddleware(RequestDelegate next, ConvergenceSettings settings, ILogger<RequestContextMiddleware> logger)
+{
+    public const string RequestIdHeader = "X-Request-ID";
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        var requestId = context.Request.Headers[RequestIdHeader].ToString();
+        if (!IsAcceptableRequestId(requestId))
+        {
+            requestId = Guid.CreateVersion7().ToString("N");
+        }
+
+        context.TraceIdentifier = requestId;
+        context.Response.Headers[RequestIdHeader] = requestId;
+
+        var started = Stopwatch.GetTimestamp();
+        using (logger.BeginScope(new Dictionary<string, object> { ["RequestId"] = requestId }))
+        {
+            if (context.Request.ContentLength > settings.MaxRequestBodyBytes)
+            {
+                await Problems.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, "Request body too large", $"The body is {context.Request.ContentLength} bytes; the limit is {settings.MaxRequestBodyBytes}.");
+            }
+            else
+            {
+                if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+                {
+                    limit.MaxRequestBodySize = settings.MaxRequestBodyBytes;
+                }
+
+                await next(context);
+            }
+
+            LogRequest(logger, context.Request.Method, context.Request.Path.Value ?? "/", context.Response.StatusCode, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }
+    }
+
+    private static bool IsAcceptableRequestId(string id) =>
+        id.Length is > 0 and <= 128 && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':');
+
+    [LoggerMessage(EventId = 1000, Level = LogLevel.Information, Message = "{Method} {Path} answered {StatusCode} in {ElapsedMs:0.0} ms")]
+    private static partial void LogRequest(ILogger logger, string method, string path, int statusCode, double elapsedMs);
+}

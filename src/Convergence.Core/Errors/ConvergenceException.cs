@@ -1,0 +1,46 @@
+namespace Convergence.Core.Errors;
+
+/// <summary>
+/// Base of the expected failures a caller can act on. The HTTP layer maps each kind to one status code in one place;
+/// messages are written for the caller and never contain secrets.
+/// </summary>
+public abstract class ConvergenceException(string message, Exception? inner = null) : Exception(message, inner)
+{
+    /// <summary>A short stable title for problem details, such as "Organization not found".</summary>
+    public abstract string Title { get; }
+}
+
+/// <summary>The named resource does not exist (or is not visible to the caller).</summary>
+public sealed class ResourceNotFoundException(string resource, string id)
+    : ConvergenceException($"{resource} '{id}' was not found.")
+{
+    public string Resource { get; } = resource;
+
+    public override string Title => $"{Resource} not found";
+}
+
+/// <summary>The request conflicts with the current state (slug taken, bootstrap missing, run in progress).</summary>
+public sealed class ConflictException(string title, string message) : ConvergenceException(message)
+{
+    public override string Title { get; } = title;
+}
+
+/// <summary>Request values are well-formed but invalid; <see cref="Errors"/> maps each field to its problems.</summary>
+public sealed class RequestValidationException(IReadOnlyDictionary<string, string[]> errors)
+    : ConvergenceException("One or more fields are invalid: " + string.Join("; ", errors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")))
+{
+    public IReadOnlyDictionary<string, string[]> Errors { get; } = errors;
+
+    public override string Title => "Invalid request";
+
+    public static RequestValidationException For(string field, string problem) => new(new Dictionary<string, string[]> { [field] = [problem] });
+}
+
+/// <summary>A dependency (store, warehouse, KMS, provider) is unavailable; retrying later may succeed.</summary>
+public sealed class DependencyUnavailableException(string dependency, string message, Exception? inner = null)
+    : ConvergenceException(message, inner)
+{
+    public string Dependency { get; } = dependency;
+
+    public override string Title => $"{Dependency} unavailable";
+}

@@ -1,0 +1,24 @@
+using Convergence.Core.Audit;
+using Convergence.Core.Organizations;
+
+namespace Convergence.Core.Pipelines;
+
+/// <summary>A request to run one pipeline now.</summary>
+/// <param name="PipelinePath">The config path, such as <c>setup/organizations/onboarding</c>.</param>
+/// <param name="Org">The org the run is for; <c>null</c> for platform pipelines.</param>
+public sealed record PipelineRunRequest(
+    string PipelinePath,
+    OrgSlug? Org,
+    IReadOnlyDictionary<string, string> Parameters,
+    Actor Actor,
+    string Trigger);
+
+/// <summary>The outcome of a completed run.</summary>
+public sealed record PipelineRunResult(string PipelineLoggingId, string PipelineId, string Status, IReadOnlyDictionary<string, StepResult> Steps)
+{
+    /// <summary>The output of the step <paramref name="stepId"/>, as the processor returned it.</summary>
+    public T Output<T>(string stepId) =>
+        Steps.TryGetValue(stepId, out var step) && step.Output is T value
+            ? value
+            : throw new InvalidOperationException($"Step '{stepId}' produced no {typeof(T).Name}.");
+}

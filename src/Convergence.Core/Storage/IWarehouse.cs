@@ -1,0 +1,44 @@
+using Convergence.Core.Organizations;
+
+namespace Convergence.Core.Storage;
+
+/// <summary>
+/// The org data warehouse: datasets (units of isolation) holding tables created from <see cref="TableSchema"/>s.
+/// </summary>
+/// <remarks>
+/// <para>Every call names its dataset with a <see cref="DatasetRef"/>, which carries the owning org, so no call can
+/// touch org data without saying whose. The embedded adapter keeps one SQLite file per dataset; a PostgreSQL adapter
+/// maps a dataset to a schema and BigQuery to a dataset.</para>
+/// <para>Creation calls are idempotent and report whether they created anything.</para>
+/// </remarks>
+public interface IWarehouse
+{
+    /// <summary>A short name for logs and health checks, such as <c>sqlite</c>.</summary>
+    string Kind { get; }
+
+    Task<bool> DatasetExistsAsync(DatasetRef dataset, CancellationToken cancellationToken);
+
+    /// <summary>Creates the dataset; returns <c>false</c> when it already existed.</summary>
+    Task<bool> CreateDatasetAsync(DatasetRef dataset, CancellationToken cancellationToken);
+
+    /// <summary>Drops the dataset and every table in it; no-op when it does not exist.</summary>
+    Task DropDatasetAsync(DatasetRef dataset, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<string>> ListTablesAsync(DatasetRef dataset, CancellationToken cancellationToken);
+
+    /// <summary>Creates the table (and its keys and indexes) unless it exists; returns <c>true</c> when created.</summary>
+    Task<bool> EnsureTableAsync(DatasetRef dataset, TableSchema schema, CancellationToken cancellationToken);
+
+    Task DropTableAsync(DatasetRef dataset, string table, CancellationToken cancellationToken);
+
+    /// <summary>Appends rows; values are bound as parameters and converted from the schema's column types.</summary>
+    Task<long> InsertRowsAsync(DatasetRef dataset, TableSchema schema, IEnumerable<IReadOnlyDictionary<string, object?>> rows, CancellationToken cancellationToken);
+
+    Task<long> CountRowsAsync(DatasetRef dataset, string table, CancellationToken cancellationToken);
+
+    /// <summary>Checks the warehouse is reachable and new datasets can be written, without leaving anything behind.</summary>
+    Task<WarehouseProbe> ProbeAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>The result of <see cref="IWarehouse.ProbeAsync"/>.</summary>
+public sealed record WarehouseProbe(bool Reachable, bool Writable, string? Problem);

@@ -1,0 +1,171 @@
+using Convergence.Core.Configuration;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Convergence.Core.Storage;
+
+/// <summary>Column types of the JSON table schemas, named as BigQuery names them.</summary>
+public enum ColumnType
+{
+    String,
+    Int64,
+    Float64,
+    Numeric,
+    Bool,
+    Date,
+    Timestamp,
+    Json,
+}
+
+/// <summary>One column of a <see cref="TableSchema"/>.</summary>
+public sealed record ColumnSchema(string Name, ColumnType Type, bool Required, string? Description);
+
+/// <summary>
+/// A table defined by a JSON file under <c>configs/</c>: the one definition every storage backend creates.
+/// </summary>
+public sealed record TableSchema(
+    string Name,
+    string? Description,
+    IReadOnlyList<ColumnSchema> Columns,
+    IReadOnlyList<string> PrimaryKey,
+    IReadOnlyList<IReadOnlyList<string>> UniqueKeys,
+    IReadOnlyList<IReadOnlyList<string>> Indexes)
+{
+    public ColumnSchema? FindColumn(string name) => Columns.FirstOrDefault(c => c.Name == name);
+
+    /// <summary>Loads and validates the schema in <paramref name="path"/>; errors name the file and the field.</summary>
+    public static TableSchema Load(string path)
+    {
+        TableSchemaFile? file;
+        try
+        {
+            using var stream = File.OpenRead(path);
+            file = JsonSerializer.Deserialize(stream, TableSchemaJson.Default.TableSchemaFile);
+        }
+        catch (JsonException ex)
+        {
+            throw new ConfigurationErrorException(path, ex.LineNumber + 1, ex.Path, $"invalid table schema JSON: {ex.Message}");
+        }
+
+        if (file is null)
+        {
+            throw new ConfigurationErrorException(path, null, "$", "the file is empty");
+        }
+
+        return file.ToSchema(path);
+    }
+
+    /// <summary>Loads every <c>*.json</c> schema in <paramref name="directory"/>, ordered by table name.</summary>
+    public static IReadOnlyList<TableSchema> LoadDirectory(string directory)
+    {
+        if (!Directory.Exists(directory))
+        {
+            throw new ConfigurationErrorException(directory, null, null, "the schema folder does not exist");
+        }
+
+        return [.. Directory.EnumerateFiles(directory, "*.json").Order(StringComparer.Ordinal).Select(Load).OrderBy(s => s.Name, StringComparer.Ordinal)];
+    }
+
+    internal sealed class TableSchemaFile
+    {
+        [JsonPropertyName("table")]
+        public string? Table { get; set; }
+
+        [JsonPropertyName("description")]
+        public string? Description { get; set; }
+
+        [JsonPropertyName("columns")]
+        public List<ColumnFile>? Columns { get; set; }
+
+        [JsonPropertyName("primary_key")]
+        public List<string>? PrimaryKey { get; set; }
+
+        [JsonPropertyName("unique")]
+        public List<List<string>>? Unique { get; set; }
+
+        [JsonPropertyName("indexes")]
+        public List<List<string>>? Indexes { get; set; }
+
+        public TableSchema ToSchema(string path)
+        {
+            if (!SqlIdentifier.IsValid(Table))
+            {
+                throw new ConfigurationErrorException(path, null, "table", $"'{Table}' is not a valid table name ({SqlIdentifier.Pattern})");
+            }
+
+            if (Columns is null || Columns.Count == 0)
+            {
+                throw new ConfigurationErrorException(path, null, "columns", "a table needs at least one column");
+            }
+
+            var columns = new List<ColumnSchema>();
+            for (var i = 0; i < Columns.Count; i++)
+            {
+                var c = Columns[i];
+                var where = $"columns[{i}]";
+                if (!SqlIdentifier.IsValid(c.Name))
+                {
+                    throw new ConfigurationErrorException(path, null, $"{where}.name", $"'{c.Name}' is not a valid column name ({SqlIdentifier.Pattern})");
+                }
+
+                if (columns.Any(x => x.Name == c.Name))
+                {
+                    throw new ConfigurationErrorException(path, null, $"{where}.name", $"column '{c.Name}' is declared twice");
+                }
+
+                if (!Enum.TryParse<ColumnType>(c.Type, ignoreCase: true, out var type) || int.TryParse(c.Type, out _))
+                {
+                    throw new ConfigurationErrorException(path, null, $"{where}.type", $"'{c.Type}' is not a column type; expected one of {string.Join(", ", Enum.GetNames<ColumnType>().Select(n => n.ToUpperInvariant()))}");
+                }
+
+                var mode = c.Mode ?? "NULLABLE";
+                if (mode is not ("NULLABLE" or "REQUIRED"))
+                {
+                    throw new ConfigurationErrorException(path, null, $"{where}.mode", $"'{mode}' is not a mode; expected NULLABLE or REQUIRED");
+                }
+
+                columns.Add(new ColumnSchema(c.Name!, type, mode == "REQUIRED", c.Description));
+            }
+
+            IReadOnlyList<string> CheckKey(List<string> key, string where)
+            {
+                foreach (var name in key)
+                {
+                    if (columns.All(c => c.Name != name))
+                    {
+                        throw new ConfigurationErrorException(path, null, where, $"'{name}' is not a column of {Table}");
+                    }
+                }
+
+                return key;
+            }
+
+            return new TableSchema(
+                Table!,
+                Description,
+                columns,
+                CheckKey(PrimaryKey ?? [], "primary_key"),
+                [.. (Unique ?? []).Select((k, i) => CheckKey(k, $"unique[{i}]"))],
+                [.. (Indexes ?? []).Select((k, i) => CheckKey(k, $"indexes[{i}]"))]);
+        }
+    }
+
+    internal sealed class ColumnFile
+    {
+        [JsonPropertyName("name")]
+        public string? Name { get; set; }
+
+        [JsonPropertyName("type")]
+        public string? Type { get; set; }
+
+        [JsonPropertyName("mode")]
+        public string? Mode { get; set; }
+
+        [JsonPropertyName("description")]
+        public string? Description { get; set; }
+    }
+}
+
+[JsonSerializable(typeof(TableSchema.TableSchemaFile))]
+[JsonSourceGenerationOptions(UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, ReadCommentHandling = JsonCommentHandling.Skip)]
+internal sealed partial class TableSchemaJson : JsonSerializerContext;

@@ -1,0 +1,24 @@
+using Convergence.Core.Pipelines;
+using Convergence.Processors.Setup;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace Convergence.Processors;
+
+/// <summary>Registers processors by <c>ps_type</c>.</summary>
+public static class ProcessorServiceCollectionExtensions
+{
+    public static IServiceCollection AddProcessor<TProcessor>(this IServiceCollection services)
+        where TProcessor : class, IProcessor
+    {
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IProcessor, TProcessor>());
+        return services;
+    }
+
+    /// <summary>Adds every processor this assembly provides.</summary>
+    public static IServiceCollection AddConvergenceProcessors(this IServiceCollection services) =>
+        services
+            .AddProcessor<BootstrapProcessor>()
+            .AddProcessor<DryRunProcessor>()
+            .AddProcessor<OnboardingProcessor>();
+}

@@ -1,0 +1,68 @@
+using Convergence.Core.Organizations;
+using Microsoft.Data.Sqlite;
+
+namespace Convergence.Storage.Sqlite;
+
+/// <summary>Where the embedded adapter keeps its files: one SQLite database per dataset under the data folder.</summary>
+public sealed class SqliteDatasetFiles
+{
+    public SqliteDatasetFiles(string dataDirectory)
+    {
+        DataDirectory = Path.GetFullPath(dataDirectory);
+        DatasetsDirectory = Path.Combine(DataDirectory, "datasets");
+        Directory.CreateDirectory(DatasetsDirectory);
+    }
+
+    public string DataDirectory { get; }
+
+    public string DatasetsDirectory { get; }
+
+    public string PathOf(DatasetRef dataset) => Path.Combine(DatasetsDirectory, dataset.Name + ".sqlite");
+
+    public string ConnectionString(DatasetRef dataset, SqliteOpenMode mode = SqliteOpenMode.ReadWrite) =>
+        new SqliteConnectionStringBuilder
+        {
+            DataSource = PathOf(dataset),
+            Mode = mode,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString();
+
+    /// <summary>Opens a connection; <see cref="SqliteOpenMode.ReadWriteCreate"/> creates the file, in WAL mode.</summary>
+    public async Task<SqliteConnection> OpenAsync(DatasetRef dataset, CancellationToken cancellationToken, SqliteOpenMode mode = SqliteOpenMode.ReadWrite)
+    {
+        var connection = new SqliteConnection(ConnectionString(dataset, mode));
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
+            if (mode == SqliteOpenMode.ReadWriteCreate)
+            {
+                await using var pragma = connection.CreateCommand();
+                pragma.CommandText = "PRAGMA journal_mode=WAL;";
+                await pragma.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Deletes the dataset's files after closing pooled connections to them.</summary>
+    public void Delete(DatasetRef dataset)
+    {
+        var path = PathOf(dataset);
+        using (var connection = new SqliteConnection(ConnectionString(dataset)))
+        {
+            SqliteConnection.ClearPool(connection);
+        }
+
+        foreach (var file in new[] { path, path + "-wal", path + "-shm", path + "-journal" })
+        {
+            File.Delete(file);
+        }
+    }
+}

@@ -1,0 +1,134 @@
+using Convergence.Core.Organizations;
+using Convergence.Core.Storage;
+using Dapper;
+using Microsoft.Data.Sqlite;
+
+namespace Convergence.Storage.Sqlite;
+
+/// <summary>The embedded warehouse: one SQLite file per dataset.</summary>
+internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
+{
+    public string Kind => "sqlite";
+
+    public Task<bool> DatasetExistsAsync(DatasetRef dataset, CancellationToken cancellationToken) =>
+        Task.FromResult(File.Exists(files.PathOf(dataset)));
+
+    public async Task<bool> CreateDatasetAsync(DatasetRef dataset, CancellationToken cancellationToken)
+    {
+        if (File.Exists(files.PathOf(dataset)))
+        {
+            return false;
+        }
+
+        await using var connection = await files.OpenAsync(dataset, cancellationToken, SqliteOpenMode.ReadWriteCreate);
+        return true;
+    }
+
+    public Task DropDatasetAsync(DatasetRef dataset, CancellationToken cancellationToken)
+    {
+        files.Delete(dataset);
+        return Task.CompletedTask;
+    }
+
+    public async Task<IReadOnlyList<string>> ListTablesAsync(DatasetRef dataset, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenExistingAsync(dataset, cancellationToken);
+        var tables = await connection.QueryAsync<string>(new CommandDefinition(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name", cancellationToken: cancellationToken));
+        return [.. tables];
+    }
+
+    public async Task<bool> EnsureTableAsync(DatasetRef dataset, TableSchema schema, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenExistingAsync(dataset, cancellationToken);
+        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+        var exists = await TableExistsAsync(connection, transaction, schema.Name, cancellationToken);
+        if (!exists)
+        {
+            foreach (var statement in SqliteSchema.CreateStatements(schema))
+            {
+                await connection.ExecuteAsync(new CommandDefinition(statement, transaction: transaction, cancellationToken: cancellationToken));
+            }
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return !exists;
+    }
+
+    public async Task DropTableAsync(DatasetRef dataset, string table, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenExistingAsync(dataset, cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition($"DROP TABLE IF EXISTS {SqliteSchema.Quote(table)}", cancellationToken: cancellationToken));
+    }
+
+    public async Task<long> InsertRowsAsync(DatasetRef dataset, TableSchema schema, IEnumerable<IReadOnlyDictionary<string, object?>> rows, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenExistingAsync(dataset, cancellationToken);
+        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = $"INSERT INTO {SqliteSchema.Quote(schema.Name)} ({string.Join(", ", schema.Columns.Select(c => SqliteSchema.Quote(c.Name)))}) " +
+                              $"VALUES ({string.Join(", ", schema.Columns.Select((_, i) => "$p" + i))})";
+        var parameters = schema.Columns.Select((_, i) => command.Parameters.Add(new SqliteParameter("$p" + i, null))).ToArray();
+        long count = 0;
+        foreach (var row in rows)
+        {
+            foreach (var key in row.Keys)
+            {
+                if (schema.FindColumn(key) is null)
+                {
+                    throw new ArgumentException($"Table {schema.Name} has no column '{key}'.");
+                }
+            }
+
+            for (var i = 0; i < schema.Columns.Count; i++)
+            {
+                var column = schema.Columns[i];
+                parameters[i].Value = SqliteSchema.ToDb(row.TryGetValue(column.Name, out var v) ? v : null, column.Type, column.Name);
+            }
+
+            count += await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return count;
+    }
+
+    public async Task<long> CountRowsAsync(DatasetRef dataset, string table, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenExistingAsync(dataset, cancellationToken);
+        return await connection.ExecuteScalarAsync<long>(new CommandDefinition($"SELECT COUNT(*) FROM {SqliteSchema.Quote(table)}", cancellationToken: cancellationToken));
+    }
+
+    public Task<WarehouseProbe> ProbeAsync(CancellationToken cancellationToken)
+    {
+        // Writable means a new dataset file can be created here; probe with a uniquely named file and remove it.
+        var probe = Path.Combine(files.DatasetsDirectory, $".probe-{Guid.NewGuid():N}");
+        try
+        {
+            using (File.Create(probe, 1, FileOptions.DeleteOnClose))
+            {
+            }
+
+            return Task.FromResult(new WarehouseProbe(true, true, null));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return Task.FromResult(new WarehouseProbe(Directory.Exists(files.DatasetsDirectory), false, $"cannot write to {files.DatasetsDirectory}: {ex.Message}"));
+        }
+    }
+
+    internal static async Task<bool> TableExistsAsync(SqliteConnection connection, SqliteTransaction? transaction, string table, CancellationToken cancellationToken) =>
+        await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = @table", new { table }, transaction, cancellationToken: cancellationToken)) > 0;
+
+    private async Task<SqliteConnection> OpenExistingAsync(DatasetRef dataset, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(files.PathOf(dataset)))
+        {
+            throw new InvalidOperationException($"Dataset '{dataset.Name}' does not exist.");
+        }
+
+        return await files.OpenAsync(dataset, cancellationToken);
+    }
+}
