@@ -142,20 +142,24 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
 
     public async Task<OrgOverview?> GetOrganizationOverviewAsync(OrgSlug org, DateOnly usageDate, CancellationToken cancellationToken)
     {
+        // One round trip: this read sits behind every authenticated GET of an org.
         await using var connection = await OpenAsync(cancellationToken);
-        var args = new { org = org.Value, date = usageDate.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture) };
-        var profile = await connection.QuerySingleOrDefaultAsync<ProfileRow>(new CommandDefinition(
-            "SELECT * FROM org_profiles WHERE org_slug = @org", args, cancellationToken: cancellationToken));
-        if (profile is null)
-        {
-            return null;
-        }
-
-        var subscription = await connection.QuerySingleOrDefaultAsync<SubscriptionRow>(new CommandDefinition(
-            "SELECT * FROM org_subscriptions WHERE org_slug = @org", args, cancellationToken: cancellationToken));
-        var quota = await connection.QuerySingleOrDefaultAsync<QuotaRow>(new CommandDefinition(
-            "SELECT * FROM org_usage_quotas WHERE org_slug = @org ORDER BY usage_date DESC LIMIT 1", args, cancellationToken: cancellationToken));
-        return new OrgOverview(profile.ToRecord(), subscription?.ToRecord(), quota?.ToRecord(usageDate));
+        var rows = await connection.QueryAsync<ProfileRow, SubscriptionRow, QuotaRow, OrgOverview>(
+            new CommandDefinition(
+                """
+                SELECT p.org_slug, p.company_name, p.admin_email, p.status, p.subscription_plan, p.dataset_id, p.created_at, p.updated_at,
+                       s.plan_name, s.org_slug, s.status, s.daily_limit, s.monthly_limit, s.concurrent_limit, s.trial_ends_at, s.subscription_start, s.updated_at,
+                       q.usage_date, q.org_slug, q.pipelines_run_today, q.pipelines_run_month, q.concurrent_running, q.last_reset_daily, q.last_reset_monthly
+                FROM org_profiles p
+                LEFT JOIN org_subscriptions s ON s.org_slug = p.org_slug
+                LEFT JOIN (SELECT * FROM org_usage_quotas WHERE org_slug = @org ORDER BY usage_date DESC LIMIT 1) q ON q.org_slug = p.org_slug
+                WHERE p.org_slug = @org
+                """,
+                new { org = org.Value },
+                cancellationToken: cancellationToken),
+            (profile, subscription, quota) => new OrgOverview(profile.ToRecord(), subscription?.ToRecord(), quota?.ToRecord(usageDate)),
+            splitOn: "plan_name,usage_date");
+        return rows.SingleOrDefault();
     }
 
     public async Task<IReadOnlyList<ApiKeyRecord>> ListApiKeysAsync(OrgSlug org, CancellationToken cancellationToken)
