@@ -45,6 +45,11 @@ public sealed class ApiKeyAuthenticator : IDisposable
         if (!_cache.TryGetValue(hash, out CachedKey? cached) || cached is null || cached.ExpiresAt <= now || cached.Generation != Generation(key.Org))
         {
             var generation = Generation(key.Org);
+            if (!await _store.IsBootstrappedAsync(cancellationToken))
+            {
+                return ApiKeyCheck.Rejected("The API key is not valid.");
+            }
+
             var lookup = await _store.FindApiKeyByHashAsync(hash, cancellationToken);
             if (lookup is null || lookup.Key.OrgSlug != key.Org)
             {

@@ -114,6 +114,22 @@ public static partial class ConvergenceServiceExtensions
         {
             document.Info.Title = "Convergence API";
             document.Info.Description = "Multi-tenant FinOps pipelines. Root routes take X-CA-Root-Key; org routes take X-API-Key and {org_slug} must be the key's org.";
+            document.Components ??= new Microsoft.OpenApi.OpenApiComponents();
+            document.Components.SecuritySchemes ??= new Dictionary<string, Microsoft.OpenApi.IOpenApiSecurityScheme>();
+            document.Components.SecuritySchemes["RootKey"] = new Microsoft.OpenApi.OpenApiSecurityScheme
+            {
+                Type = Microsoft.OpenApi.SecuritySchemeType.ApiKey,
+                In = Microsoft.OpenApi.ParameterLocation.Header,
+                Name = ConvergenceAuth.RootKeyHeader,
+                Description = "Platform root key (CA_ROOT_API_KEY): bootstrap, onboarding, org administration.",
+            };
+            document.Components.SecuritySchemes["OrgApiKey"] = new Microsoft.OpenApi.OpenApiSecurityScheme
+            {
+                Type = Microsoft.OpenApi.SecuritySchemeType.ApiKey,
+                In = Microsoft.OpenApi.ParameterLocation.Header,
+                Name = ConvergenceAuth.ApiKeyHeader,
+                Description = "Org API key ({org_slug}_api_...): routes under that org only.",
+            };
             return Task.CompletedTask;
         }));
         return services;

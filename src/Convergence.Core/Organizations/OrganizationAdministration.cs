@@ -19,9 +19,20 @@ public sealed class OrganizationAdministration(
     /// <summary>The longest overlap a rotation may give the old keys.</summary>
     public static readonly TimeSpan MaxGracePeriod = TimeSpan.FromDays(30);
 
-    public async Task<OrgOverview> GetAsync(OrgSlug org, CancellationToken cancellationToken) =>
-        await store.GetOrganizationOverviewAsync(org, Today(), cancellationToken)
-        ?? throw new ResourceNotFoundException("Organization", org.Value);
+    public async Task<OrgOverview> GetAsync(OrgSlug org, CancellationToken cancellationToken)
+    {
+        if (!await store.IsBootstrappedAsync(cancellationToken))
+        {
+            throw BootstrapRequired();
+        }
+
+        return await store.GetOrganizationOverviewAsync(org, Today(), cancellationToken)
+            ?? throw new ResourceNotFoundException("Organization", org.Value);
+    }
+
+    /// <summary>The error for any org operation before bootstrap.</summary>
+    public static ConflictException BootstrapRequired() =>
+        new("Bootstrap required", "The platform has not been bootstrapped: POST /api/v1/admin/bootstrap first.");
 
     public async Task<OrgOverview> UpdateAsync(OrgSlug org, string? planName, string? status, Actor actor, CancellationToken cancellationToken)
     {

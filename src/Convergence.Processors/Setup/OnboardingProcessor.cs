@@ -38,7 +38,7 @@ internal sealed class OnboardingProcessor(
 
         if (!await store.IsBootstrappedAsync(cancellationToken))
         {
-            throw new ConflictException("Bootstrap required", "The platform has not been bootstrapped: POST /api/v1/admin/bootstrap first.");
+            throw OrganizationAdministration.BootstrapRequired();
         }
 
         var org = OrgSlug.From(request.OrgSlug!);
