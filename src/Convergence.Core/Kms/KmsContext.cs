@@ -9,8 +9,14 @@ namespace Convergence.Core.Kms;
 /// </summary>
 public sealed record KmsContext(OrgSlug? Org, string Purpose, string SubjectId)
 {
-    public byte[] ToAssociatedData() =>
-        Encoding.UTF8.GetBytes($"convergence/v1|org={Org?.Value ?? "-"}|purpose={Purpose}|id={SubjectId}");
+    /// <summary>
+    /// The associated data: each field length-prefixed, so no choice of values can make two contexts encode alike.
+    /// </summary>
+    public byte[] ToAssociatedData()
+    {
+        static string Field(string name, string value) => $"{name}:{value.Length}:{value}";
+        return Encoding.UTF8.GetBytes($"convergence/v1|{Field("org", Org?.Value ?? string.Empty)}|{Field("purpose", Purpose)}|{Field("id", SubjectId)}");
+    }
 
     public static KmsContext ForOrgApiKey(OrgSlug org, string keyId) => new(org, "org_api_key", keyId);
 }

@@ -186,7 +186,10 @@ public sealed class LocalKeyRing : IKeyManagementService
     private static (int Version, byte[] Wrapped, byte[] Payload) Split(string ciphertext)
     {
         var parts = ciphertext.Split('.');
-        if (parts.Length != 4 || parts[0] != FormatTag || !int.TryParse(parts[1], out var version))
+        // The version must be spelled canonically ("1", not "01" or "+1"): one ciphertext, one spelling.
+        if (parts.Length != 4 || parts[0] != FormatTag
+            || !int.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var version)
+            || parts[1] != version.ToString(System.Globalization.CultureInfo.InvariantCulture))
         {
             throw new KmsDecryptionException("The ciphertext is not in the local key ring format.");
         }
@@ -233,7 +236,7 @@ public sealed class LocalKeyRing : IKeyManagementService
             throw new InvalidOperationException($"The key ring file {path} is not valid JSON: {ex.Message}", ex);
         }
 
-        if (file is null || file.Keys.Count == 0 || file.Find(file.Primary) is null || file.Keys.Any(k => k.Material.Length != KeySize))
+        if (file?.Keys is null || file.Keys.Count == 0 || file.Keys.Any(k => k?.Material is not { Length: KeySize }) || file.Find(file.Primary) is null)
         {
             throw new InvalidOperationException($"The key ring file {path} is damaged: it needs 256-bit keys and a primary version that exists.");
         }

@@ -17,7 +17,7 @@ public sealed class PipelineCatalog
 
     public PipelineCatalog(string configsRoot)
     {
-        ConfigsRoot = Path.GetFullPath(configsRoot);
+        ConfigsRoot = Path.TrimEndingDirectorySeparator(Path.GetFullPath(configsRoot));
         if (!Directory.Exists(ConfigsRoot))
         {
             throw new ConfigurationErrorException(ConfigsRoot, null, null, "the configs folder does not exist (set CONVERGENCE_CONFIGS_DIR)");

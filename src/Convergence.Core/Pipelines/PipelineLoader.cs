@@ -64,6 +64,11 @@ public static class PipelineLoader
         {
             var s = file.Steps[i];
             var where = $"steps[{i}]";
+            if (s is null)
+            {
+                throw new ConfigurationErrorException(sourceFile, null, where, "a step must be a mapping with step_id and ps_type");
+            }
+
             if (string.IsNullOrWhiteSpace(s.StepId))
             {
                 throw new ConfigurationErrorException(sourceFile, null, $"{where}.step_id", "step_id is required");

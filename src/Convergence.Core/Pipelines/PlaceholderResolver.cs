@@ -56,8 +56,9 @@ public sealed class PlaceholderResolver(IReadOnlyDictionary<string, string> valu
     public object? ResolveValue(object? value, string field) => value switch
     {
         string s => Resolve(s, field),
-        IDictionary<object, object?> map => map.ToDictionary(kv => Convert.ToString(kv.Key, System.Globalization.CultureInfo.InvariantCulture)!, kv => ResolveValue(kv.Value, $"{field}.{kv.Key}")),
-        IDictionary<string, object?> map => map.ToDictionary(kv => kv.Key, kv => ResolveValue(kv.Value, $"{field}.{kv.Key}")),
+        System.Collections.IDictionary map => map.Keys.Cast<object>().ToDictionary(
+            k => Convert.ToString(k, System.Globalization.CultureInfo.InvariantCulture)!,
+            k => ResolveValue(map[k], $"{field}.{k}")),
         IEnumerable<object?> list => list.Select((item, index) => ResolveValue(item, $"{field}[{index}]")).ToList(),
         _ => value,
     };

@@ -103,6 +103,11 @@ public sealed record TableSchema(
             {
                 var c = Columns[i];
                 var where = $"columns[{i}]";
+                if (c is null)
+                {
+                    throw new ConfigurationErrorException(path, null, where, "a column must be an object with name and type");
+                }
+
                 if (!SqlIdentifier.IsValid(c.Name))
                 {
                     throw new ConfigurationErrorException(path, null, $"{where}.name", $"'{c.Name}' is not a valid column name ({SqlIdentifier.Pattern})");
@@ -113,7 +118,9 @@ public sealed record TableSchema(
                     throw new ConfigurationErrorException(path, null, $"{where}.name", $"column '{c.Name}' is declared twice");
                 }
 
-                if (!Enum.TryParse<ColumnType>(c.Type, ignoreCase: true, out var type) || int.TryParse(c.Type, out _))
+                // Exact names only: Enum.TryParse would also take numbers and comma-separated lists.
+                var typeName = Enum.GetNames<ColumnType>().FirstOrDefault(n => string.Equals(n, c.Type, StringComparison.OrdinalIgnoreCase));
+                if (typeName is null)
                 {
                     throw new ConfigurationErrorException(path, null, $"{where}.type", $"'{c.Type}' is not a column type; expected one of {string.Join(", ", Enum.GetNames<ColumnType>().Select(n => n.ToUpperInvariant()))}");
                 }
@@ -124,11 +131,16 @@ public sealed record TableSchema(
                     throw new ConfigurationErrorException(path, null, $"{where}.mode", $"'{mode}' is not a mode; expected NULLABLE or REQUIRED");
                 }
 
-                columns.Add(new ColumnSchema(c.Name!, type, mode == "REQUIRED", c.Description));
+                columns.Add(new ColumnSchema(c.Name!, Enum.Parse<ColumnType>(typeName), mode == "REQUIRED", c.Description));
             }
 
-            IReadOnlyList<string> CheckKey(List<string> key, string where)
+            IReadOnlyList<string> CheckKey(List<string>? key, string where)
             {
+                if (key is null || key.Count == 0)
+                {
+                    throw new ConfigurationErrorException(path, null, where, "a key must be a non-empty list of column names");
+                }
+
                 foreach (var name in key)
                 {
                     if (columns.All(c => c.Name != name))
@@ -144,7 +156,7 @@ public sealed record TableSchema(
                 Table!,
                 Description,
                 columns,
-                CheckKey(PrimaryKey ?? [], "primary_key"),
+                PrimaryKey is null ? [] : CheckKey(PrimaryKey, "primary_key"),
                 [.. (Unique ?? []).Select((k, i) => CheckKey(k, $"unique[{i}]"))],
                 [.. (Indexes ?? []).Select((k, i) => CheckKey(k, $"indexes[{i}]"))]);
         }
@@ -167,5 +179,5 @@ public sealed record TableSchema(
 }
 
 [JsonSerializable(typeof(TableSchema.TableSchemaFile))]
-[JsonSourceGenerationOptions(UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, ReadCommentHandling = JsonCommentHandling.Skip)]
+[JsonSourceGenerationOptions(UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, ReadCommentHandling = JsonCommentHandling.Skip, AllowDuplicateProperties = false)]
 internal sealed partial class TableSchemaJson : JsonSerializerContext;
