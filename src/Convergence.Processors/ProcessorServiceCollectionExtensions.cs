@@ -1,4 +1,6 @@
 using Convergence.Core.Pipelines;
+using Convergence.Processors.Flow;
+using Convergence.Processors.Gcp;
 using Convergence.Processors.Setup;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -20,5 +22,7 @@ public static class ProcessorServiceCollectionExtensions
         services
             .AddProcessor<BootstrapProcessor>()
             .AddProcessor<DryRunProcessor>()
-            .AddProcessor<OnboardingProcessor>();
+            .AddProcessor<OnboardingProcessor>()
+            .AddProcessor<BigQueryEtlProcessor>()
+            .AddProcessor<NoopProcessor>();
 }

@@ -208,13 +208,22 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
         await connection.ExecuteAsync(new CommandDefinition(
             """
             INSERT INTO org_meta_pipeline_runs (pipeline_logging_id, org_slug, pipeline_id, pipeline_path, "trigger", triggered_by, org_api_key_id,
-                request_id, status, parameters, resolved_config, start_time, end_time, duration_ms, error_class, error_message, attempt, created_at)
+                request_id, status, parameters, resolved_config, start_time, end_time, duration_ms, error_class, error_message,
+                idempotency_key, worker_id, heartbeat_at, cancel_requested_at, attempt, created_at)
             VALUES (@PipelineLoggingId, @Org, @PipelineId, @PipelinePath, @Trigger, @TriggeredBy, @OrgApiKeyId,
-                @RequestId, @Status, @Parameters, @ResolvedConfig, @StartTime, @EndTime, @DurationMs, @ErrorClass, @ErrorMessage, @Attempt, @CreatedAt)
+                @RequestId, @Status, @Parameters, @ResolvedConfig, @StartTime, @EndTime, @DurationMs, @ErrorClass, @ErrorMessage,
+                @IdempotencyKey, @WorkerId, @HeartbeatAt, NULL, @Attempt, @CreatedAt)
             ON CONFLICT (pipeline_logging_id) DO UPDATE SET status = excluded.status, resolved_config = excluded.resolved_config,
                 start_time = excluded.start_time, end_time = excluded.end_time, duration_ms = excluded.duration_ms,
-                error_class = excluded.error_class, error_message = excluded.error_message, attempt = excluded.attempt
+                error_class = excluded.error_class, error_message = excluded.error_message, attempt = excluded.attempt,
+                pipeline_id = excluded.pipeline_id, worker_id = excluded.worker_id, heartbeat_at = excluded.heartbeat_at
+            WHERE org_meta_pipeline_runs.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
             """,
+            RunArgs(run),
+            cancellationToken: cancellationToken));
+    }
+
+    private static object RunArgs(PipelineRunRecord run) =>
             new
             {
                 run.PipelineLoggingId,
@@ -235,8 +244,171 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
                 run.ErrorMessage,
                 run.Attempt,
                 CreatedAt = SqliteSchema.Timestamp(run.CreatedAt),
+                run.IdempotencyKey,
+                run.WorkerId,
+                HeartbeatAt = SqliteSchema.Timestamp(run.HeartbeatAt),
+            };
+
+    public async Task CreateRunAsync(PipelineRunRecord run, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        try
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                """
+                INSERT INTO org_meta_pipeline_runs (pipeline_logging_id, org_slug, pipeline_id, pipeline_path, "trigger", triggered_by, org_api_key_id,
+                    request_id, status, parameters, resolved_config, start_time, end_time, duration_ms, error_class, error_message,
+                    idempotency_key, worker_id, heartbeat_at, cancel_requested_at, attempt, created_at)
+                VALUES (@PipelineLoggingId, @Org, @PipelineId, @PipelinePath, @Trigger, @TriggeredBy, @OrgApiKeyId,
+                    @RequestId, @Status, @Parameters, @ResolvedConfig, @StartTime, @EndTime, @DurationMs, @ErrorClass, @ErrorMessage,
+                    @IdempotencyKey, @WorkerId, @HeartbeatAt, NULL, @Attempt, @CreatedAt)
+                """,
+                RunArgs(run),
+                cancellationToken: cancellationToken));
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode == 19)
+        {
+            throw new DuplicateRowException("org_meta_pipeline_runs", ex);
+        }
+    }
+
+    public async Task<PipelineRunRecord?> FindRunAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<RunRow>(new CommandDefinition(
+            "SELECT * FROM org_meta_pipeline_runs WHERE pipeline_logging_id = @pipelineLoggingId AND (@org IS NULL OR org_slug = @org)",
+            new { pipelineLoggingId, org = org?.Value }, cancellationToken: cancellationToken));
+        return row?.ToRecord();
+    }
+
+    public async Task<PipelineRunRecord?> FindRunByIdempotencyKeyAsync(OrgSlug org, string idempotencyKey, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<RunRow>(new CommandDefinition(
+            "SELECT * FROM org_meta_pipeline_runs WHERE org_slug = @org AND idempotency_key = @idempotencyKey",
+            new { org = org.Value, idempotencyKey }, cancellationToken: cancellationToken));
+        return row?.ToRecord();
+    }
+
+    public async Task<RunPage> ListRunsAsync(RunQuery query, CancellationToken cancellationToken)
+    {
+        var (afterCreated, afterId) = RunPageToken.Decode(query.PageToken);
+        await using var connection = await OpenAsync(cancellationToken);
+        var rows = (await connection.QueryAsync<RunRow>(new CommandDefinition(
+            """
+            SELECT * FROM org_meta_pipeline_runs
+            WHERE (@org IS NULL OR org_slug = @org)
+              AND (@status IS NULL OR status = @status)
+              AND (@pipeline IS NULL OR pipeline_path = @pipeline OR pipeline_id = @pipeline)
+              AND (@since IS NULL OR created_at >= @since)
+              AND (@afterCreated IS NULL OR created_at < @afterCreated OR (created_at = @afterCreated AND pipeline_logging_id < @afterId))
+            ORDER BY created_at DESC, pipeline_logging_id DESC
+            LIMIT @take
+            """,
+            new
+            {
+                org = query.Org?.Value, status = query.Status, pipeline = query.Pipeline, since = SqliteSchema.Timestamp(query.Since),
+                afterCreated, afterId, take = query.Limit + 1,
+            },
+            cancellationToken: cancellationToken))).ToList();
+        var page = rows.Take(query.Limit).Select(r => r.ToRecord()).ToList();
+        var next = rows.Count > query.Limit ? RunPageToken.Encode(rows[query.Limit - 1].created_at, rows[query.Limit - 1].pipeline_logging_id) : null;
+        return new RunPage(page, next);
+    }
+
+    public async Task<IReadOnlyList<StepLogRecord>> ListStepsAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<StepRow>(new CommandDefinition(
+            "SELECT * FROM org_meta_step_logs WHERE pipeline_logging_id = @pipelineLoggingId AND (@org IS NULL OR org_slug = @org) ORDER BY step_logging_id",
+            new { pipelineLoggingId, org = org?.Value }, cancellationToken: cancellationToken));
+        return [.. rows.Select(r => r.ToRecord())];
+    }
+
+    public async Task SaveDqResultAsync(DqResultRecord r, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO org_meta_dq_results (dq_result_id, pipeline_logging_id, step_logging_id, org_slug, table_name, check_name, severity, status,
+                observed_value, threshold, failing_sample, created_at)
+            VALUES (@DqResultId, @PipelineLoggingId, @StepLoggingId, @org, @TableName, @CheckName, @Severity, @Status,
+                @ObservedValue, @Threshold, @FailingSample, @created)
+            """,
+            new
+            {
+                r.DqResultId, r.PipelineLoggingId, r.StepLoggingId, org = r.OrgSlug?.Value ?? "-", r.TableName, r.CheckName, r.Severity, r.Status,
+                r.ObservedValue, r.Threshold, r.FailingSample, created = SqliteSchema.Timestamp(r.CreatedAt),
             },
             cancellationToken: cancellationToken));
+    }
+
+    public async Task<IReadOnlyList<DqResultRecord>> ListDqResultsAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<DqRow>(new CommandDefinition(
+            "SELECT * FROM org_meta_dq_results WHERE pipeline_logging_id = @pipelineLoggingId AND (@org IS NULL OR org_slug = @org) ORDER BY created_at, dq_result_id",
+            new { pipelineLoggingId, org = org?.Value }, cancellationToken: cancellationToken));
+        return [.. rows.Select(r => r.ToRecord())];
+    }
+
+    public async Task<PipelineRunRecord?> RequestCancelAsync(string pipelineLoggingId, OrgSlug? org, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        await using (var connection = await OpenAsync(cancellationToken))
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                """
+                UPDATE org_meta_pipeline_runs SET cancel_requested_at = COALESCE(cancel_requested_at, @at)
+                WHERE pipeline_logging_id = @pipelineLoggingId AND (@org IS NULL OR org_slug = @org) AND status IN ('PENDING', 'RUNNING')
+                """,
+                new { pipelineLoggingId, org = org?.Value, at = SqliteSchema.Timestamp(at) },
+                cancellationToken: cancellationToken));
+        }
+
+        return await FindRunAsync(pipelineLoggingId, org, cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<string>> HeartbeatAsync(string workerId, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE org_meta_pipeline_runs SET heartbeat_at = @at WHERE worker_id = @workerId AND status IN ('PENDING', 'RUNNING')",
+            new { workerId, at = SqliteSchema.Timestamp(at) },
+            cancellationToken: cancellationToken));
+        var cancelled = await connection.QueryAsync<string>(new CommandDefinition(
+            "SELECT pipeline_logging_id FROM org_meta_pipeline_runs WHERE worker_id = @workerId AND status IN ('PENDING', 'RUNNING') AND cancel_requested_at IS NOT NULL",
+            new { workerId },
+            cancellationToken: cancellationToken));
+        return [.. cancelled];
+    }
+
+    public async Task<int> FailAbandonedRunsAsync(DateTimeOffset staleBefore, DateTimeOffset at, string reason, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+        var args = new { stale = SqliteSchema.Timestamp(staleBefore), at = SqliteSchema.Timestamp(at), reason };
+        var ids = (await connection.QueryAsync<string>(new CommandDefinition(
+            "SELECT pipeline_logging_id FROM org_meta_pipeline_runs WHERE status IN ('PENDING', 'RUNNING') AND (heartbeat_at IS NULL OR heartbeat_at < @stale)",
+            args, transaction, cancellationToken: cancellationToken))).ToList();
+        if (ids.Count > 0)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                """
+                UPDATE org_meta_pipeline_runs SET status = 'FAILED', end_time = @at, error_class = 'RunAbandoned', error_message = @reason
+                WHERE pipeline_logging_id IN @ids AND status IN ('PENDING', 'RUNNING')
+                """,
+                new { args.at, args.reason, ids }, transaction, cancellationToken: cancellationToken));
+            await connection.ExecuteAsync(new CommandDefinition(
+                """
+                UPDATE org_meta_step_logs SET status = CASE status WHEN 'RUNNING' THEN 'FAILED' ELSE 'SKIPPED' END, end_time = @at,
+                    error_class = CASE status WHEN 'RUNNING' THEN 'RunAbandoned' ELSE NULL END, error_message = CASE status WHEN 'RUNNING' THEN @reason ELSE NULL END
+                WHERE pipeline_logging_id IN @ids AND status IN ('PENDING', 'RUNNING')
+                """,
+                new { args.at, args.reason, ids }, transaction, cancellationToken: cancellationToken));
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return ids.Count;
     }
 
     public async Task SaveStepAsync(StepLogRecord step, CancellationToken cancellationToken)
@@ -369,6 +541,78 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
             audit_id, SqliteSchema.ParseTimestamp(occurred_at), actor_type, actor_key_id, user_id, action,
             org_slug is null ? null : OrgSlug.From(org_slug), request_id, outcome,
             details is null ? null : JsonSerializer.Deserialize<Dictionary<string, object?>>(details));
+    }
+    internal sealed class RunRow
+    {
+        public string pipeline_logging_id { get; set; } = "";
+        public string org_slug { get; set; } = "";
+        public string pipeline_id { get; set; } = "";
+        public string pipeline_path { get; set; } = "";
+        public string trigger { get; set; } = "";
+        public string? triggered_by { get; set; }
+        public string? org_api_key_id { get; set; }
+        public string? request_id { get; set; }
+        public string status { get; set; } = "";
+        public string? parameters { get; set; }
+        public string? resolved_config { get; set; }
+        public string? start_time { get; set; }
+        public string? end_time { get; set; }
+        public string? error_class { get; set; }
+        public string? error_message { get; set; }
+        public string? idempotency_key { get; set; }
+        public string? worker_id { get; set; }
+        public string? heartbeat_at { get; set; }
+        public string? cancel_requested_at { get; set; }
+        public long attempt { get; set; }
+        public string created_at { get; set; } = "";
+
+        public PipelineRunRecord ToRecord() => new(
+            pipeline_logging_id, org_slug == "-" ? null : OrgSlug.From(org_slug), pipeline_id, pipeline_path, trigger, triggered_by, org_api_key_id, request_id, status,
+            parameters is null ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(parameters) ?? [],
+            resolved_config, SqliteSchema.ParseTimestampOrNull(start_time), SqliteSchema.ParseTimestampOrNull(end_time), error_class, error_message, (int)attempt,
+            SqliteSchema.ParseTimestamp(created_at), idempotency_key, worker_id, SqliteSchema.ParseTimestampOrNull(heartbeat_at), SqliteSchema.ParseTimestampOrNull(cancel_requested_at));
+    }
+
+    internal sealed class StepRow
+    {
+        public string step_logging_id { get; set; } = "";
+        public string pipeline_logging_id { get; set; } = "";
+        public string org_slug { get; set; } = "";
+        public string step_id { get; set; } = "";
+        public string ps_type { get; set; } = "";
+        public string status { get; set; } = "";
+        public string? start_time { get; set; }
+        public string? end_time { get; set; }
+        public long? rows_processed { get; set; }
+        public long attempt { get; set; }
+        public string? metadata { get; set; }
+        public string? error_class { get; set; }
+        public string? error_message { get; set; }
+
+        public StepLogRecord ToRecord() => new(
+            step_logging_id, pipeline_logging_id, org_slug == "-" ? null : OrgSlug.From(org_slug), step_id, ps_type, status,
+            SqliteSchema.ParseTimestampOrNull(start_time), SqliteSchema.ParseTimestampOrNull(end_time), rows_processed, (int)attempt,
+            metadata is null ? null : JsonSerializer.Deserialize<Dictionary<string, object?>>(metadata), error_class, error_message);
+    }
+
+    internal sealed class DqRow
+    {
+        public string dq_result_id { get; set; } = "";
+        public string pipeline_logging_id { get; set; } = "";
+        public string? step_logging_id { get; set; }
+        public string org_slug { get; set; } = "";
+        public string table_name { get; set; } = "";
+        public string check_name { get; set; } = "";
+        public string severity { get; set; } = "";
+        public string status { get; set; } = "";
+        public string? observed_value { get; set; }
+        public string? threshold { get; set; }
+        public string? failing_sample { get; set; }
+        public string created_at { get; set; } = "";
+
+        public DqResultRecord ToRecord() => new(
+            dq_result_id, pipeline_logging_id, step_logging_id, org_slug == "-" ? null : OrgSlug.From(org_slug), table_name, check_name, severity, status,
+            observed_value, threshold, failing_sample, SqliteSchema.ParseTimestamp(created_at));
     }
 #pragma warning restore IDE1006, SA1300
 }

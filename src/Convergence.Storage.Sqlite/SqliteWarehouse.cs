@@ -61,37 +61,30 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
         await connection.ExecuteAsync(new CommandDefinition($"DROP TABLE IF EXISTS {SqliteSchema.Quote(table)}", cancellationToken: cancellationToken));
     }
 
-    public async Task<long> InsertRowsAsync(DatasetRef dataset, TableSchema schema, IEnumerable<IReadOnlyDictionary<string, object?>> rows, CancellationToken cancellationToken)
+    public async Task<IWarehouseWrite> BeginWriteAsync(DatasetRef dataset, TableSchema schema, WriteSpec spec, CancellationToken cancellationToken)
+    {
+        spec.Validate(schema);
+        var connection = await OpenExistingAsync(dataset, cancellationToken);
+        try
+        {
+            // BEGIN IMMEDIATE: the write lock is taken now, so the slice cannot change between delete and insert.
+            var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+            var write = new SqliteWarehouseWrite(connection, transaction, schema, spec);
+            await write.PrepareAsync(cancellationToken);
+            return write;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    public async Task<IReadOnlyList<IReadOnlyDictionary<string, object?>>> QueryAsync(DatasetRef dataset, SqlQuery query, int maxRows, CancellationToken cancellationToken)
     {
         await using var connection = await OpenExistingAsync(dataset, cancellationToken);
-        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
-        await using var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = $"INSERT INTO {SqliteSchema.Quote(schema.Name)} ({string.Join(", ", schema.Columns.Select(c => SqliteSchema.Quote(c.Name)))}) " +
-                              $"VALUES ({string.Join(", ", schema.Columns.Select((_, i) => "$p" + i))})";
-        var parameters = schema.Columns.Select((_, i) => command.Parameters.Add(new SqliteParameter("$p" + i, null))).ToArray();
-        long count = 0;
-        foreach (var row in rows)
-        {
-            foreach (var key in row.Keys)
-            {
-                if (schema.FindColumn(key) is null)
-                {
-                    throw new ArgumentException($"Table {schema.Name} has no column '{key}'.");
-                }
-            }
-
-            for (var i = 0; i < schema.Columns.Count; i++)
-            {
-                var column = schema.Columns[i];
-                parameters[i].Value = SqliteSchema.ToDb(row.TryGetValue(column.Name, out var v) ? v : null, column.Type, column.Name);
-            }
-
-            count += await command.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        await transaction.CommitAsync(cancellationToken);
-        return count;
+        await using var command = SqliteWarehouseWrite.CreateCommand(connection, null, query);
+        return await SqliteWarehouseWrite.ReadRowsAsync(command, maxRows, cancellationToken);
     }
 
     public async Task<long> CountRowsAsync(DatasetRef dataset, string table, CancellationToken cancellationToken)

@@ -23,6 +23,9 @@ public static class ConvergenceAuth
     /// <summary>Policy of org routes: the key's org must equal the route's <c>{org_slug}</c>; the root key may act on any org.</summary>
     public const string OrgPolicy = "org";
 
+    /// <summary>Policy of routes that scope by the key itself (run ids): any valid root or org key.</summary>
+    public const string AnyKeyPolicy = "any_key";
+
     public const string OrgRouteValue = "org_slug";
 
     public static bool IsRoot(this ClaimsPrincipal user) => user.IsInRole(RootRole);

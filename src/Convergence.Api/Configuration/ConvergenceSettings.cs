@@ -50,6 +50,15 @@ public sealed record ConvergenceSettings
 
     public TimeSpan ApiKeyCacheTtl { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>Runs executed at once by this instance's worker pool.</summary>
+    public int PipelineWorkers { get; init; } = 4;
+
+    /// <summary>Runs that may wait for a worker before submissions get 503.</summary>
+    public int RunQueueCapacity { get; init; } = 1000;
+
+    /// <summary>How often a worker proves it is alive; four missed beats and its runs are failed as abandoned.</summary>
+    public TimeSpan RunHeartbeatInterval { get; init; } = TimeSpan.FromSeconds(15);
+
     /// <summary>Reads and validates settings; every problem is collected and reported together.</summary>
     public static ConvergenceSettings Load(IConfiguration configuration)
     {
@@ -126,6 +135,9 @@ public sealed record ConvergenceSettings
             CorsOrigins = (Get("CORS_ORIGINS") ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
             AllowLocalKmsInProduction = GetBool("CONVERGENCE_ALLOW_LOCAL_KMS_IN_PRODUCTION", false),
             MaxRequestBodyBytes = GetInt("CONVERGENCE_MAX_REQUEST_BODY_BYTES", 1024 * 1024, 1024),
+            PipelineWorkers = GetInt("CONVERGENCE_PIPELINE_WORKERS", 4, 1),
+            RunQueueCapacity = GetInt("CONVERGENCE_RUN_QUEUE_CAPACITY", 1000, 1),
+            RunHeartbeatInterval = TimeSpan.FromSeconds(GetInt("CONVERGENCE_RUN_HEARTBEAT_SECONDS", 15, 1)),
         };
 
         foreach (var origin in settings.CorsOrigins)

@@ -10,6 +10,8 @@ using Convergence.Core.Keys;
 using Convergence.Core.Kms;
 using Convergence.Core.Organizations;
 using Convergence.Core.Pipelines;
+using Convergence.Core.Storage;
+using Convergence.Api.Pipelines;
 using Convergence.Processors;
 using Convergence.Storage.Sqlite;
 using Microsoft.AspNetCore.Authentication;
@@ -53,9 +55,22 @@ public static partial class ConvergenceServiceExtensions
         services.AddSqliteStorage(settings.DataDirectory, controlPlane: settings.Store == "sqlite", warehouse: settings.Warehouse == "sqlite");
         services.AddSingleton<IKeyManagementService>(sp =>
             LocalKeyRing.OpenOrCreate(Path.Combine(settings.DataDirectory, "keyring.json"), sp.GetRequiredService<TimeProvider>()));
-        services.AddSingleton(new PipelineCatalog(settings.ConfigsDirectory));
+        services.AddSingleton(new TableSchemaCatalog(settings.ConfigsDirectory));
         services.AddSingleton<ProcessorRegistry>();
+        services.AddSingleton(sp => new PipelineCatalog(
+            settings.ConfigsDirectory,
+            new PipelineLoadContext(
+                sp.GetRequiredService<ProcessorRegistry>().PsTypes.ToHashSet(StringComparer.Ordinal),
+                sp.GetRequiredService<TableSchemaCatalog>().Tables)));
+        services.AddSingleton(WorkerIdentity.Create());
+        services.AddSingleton<RunCancellationRegistry>();
         services.AddSingleton<PipelineExecutor>();
+        var workers = new ConvergenceWorkerOptions(settings.PipelineWorkers, settings.RunQueueCapacity, settings.RunHeartbeatInterval);
+        services.AddSingleton(workers);
+        services.AddSingleton(new PipelineWorkQueue(workers.QueueCapacity));
+        services.AddSingleton<PipelineRunService>();
+        services.AddHostedService<PipelineWorkerService>();
+        services.AddHostedService<RunMaintenanceService>();
         services.AddSingleton<ApiKeyIssuer>();
         services.AddSingleton<OrganizationAdministration>();
         services.AddConvergenceProcessors();
@@ -65,13 +80,14 @@ public static partial class ConvergenceServiceExtensions
     public static IServiceCollection AddConvergenceAuth(this IServiceCollection services, ConvergenceSettings settings)
     {
         services.AddSingleton(sp => new ApiKeyAuthenticator(
-            sp.GetRequiredService<Core.Storage.IControlPlaneStore>(), sp.GetRequiredService<TimeProvider>(), settings.ApiKeyCacheTtl));
+            sp.GetRequiredService<IControlPlaneStore>(), sp.GetRequiredService<TimeProvider>(), settings.ApiKeyCacheTtl));
         services.AddAuthentication(ConvergenceAuth.Scheme)
             .AddScheme<AuthenticationSchemeOptions, ConvergenceAuthenticationHandler>(ConvergenceAuth.Scheme, null);
         services.AddSingleton<IAuthorizationHandler, OrgAccessHandler>();
         services.AddAuthorizationBuilder()
             .AddPolicy(ConvergenceAuth.RootPolicy, p => p.RequireAuthenticatedUser().RequireRole(ConvergenceAuth.RootRole))
-            .AddPolicy(ConvergenceAuth.OrgPolicy, p => p.RequireAuthenticatedUser().AddRequirements(new OrgAccessRequirement()));
+            .AddPolicy(ConvergenceAuth.OrgPolicy, p => p.RequireAuthenticatedUser().AddRequirements(new OrgAccessRequirement()))
+            .AddPolicy(ConvergenceAuth.AnyKeyPolicy, p => p.RequireAuthenticatedUser());
         return services;
     }
 

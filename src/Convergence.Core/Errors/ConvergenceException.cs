@@ -44,3 +44,19 @@ public sealed class DependencyUnavailableException(string dependency, string mes
 
     public override string Title => $"{Dependency} unavailable";
 }
+
+/// <summary>
+/// A failure worth retrying (a provider's 429 or 5xx, a dropped connection, a busy database). Step retries apply only
+/// to these; every other exception fails the step at once.
+/// </summary>
+public class TransientException(string message, Exception? inner = null, TimeSpan? retryAfter = null) : Exception(message, inner)
+{
+    /// <summary>How long the other side asked us to wait (a Retry-After), if it said.</summary>
+    public TimeSpan? RetryAfter { get; } = retryAfter;
+
+    /// <summary>Whether the executor retries <paramref name="exception"/>.</summary>
+    public static bool IsTransient(Exception exception) => exception is TransientException or TimeoutException or HttpRequestException or DependencyUnavailableException;
+}
+
+/// <summary>An error-severity data-quality check failed; the step's write was rolled back.</summary>
+public sealed class DataQualityException(string message) : Exception(message);

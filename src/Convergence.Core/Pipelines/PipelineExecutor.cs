@@ -1,101 +1,161 @@
+using System.Globalization;
 using System.Runtime.ExceptionServices;
 using System.Text.Json;
+using Convergence.Core.Audit;
+using Convergence.Core.Errors;
 using Convergence.Core.Organizations;
 using Convergence.Core.Storage;
 using Microsoft.Extensions.Logging;
+using Polly;
+using Polly.Retry;
 
 namespace Convergence.Core.Pipelines;
 
 /// <summary>
-/// Runs a pipeline's steps in dependency order and records the run and every step in the control plane.
+/// Runs a pipeline's steps in dependency order and records the run, every step attempt and every data-quality result
+/// in the control plane.
 /// </summary>
 /// <remarks>
-/// A failing step fails the run: later steps are recorded as SKIPPED and the processor's exception is rethrown
-/// unchanged, so callers (the HTTP layer) map it like any other error. Platform pipelines that run before bootstrap
-/// has created the run-log tables are recorded once they exist (the bootstrap run records itself at its end).
+/// <para>Each step attempt is atomic: its destination write, data-quality checks and commit happen together, and a
+/// failed, timed-out or rejected attempt leaves the table as it was. Transient failures
+/// (<see cref="TransientException.IsTransient"/>) are retried with exponential backoff and jitter as the step's
+/// <c>retry</c> says; anything else fails the step at once, the remaining steps are SKIPPED and the processor's
+/// exception is rethrown unchanged for the caller to map.</para>
+/// <para>Platform pipelines that run before bootstrap has created the run-log tables are recorded once they exist.</para>
 /// </remarks>
 public sealed partial class PipelineExecutor(
     PipelineCatalog catalog,
     ProcessorRegistry processors,
     IControlPlaneStore store,
+    IWarehouse warehouse,
+    TableSchemaCatalog tables,
     DeploymentEnvironment environment,
     TimeProvider time,
+    WorkerIdentity worker,
+    RunCancellationRegistry cancellations,
     ILogger<PipelineExecutor> logger)
 {
-    public async Task<PipelineRunResult> RunAsync(PipelineRunRequest request, CancellationToken cancellationToken)
+    /// <summary>Validates a request and builds its PENDING run record; nothing is stored.</summary>
+    /// <exception cref="ResourceNotFoundException">No such pipeline.</exception>
+    /// <exception cref="RequestValidationException">Invalid dates or parameters.</exception>
+    public PipelineRunRecord Prepare(PipelineRunRequest request, string? idempotencyKey = null)
     {
         var pipeline = catalog.Get(request.PipelinePath);
-        var steps = StepOrder.Resolve(pipeline);
-        foreach (var step in steps)
+        var now = time.GetUtcNow();
+        var parameters = new Dictionary<string, string>(request.Parameters, StringComparer.Ordinal);
+        var slice = RunParameters.Parse(parameters, DateOnly.FromDateTime(now.UtcDateTime), pipeline.MaxDateRangeDays);
+        if (!parameters.ContainsKey(RunParameters.DateKey) && !parameters.ContainsKey(RunParameters.StartDateKey))
         {
-            _ = processors.Get(step.PsType);
+            // Pin the logical date now, so a run queued before midnight still processes the day it was asked for.
+            parameters[RunParameters.DateKey] = slice.Date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
         }
 
-        var runId = Guid.CreateVersion7(time.GetUtcNow()).ToString();
-        var values = PlaceholderValues(pipeline, request, runId);
-        var resolver = new PlaceholderResolver(values, pipeline.SourceFile);
+        var runId = Guid.CreateVersion7(now).ToString();
+        var placeholders = Placeholders(pipeline, request.Org, parameters, slice, runId);
+        var resolver = new PlaceholderResolver(Texts(placeholders), pipeline.SourceFile);
         var pipelineId = resolver.Resolve(pipeline.PipelineId, "pipeline_id");
-        values["pipeline_id"] = pipelineId;
+        return new PipelineRunRecord(
+            runId, request.Org, pipelineId, pipeline.Path, request.Trigger, request.Actor.UserId,
+            request.Actor.Type == Actor.OrgKeyType ? request.Actor.KeyId : null, request.Actor.RequestId, RunStatus.Pending, parameters,
+            ResolvedConfig(pipeline, resolver), null, null, null, null, 1, now, idempotencyKey, worker.Id, now);
+    }
 
+    /// <summary>Prepares and executes a run in the caller's flow (platform pipelines, synchronous admin calls).</summary>
+    public async Task<PipelineRunResult> RunAsync(PipelineRunRequest request, CancellationToken cancellationToken)
+    {
+        var run = Prepare(request);
+        if (await store.IsBootstrappedAsync(cancellationToken))
+        {
+            await store.CreateRunAsync(run, cancellationToken);
+        }
+
+        return await ExecuteAsync(run, request.Actor, cancellationToken);
+    }
+
+    /// <summary>Executes a prepared run (stored as PENDING, or not stored when bootstrap has not run yet).</summary>
+    public async Task<PipelineRunResult> ExecuteAsync(PipelineRunRecord pending, Actor actor, CancellationToken cancellationToken)
+    {
+        var pipeline = catalog.Get(pending.PipelinePath);
+        var steps = StepOrder.Resolve(pipeline);
+        var slice = RunParameters.Parse(pending.Parameters, DateOnly.FromDateTime(pending.CreatedAt.UtcDateTime), pipeline.MaxDateRangeDays);
+        var placeholders = Placeholders(pipeline, pending.OrgSlug, pending.Parameters, slice, pending.PipelineLoggingId);
+        placeholders["pipeline_id"] = pending.PipelineId;
+        var resolver = new PlaceholderResolver(Texts(placeholders), pipeline.SourceFile);
         var context = new RunContext
         {
-            PipelineLoggingId = runId,
+            PipelineLoggingId = pending.PipelineLoggingId,
             Pipeline = pipeline,
-            Org = request.Org,
-            Actor = request.Actor,
+            Org = pending.OrgSlug,
+            Actor = actor,
             Environment = environment,
-            Parameters = request.Parameters,
+            Parameters = pending.Parameters,
+            Slice = slice,
+            Placeholders = placeholders,
+            WarehouseKind = warehouse.Kind,
         };
 
-        var started = time.GetUtcNow();
-        var run = new PipelineRunRecord(
-            runId, request.Org, pipelineId, pipeline.Path, request.Trigger, request.Actor.UserId, request.Actor.Type == Audit.Actor.OrgKeyType ? request.Actor.KeyId : null,
-            request.Actor.RequestId, RunStatus.Running, request.Parameters, ResolvedConfig(pipeline, steps, resolver), started, null, null, null, 1, started);
-        var stepLogs = steps.Select(s => new StepLogRecord(Guid.CreateVersion7(started).ToString(), runId, request.Org, s.StepId, s.PsType, RunStatus.Pending, null, null, null, 1, null, null, null)).ToList();
-
         var journal = new RunJournal(store, logger, await store.IsBootstrappedAsync(cancellationToken));
+        var started = time.GetUtcNow();
+        var run = pending with { Status = RunStatus.Running, StartTime = started, WorkerId = worker.Id, HeartbeatAt = started };
+        var stepLogs = steps.Select((s, i) => new StepLogRecord(
+            $"{pending.PipelineLoggingId}-{i:D2}", pending.PipelineLoggingId, pending.OrgSlug, s.StepId, s.PsType, RunStatus.Pending, null, null, null, 0, null, null, null)).ToList();
         await journal.SaveAsync(run, stepLogs, cancellationToken);
-        LogRunStarted(logger, runId, pipeline.Path, request.Org?.Value);
+        LogRunStarted(logger, run.PipelineLoggingId, pipeline.Path, run.OrgSlug?.Value);
 
+        using var runCancellation = cancellations.Register(run.PipelineLoggingId, cancellationToken);
+        var token = runCancellation.Token;
         Exception? failure = null;
-        for (var i = 0; i < steps.Count; i++)
+        try
         {
-            var step = steps[i];
-            if (failure is not null)
+            for (var i = 0; i < steps.Count; i++)
             {
-                stepLogs[i] = stepLogs[i] with { Status = RunStatus.Skipped };
-                continue;
-            }
+                var step = steps[i];
+                if (failure is not null || token.IsCancellationRequested)
+                {
+                    stepLogs[i] = stepLogs[i] with { Status = RunStatus.Skipped };
+                    await journal.SaveStepAsync(stepLogs[i]);
+                    failure ??= new OperationCanceledException(token);
+                    continue;
+                }
 
-            var stepStarted = time.GetUtcNow();
-            stepLogs[i] = stepLogs[i] with { Status = RunStatus.Running, StartTime = stepStarted };
-            await journal.SaveStepAsync(stepLogs[i], cancellationToken);
-            try
-            {
-                var config = resolver.ResolveMap(step.Config, $"steps.{step.StepId}.config");
-                var result = await ExecuteStepAsync(processors.Get(step.PsType), new StepContext(context, step, config), step, cancellationToken);
-                context.CompletedSteps[step.StepId] = result;
-                stepLogs[i] = stepLogs[i] with { Status = RunStatus.Completed, EndTime = time.GetUtcNow(), RowsProcessed = result.RowsProcessed, Metadata = result.Metadata };
-            }
-            catch (Exception ex)
-            {
-                failure = ex;
-                var status = ex is OperationCanceledException && cancellationToken.IsCancellationRequested ? RunStatus.Cancelled : RunStatus.Failed;
-                stepLogs[i] = stepLogs[i] with { Status = status, EndTime = time.GetUtcNow(), ErrorClass = ex.GetType().Name, ErrorMessage = ex.Message };
-                LogStepFailed(logger, runId, step.StepId, step.PsType, ex.GetType().Name, ex.Message);
-            }
+                var index = i;
+                try
+                {
+                    var result = await ExecuteStepAsync(context, step, resolver, log => stepLogs[index] = log, stepLogs[index], journal, token);
+                    context.CompletedSteps[step.StepId] = result;
+                    stepLogs[i] = stepLogs[i] with { Status = RunStatus.Completed, EndTime = time.GetUtcNow(), RowsProcessed = result.RowsProcessed, Metadata = result.Metadata };
+                }
+                catch (Exception ex)
+                {
+                    failure = ex;
+                    var cancelled = ex is OperationCanceledException && token.IsCancellationRequested;
+                    stepLogs[i] = stepLogs[i] with
+                    {
+                        Status = cancelled ? RunStatus.Cancelled : RunStatus.Failed,
+                        EndTime = time.GetUtcNow(),
+                        ErrorClass = ErrorClass(ex),
+                        ErrorMessage = ex.Message,
+                    };
+                    LogStepFailed(logger, run.PipelineLoggingId, step.StepId, step.PsType, ErrorClass(ex), ex.Message);
+                }
 
-            await journal.SaveStepAsync(stepLogs[i], CancellationToken.None);
+                await journal.SaveStepAsync(stepLogs[i]);
+            }
+        }
+        finally
+        {
+            cancellations.Unregister(run.PipelineLoggingId);
         }
 
         var ended = time.GetUtcNow();
         run = failure is null
-            ? run with { Status = RunStatus.Completed, EndTime = ended }
+            ? run with { Status = RunStatus.Completed, EndTime = ended, HeartbeatAt = ended }
             : run with
             {
-                Status = failure is OperationCanceledException && cancellationToken.IsCancellationRequested ? RunStatus.Cancelled : RunStatus.Failed,
+                Status = failure is OperationCanceledException && token.IsCancellationRequested ? RunStatus.Cancelled : RunStatus.Failed,
                 EndTime = ended,
-                ErrorClass = failure.GetType().Name,
+                HeartbeatAt = ended,
+                ErrorClass = ErrorClass(failure),
                 ErrorMessage = failure.Message,
             };
 
@@ -105,47 +165,142 @@ public sealed partial class PipelineExecutor(
         }
 
         await journal.SaveAsync(run, stepLogs, CancellationToken.None);
-        LogRunFinished(logger, runId, pipeline.Path, run.Status, run.DurationMs ?? 0);
+        LogRunFinished(logger, run.PipelineLoggingId, pipeline.Path, run.Status, run.DurationMs ?? 0);
 
         if (failure is not null)
         {
             ExceptionDispatchInfo.Capture(failure).Throw();
         }
 
-        return new PipelineRunResult(runId, pipelineId, run.Status, context.CompletedSteps);
+        return new PipelineRunResult(run.PipelineLoggingId, run.PipelineId, run.Status, context.CompletedSteps);
     }
 
-    private async Task<StepResult> ExecuteStepAsync(IProcessor processor, StepContext context, StepDefinition step, CancellationToken cancellationToken)
+    private async Task<StepResult> ExecuteStepAsync(
+        RunContext run,
+        StepDefinition step,
+        PlaceholderResolver resolver,
+        Action<StepLogRecord> update,
+        StepLogRecord log,
+        RunJournal journal,
+        CancellationToken cancellationToken)
     {
-        if (step.TimeoutSeconds is not { } seconds)
+        var processor = processors.Get(step.PsType);
+        var config = step.Config
+            .Where(kv => !StepContext.IsSqlKey(kv.Key))
+            .ToDictionary(kv => kv.Key, kv => resolver.ResolveValue(kv.Value, $"steps.{step.StepId}.config.{kv.Key}"));
+        var attempt = 0;
+
+        var builder = new ResiliencePipelineBuilder<StepResult> { TimeProvider = time };
+        if (step.Retry.MaxAttempts > 1)
         {
-            return await processor.ExecuteAsync(context, cancellationToken);
+            builder.AddRetry(new RetryStrategyOptions<StepResult>
+            {
+                MaxRetryAttempts = step.Retry.MaxAttempts - 1,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = TimeSpan.FromSeconds(step.Retry.BackoffSeconds),
+                MaxDelay = TimeSpan.FromSeconds(step.Retry.MaxBackoffSeconds),
+                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } ex && TransientException.IsTransient(ex) && !cancellationToken.IsCancellationRequested),
+                DelayGenerator = args => ValueTask.FromResult(
+                    args.Outcome.Exception is TransientException { RetryAfter: { } wait } ? (TimeSpan?)TimeSpan.FromSeconds(Math.Min(wait.TotalSeconds, step.Retry.MaxBackoffSeconds)) : null),
+                OnRetry = args =>
+                {
+                    LogStepRetry(logger, run.PipelineLoggingId, step.StepId, args.AttemptNumber + 1, args.RetryDelay.TotalSeconds, args.Outcome.Exception?.Message ?? string.Empty);
+                    return ValueTask.CompletedTask;
+                },
+            });
         }
 
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(seconds), time);
+        return await builder.Build().ExecuteAsync(
+            async token =>
+            {
+                attempt++;
+                log = log with { Status = RunStatus.Running, StartTime = log.StartTime ?? time.GetUtcNow(), Attempt = attempt, ErrorClass = null, ErrorMessage = null };
+                update(log);
+                await journal.SaveStepAsync(log);
+                return await ExecuteAttemptAsync(run, step, processor, config, log.StepLoggingId, attempt, token);
+            },
+            cancellationToken);
+    }
+
+    private async Task<StepResult> ExecuteAttemptAsync(
+        RunContext run, StepDefinition step, IProcessor processor, IReadOnlyDictionary<string, object?> config, string stepLoggingId, int attempt, CancellationToken cancellationToken)
+    {
+        using var timeout = step.TimeoutSeconds is { } seconds ? new CancellationTokenSource(TimeSpan.FromSeconds(seconds), time) : new CancellationTokenSource();
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        await using var destination = CreateDestination(run, step);
         try
         {
-            return await processor.ExecuteAsync(context, linked.Token);
+            var result = await processor.ExecuteAsync(new StepContext(run, step, config, destination, attempt), linked.Token);
+            if (destination is not null)
+            {
+                var write = destination.Write
+                    ?? throw new InvalidOperationException($"Step '{step.StepId}' has a destination but {step.PsType} wrote nothing to it.");
+                await CheckQualityAsync(run, step, write, stepLoggingId, linked.Token);
+                await write.CommitAsync(linked.Token);
+            }
+
+            return result;
         }
         catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
-            throw new TimeoutException($"Step '{step.StepId}' did not finish within {seconds} s (timeout_seconds).");
+            throw new TimeoutException($"Step '{step.StepId}' did not finish within {step.TimeoutSeconds} s (timeout_seconds); its writes were rolled back.");
         }
     }
 
-    private Dictionary<string, string> PlaceholderValues(PipelineDefinition pipeline, PipelineRunRequest request, string runId)
+    private StepDestination? CreateDestination(RunContext run, StepDefinition step)
     {
-        var values = new Dictionary<string, string>(StringComparer.Ordinal)
+        if (step.Destination is not { } d)
         {
-            ["env"] = environment.DatasetSuffix,
-            ["run_id"] = runId,
-            ["pipeline_id"] = pipeline.PipelineId,
-        };
-        if (request.Org is { } org)
+            return null;
+        }
+
+        var dataset = d.DatasetType == DestinationDefinition.CentralDataset
+            ? run.Org is null ? DatasetRef.Central : throw new InvalidOperationException($"Step '{step.StepId}': org pipelines cannot write to the central dataset.")
+            : run.OrgDataset;
+        var spec = new WriteSpec(d.WriteMode, d.Keys, d.PartitionColumn, run.Slice.StartDate, run.Slice.EndDate);
+        return new StepDestination(warehouse, dataset, tables.Get(d.Table), spec);
+    }
+
+    private async Task CheckQualityAsync(RunContext run, StepDefinition step, IWarehouseWrite write, string stepLoggingId, CancellationToken cancellationToken)
+    {
+        var failures = new List<string>();
+        foreach (var check in step.DqChecks)
         {
-            values["org_slug"] = org.Value;
-            values["dataset"] = DatasetRef.ForOrg(org, environment).Name;
+            var bound = check.Expression is null ? check : check with { Expression = SqlTemplate.Bind(check.Expression, run.Placeholders, run.Pipeline.SourceFile, "dq_checks.expression").Text };
+            var observation = await write.EvaluateAsync(bound, cancellationToken);
+            var severity = check.Severity == DqSeverity.Error ? "error" : "warn";
+            await store.SaveDqResultAsync(
+                new DqResultRecord(
+                    Guid.CreateVersion7(time.GetUtcNow()).ToString(), run.PipelineLoggingId, stepLoggingId, run.Org, write.Schema.Name, check.Name, severity,
+                    observation.Passed ? "PASSED" : "FAILED", observation.ObservedValue, observation.Threshold,
+                    observation.FailingSample.Count == 0 ? null : JsonSerializer.Serialize(observation.FailingSample), time.GetUtcNow()),
+                cancellationToken);
+            if (!observation.Passed)
+            {
+                LogDqFailed(logger, run.PipelineLoggingId, step.StepId, check.Name, severity, observation.ObservedValue);
+                if (check.Severity == DqSeverity.Error)
+                {
+                    failures.Add($"{check.Name} ({observation.ObservedValue})");
+                }
+            }
+        }
+
+        if (failures.Count > 0)
+        {
+            throw new DataQualityException($"Data-quality check(s) failed on {write.Schema.Name}: {string.Join("; ", failures)}. The step's write was rolled back.");
+        }
+    }
+
+    private Dictionary<string, object?> Placeholders(PipelineDefinition pipeline, OrgSlug? org, IReadOnlyDictionary<string, string> parameters, RunParameters slice, string runId)
+    {
+        var values = new Dictionary<string, object?>(StringComparer.Ordinal);
+        foreach (var (key, value) in parameters)
+        {
+            if (SqlIdentifier.IsValid(key))
+            {
+                values[key] = value;
+            }
         }
 
         foreach (var (key, value) in pipeline.Variables)
@@ -153,30 +308,59 @@ public sealed partial class PipelineExecutor(
             values[key] = value;
         }
 
-        foreach (var (key, value) in request.Parameters)
+        foreach (var (key, value) in slice.Placeholders())
         {
-            if (Storage.SqlIdentifier.IsValid(key) && !values.ContainsKey(key))
-            {
-                values[key] = value;
-            }
+            values[key] = value;
+        }
+
+        values["env"] = environment.DatasetSuffix;
+        values["run_id"] = runId;
+        values["pipeline_id"] = pipeline.PipelineId;
+        if (org is { } o)
+        {
+            values["org_slug"] = o.Value;
+            values["dataset"] = DatasetRef.ForOrg(o, environment).Name;
         }
 
         return values;
     }
 
-    private static string ResolvedConfig(PipelineDefinition pipeline, IReadOnlyList<StepDefinition> steps, PlaceholderResolver resolver) =>
+    private static Dictionary<string, string> Texts(IReadOnlyDictionary<string, object?> values) =>
+        values.Where(kv => kv.Value is not null).ToDictionary(
+            kv => kv.Key,
+            kv => kv.Value switch
+            {
+                DateOnly d => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+                _ => Convert.ToString(kv.Value, CultureInfo.InvariantCulture)!,
+            },
+            StringComparer.Ordinal);
+
+    private static string ResolvedConfig(PipelineDefinition pipeline, PlaceholderResolver resolver) =>
         JsonSerializer.Serialize(new Dictionary<string, object?>
         {
             ["pipeline_path"] = pipeline.Path,
-            ["steps"] = steps.Select(s => new Dictionary<string, object?>
+            ["steps"] = StepOrder.Resolve(pipeline).Select(s => new Dictionary<string, object?>
             {
                 ["step_id"] = s.StepId,
                 ["ps_type"] = s.PsType,
                 ["depends_on"] = s.DependsOn,
                 ["timeout_seconds"] = s.TimeoutSeconds,
-                ["config"] = resolver.ResolveMap(s.Config, $"steps.{s.StepId}.config"),
+                ["retry"] = new Dictionary<string, object?> { ["max_attempts"] = s.Retry.MaxAttempts, ["backoff_seconds"] = s.Retry.BackoffSeconds },
+                ["destination"] = s.Destination is { } d
+                    ? new Dictionary<string, object?> { ["dataset_type"] = d.DatasetType, ["table"] = d.Table, ["write_mode"] = d.WriteMode.ToString(), ["keys"] = d.Keys, ["partition_column"] = d.PartitionColumn }
+                    : null,
+                ["dq_checks"] = s.DqChecks.Select(c => c.Name).ToList(),
+                // SQL stays as written: its placeholders are bound parameters, never text.
+                ["config"] = s.Config.ToDictionary(kv => kv.Key, kv => StepContext.IsSqlKey(kv.Key) ? kv.Value : resolver.ResolveValue(kv.Value, $"steps.{s.StepId}.config.{kv.Key}")),
             }).ToList(),
         });
+
+    private static string ErrorClass(Exception ex) => ex switch
+    {
+        OperationCanceledException => "Cancelled",
+        _ when TransientException.IsTransient(ex) => $"Transient:{ex.GetType().Name}",
+        _ => ex.GetType().Name,
+    };
 
     /// <summary>Writes run and step rows when the run-log tables exist; a failed write is logged, never fatal.</summary>
     private sealed record RunJournal(IControlPlaneStore Store, ILogger Logger, bool Enabled)
@@ -202,7 +386,7 @@ public sealed partial class PipelineExecutor(
             }
         }
 
-        public async Task SaveStepAsync(StepLogRecord step, CancellationToken cancellationToken)
+        public async Task SaveStepAsync(StepLogRecord step)
         {
             if (!Enabled)
             {
@@ -211,9 +395,9 @@ public sealed partial class PipelineExecutor(
 
             try
             {
-                await Store.SaveStepAsync(step, cancellationToken);
+                await Store.SaveStepAsync(step, CancellationToken.None);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
+            catch (Exception ex)
             {
                 LogJournalFailed(Logger, step.PipelineLoggingId, ex.Message);
             }
@@ -231,4 +415,10 @@ public sealed partial class PipelineExecutor(
 
     [LoggerMessage(EventId = 2004, Level = LogLevel.Error, Message = "Run {PipelineLoggingId} could not be recorded: {Problem}")]
     private static partial void LogJournalFailed(ILogger logger, string pipelineLoggingId, string problem);
+
+    [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "Run {PipelineLoggingId} step {StepId}: attempt {NextAttempt} in {DelaySeconds:0.0} s after a transient failure: {Problem}")]
+    private static partial void LogStepRetry(ILogger logger, string pipelineLoggingId, string stepId, int nextAttempt, double delaySeconds, string problem);
+
+    [LoggerMessage(EventId = 2006, Level = LogLevel.Warning, Message = "Run {PipelineLoggingId} step {StepId}: data-quality check {CheckName} ({Severity}) failed: {Observed}")]
+    private static partial void LogDqFailed(ILogger logger, string pipelineLoggingId, string stepId, string checkName, string severity, string observed);
 }

@@ -39,10 +39,39 @@ public sealed record PipelineRunRecord(
     string? ErrorClass,
     string? ErrorMessage,
     int Attempt,
-    DateTimeOffset CreatedAt)
+    DateTimeOffset CreatedAt,
+    string? IdempotencyKey = null,
+    string? WorkerId = null,
+    DateTimeOffset? HeartbeatAt = null,
+    DateTimeOffset? CancelRequestedAt = null)
 {
     public long? DurationMs => StartTime is { } s && EndTime is { } e ? (long)(e - s).TotalMilliseconds : null;
+
+    public bool IsFinished => Status is RunStatus.Completed or RunStatus.Failed or RunStatus.Cancelled;
 }
+
+/// <summary>A row of <c>org_meta_dq_results</c>.</summary>
+public sealed record DqResultRecord(
+    string DqResultId,
+    string PipelineLoggingId,
+    string? StepLoggingId,
+    OrgSlug? OrgSlug,
+    string TableName,
+    string CheckName,
+    string Severity,
+    string Status,
+    string? ObservedValue,
+    string? Threshold,
+    string? FailingSample,
+    DateTimeOffset CreatedAt);
+
+/// <summary>A filter and page of runs, newest first.</summary>
+/// <param name="Org">The org whose runs to list; <c>null</c> lists every org's (root only).</param>
+/// <param name="PageToken">Opaque token from the previous page's <see cref="RunPage.NextPageToken"/>.</param>
+public sealed record RunQuery(OrgSlug? Org, string? Status, string? Pipeline, DateTimeOffset? Since, int Limit, string? PageToken);
+
+/// <summary>A page of runs and the token of the next one (null on the last page).</summary>
+public sealed record RunPage(IReadOnlyList<PipelineRunRecord> Runs, string? NextPageToken);
 
 /// <summary>A row of <c>org_meta_step_logs</c>.</summary>
 public sealed record StepLogRecord(

@@ -1,31 +1,59 @@
-using System.Globalization;
 using Convergence.Core.Audit;
 using Convergence.Core.Errors;
 using Convergence.Core.Organizations;
+using Convergence.Core.Storage;
 
 namespace Convergence.Core.Pipelines;
 
-/// <summary>Everything a step sees of its run.</summary>
+/// <summary>Everything one attempt of a step sees of its run.</summary>
 public sealed class StepContext
 {
-    public StepContext(RunContext run, StepDefinition step, IReadOnlyDictionary<string, object?> config)
+    /// <summary>Config keys holding SQL: never text-substituted, their placeholders become bound parameters.</summary>
+    public static bool IsSqlKey(string key) => key == "query" || key.StartsWith("query_", StringComparison.Ordinal);
+
+    public StepContext(RunContext run, StepDefinition step, IReadOnlyDictionary<string, object?> config, StepDestination? destination, int attempt)
     {
         Run = run;
         Step = step;
         Config = config;
+        Destination = destination;
+        Attempt = attempt;
     }
 
     public RunContext Run { get; }
 
     public StepDefinition Step { get; }
 
-    /// <summary>The step's <c>config</c> with placeholders resolved.</summary>
+    /// <summary>The step's <c>config</c> with placeholders resolved (SQL keys excepted, see <see cref="Sql"/>).</summary>
     public IReadOnlyDictionary<string, object?> Config { get; }
+
+    /// <summary>Where the step writes, when its config declares a destination.</summary>
+    public StepDestination? Destination { get; }
+
+    /// <summary>1 for the first attempt, then 2, 3, … on retries.</summary>
+    public int Attempt { get; }
+
+    public StepDestination RequireDestination() =>
+        Destination ?? throw new InvalidOperationException($"Step '{Step.StepId}' ({Step.PsType}) needs a destination.");
 
     public string RequireConfigString(string key) =>
         Config.TryGetValue(key, out var value) && value is string s && s.Length > 0
             ? s
             : throw new InvalidOperationException($"Step '{Step.StepId}' ({Step.PsType}) needs config.{key}.");
+
+    /// <summary>
+    /// The SQL of config <paramref name="key"/> for the configured warehouse — <c>{key}_{dialect}</c> when the config has
+    /// one, else <paramref name="key"/> — with its placeholders bound as parameters.
+    /// </summary>
+    public SqlQuery Sql(string key = "query")
+    {
+        var dialectKey = $"{key}_{Run.WarehouseKind}";
+        var chosen = Step.Config.TryGetValue(dialectKey, out var d) && d is string ? dialectKey : key;
+        var text = Step.Config.TryGetValue(chosen, out var v) && v is string s && s.Length > 0
+            ? s
+            : throw new InvalidOperationException($"Step '{Step.StepId}' ({Step.PsType}) needs config.{key}.");
+        return SqlTemplate.Bind(text, Run.Placeholders, Run.Pipeline.SourceFile, $"steps.{Step.StepId}.config.{chosen}");
+    }
 
     /// <summary>A run parameter, or <c>null</c> when it was not given.</summary>
     public string? Parameter(string name) => Run.Parameters.TryGetValue(name, out var v) ? v : null;
@@ -61,9 +89,20 @@ public sealed class RunContext
 
     public required IReadOnlyDictionary<string, string> Parameters { get; init; }
 
+    /// <summary>The run's date slice.</summary>
+    public required RunParameters Slice { get; init; }
+
+    /// <summary>Values of every placeholder, typed (dates are <see cref="DateOnly"/>).</summary>
+    public required IReadOnlyDictionary<string, object?> Placeholders { get; init; }
+
+    /// <summary>The warehouse's dialect name (<c>sqlite</c>, <c>postgres</c>, <c>bigquery</c>), for per-dialect SQL.</summary>
+    public required string WarehouseKind { get; init; }
+
     /// <summary>Results of the steps that completed so far, by step id.</summary>
     public Dictionary<string, StepResult> CompletedSteps { get; } = new(StringComparer.Ordinal);
 
-    public string DateParameterOrToday(TimeProvider time) =>
-        Parameters.TryGetValue("date", out var d) ? d : DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+    /// <summary>The org's dataset; throws for platform runs, which have none.</summary>
+    public DatasetRef OrgDataset => Org is { } org
+        ? DatasetRef.ForOrg(org, Environment)
+        : throw new InvalidOperationException($"Pipeline {Pipeline.Path} runs without an org, so it has no org dataset.");
 }

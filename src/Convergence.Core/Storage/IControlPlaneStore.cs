@@ -51,6 +51,37 @@ public interface IControlPlaneStore
 
     /// <summary>Inserts or updates a step row (keyed by its logging id).</summary>
     Task SaveStepAsync(StepLogRecord step, CancellationToken cancellationToken);
+
+    /// <summary>Inserts a new run; throws <see cref="DuplicateRowException"/> when the org already used its idempotency key.</summary>
+    Task CreateRunAsync(PipelineRunRecord run, CancellationToken cancellationToken);
+
+    /// <summary>A run by id; with an org, only that org's run (another org's id reads as missing).</summary>
+    Task<PipelineRunRecord?> FindRunAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken);
+
+    Task<PipelineRunRecord?> FindRunByIdempotencyKeyAsync(OrgSlug org, string idempotencyKey, CancellationToken cancellationToken);
+
+    Task<RunPage> ListRunsAsync(RunQuery query, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<StepLogRecord>> ListStepsAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken);
+
+    Task SaveDqResultAsync(DqResultRecord result, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<DqResultRecord>> ListDqResultsAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken);
+
+    /// <summary>Marks cancellation wanted; returns the run as it now is, or null when the org has no such run.</summary>
+    Task<PipelineRunRecord?> RequestCancelAsync(string pipelineLoggingId, OrgSlug? org, DateTimeOffset at, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Refreshes the heartbeat of every unfinished run <paramref name="workerId"/> holds, and returns the ids among them
+    /// whose cancellation was requested.
+    /// </summary>
+    Task<IReadOnlyList<string>> HeartbeatAsync(string workerId, DateTimeOffset at, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Fails unfinished runs whose heartbeat is older than <paramref name="staleBefore"/> (their worker died), and their
+    /// unfinished steps; returns how many runs.
+    /// </summary>
+    Task<int> FailAbandonedRunsAsync(DateTimeOffset staleBefore, DateTimeOffset at, string reason, CancellationToken cancellationToken);
 }
 
 /// <summary>Writes to the control plane that commit or roll back together.</summary>

@@ -31,8 +31,14 @@ public interface IWarehouse
 
     Task DropTableAsync(DatasetRef dataset, string table, CancellationToken cancellationToken);
 
-    /// <summary>Appends rows; values are bound as parameters and converted from the schema's column types.</summary>
-    Task<long> InsertRowsAsync(DatasetRef dataset, TableSchema schema, IEnumerable<IReadOnlyDictionary<string, object?>> rows, CancellationToken cancellationToken);
+    /// <summary>
+    /// Starts an atomic write to <paramref name="schema"/>'s table (created if missing) under <paramref name="spec"/>'s
+    /// write mode. Dialect: the adapter runs the portable SQL of <see cref="IWarehouseWrite.WriteQueryAsync"/>.
+    /// </summary>
+    Task<IWarehouseWrite> BeginWriteAsync(DatasetRef dataset, TableSchema schema, WriteSpec spec, CancellationToken cancellationToken);
+
+    /// <summary>Runs a read-only query in the dataset and returns its rows.</summary>
+    Task<IReadOnlyList<IReadOnlyDictionary<string, object?>>> QueryAsync(DatasetRef dataset, SqlQuery query, int maxRows, CancellationToken cancellationToken);
 
     Task<long> CountRowsAsync(DatasetRef dataset, string table, CancellationToken cancellationToken);
 

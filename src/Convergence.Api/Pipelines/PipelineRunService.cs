@@ -1,0 +1,118 @@
+using Convergence.Core.Audit;
+using Convergence.Core.Errors;
+using Convergence.Core.Organizations;
+using Convergence.Core.Pipelines;
+using Convergence.Core.Storage;
+
+namespace Convergence.Api.Pipelines;
+
+/// <summary>Admits run requests from the API: validates, records PENDING (idempotently) and queues.</summary>
+public sealed class PipelineRunService(
+    PipelineExecutor executor,
+    PipelineCatalog catalog,
+    IControlPlaneStore store,
+    PipelineWorkQueue queue,
+    RunCancellationRegistry cancellations,
+    TimeProvider time)
+{
+    public const int MaxIdempotencyKeyLength = 255;
+
+    /// <summary>
+    /// Queues a run of <paramref name="pipelinePath"/> for <paramref name="org"/>. With an idempotency key already used by
+    /// the org: the same request returns the existing run (409 while it is unfinished), a different one is a 422.
+    /// </summary>
+    public async Task<SubmitOutcome> SubmitAsync(
+        OrgSlug org, string pipelinePath, IReadOnlyDictionary<string, string> parameters, Actor actor, string? idempotencyKey, CancellationToken cancellationToken)
+    {
+        if (!PipelineCatalog.IsOrgRunnable(pipelinePath))
+        {
+            throw new ResourceNotFoundException("Pipeline", pipelinePath);
+        }
+
+        if (idempotencyKey is not null && (idempotencyKey.Length is 0 or > MaxIdempotencyKeyLength || idempotencyKey.Any(c => c is < '!' or > '~')))
+        {
+            throw RequestValidationException.For("Idempotency-Key", $"must be 1 to {MaxIdempotencyKeyLength} visible ASCII characters.");
+        }
+
+        var profile = await store.FindOrganizationAsync(org, cancellationToken) ?? throw new ResourceNotFoundException("Organization", org.Value);
+        if (profile.Status != OrgStatus.Active)
+        {
+            throw new ConflictException("Organization not active", $"Organization '{org}' is {profile.Status}; it cannot run pipelines.");
+        }
+
+        var pipeline = catalog.Get(pipelinePath);
+        var allowed = PipelineLoader.BuiltInPlaceholders.Where(p => p is RunParameters.DateKey or RunParameters.StartDateKey or RunParameters.EndDateKey)
+            .Concat(pipeline.Variables.Keys).ToHashSet(StringComparer.Ordinal);
+        var unknown = parameters.Keys.Where(k => !allowed.Contains(k) && !DeclaredParameters(pipeline).Contains(k)).ToList();
+        if (unknown.Count > 0)
+        {
+            throw new RequestValidationException(unknown.ToDictionary(k => k, k => new[] { $"'{k}' is not a parameter of {pipelinePath}; it takes date, or start_date and end_date{(DeclaredParameters(pipeline).Count > 0 ? ", " + string.Join(", ", DeclaredParameters(pipeline)) : string.Empty)}." }));
+        }
+
+        var run = executor.Prepare(new PipelineRunRequest(pipelinePath, org, parameters, actor, RunTrigger.Api), idempotencyKey);
+        if (idempotencyKey is not null && await store.FindRunByIdempotencyKeyAsync(org, idempotencyKey, cancellationToken) is { } existing)
+        {
+            return Replay(existing, run);
+        }
+
+        try
+        {
+            await store.CreateRunAsync(run, cancellationToken);
+        }
+        catch (DuplicateRowException) when (idempotencyKey is not null)
+        {
+            var winner = await store.FindRunByIdempotencyKeyAsync(org, idempotencyKey, cancellationToken)
+                ?? throw new ConflictException("Idempotency conflict", "A concurrent request with this Idempotency-Key is being admitted; retry.");
+            return Replay(winner, run);
+        }
+
+        if (!queue.TryEnqueue(run.PipelineLoggingId))
+        {
+            var now = time.GetUtcNow();
+            await store.SaveRunAsync(run with { Status = RunStatus.Failed, EndTime = now, ErrorClass = "QueueFull", ErrorMessage = "The run queue is full." }, cancellationToken);
+            throw new DependencyUnavailableException("Run queue", $"The run queue is full ({queue.Capacity} waiting); retry shortly.");
+        }
+
+        return new SubmitOutcome(run, Created: true);
+    }
+
+    /// <summary>Requests cancellation; a run executing in this process stops at its next cancellation check.</summary>
+    public async Task<PipelineRunRecord> CancelAsync(string runId, OrgSlug? org, CancellationToken cancellationToken)
+    {
+        var run = await store.RequestCancelAsync(runId, org, time.GetUtcNow(), cancellationToken) ?? throw new ResourceNotFoundException("Run", runId);
+        cancellations.TryCancel(runId);
+        return run;
+    }
+
+    private static IReadOnlySet<string> DeclaredParameters(PipelineDefinition pipeline) => pipeline.Parameters;
+
+    private static SubmitOutcome Replay(PipelineRunRecord existing, PipelineRunRecord request)
+    {
+        var same = existing.PipelinePath == request.PipelinePath
+                   && existing.Parameters.Count == request.Parameters.Count
+                   && existing.Parameters.All(p => request.Parameters.TryGetValue(p.Key, out var v) && v == p.Value);
+        if (!same)
+        {
+            throw RequestValidationException.For("Idempotency-Key", $"was already used for run {existing.PipelineLoggingId} of {existing.PipelinePath} with other parameters; use a new key.");
+        }
+
+        if (!existing.IsFinished)
+        {
+            throw new RunInProgressException(existing);
+        }
+
+        return new SubmitOutcome(existing, Created: false);
+    }
+}
+
+/// <summary>The run a submission produced, and whether it is new.</summary>
+public sealed record SubmitOutcome(PipelineRunRecord Run, bool Created);
+
+/// <summary>The Idempotency-Key names a run that is still PENDING or RUNNING.</summary>
+public sealed class RunInProgressException(PipelineRunRecord run)
+    : ConvergenceException($"Run {run.PipelineLoggingId} for this Idempotency-Key is still {run.Status}; poll GET /api/v1/pipelines/runs/{run.PipelineLoggingId}.")
+{
+    public PipelineRunRecord Run { get; } = run;
+
+    public override string Title => "Run in progress";
+}
