@@ -50,6 +50,9 @@ public sealed record ConvergenceSettings
 
     public TimeSpan ApiKeyCacheTtl { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>How long GET /organizations/{org} may serve a cached profile (0 = always read the store).</summary>
+    public TimeSpan OrganizationCacheTtl { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>Reads and validates settings; every problem is collected and reported together.</summary>
     public static ConvergenceSettings Load(IConfiguration configuration)
     {
@@ -126,6 +129,7 @@ public sealed record ConvergenceSettings
             CorsOrigins = (Get("CORS_ORIGINS") ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
             AllowLocalKmsInProduction = GetBool("CONVERGENCE_ALLOW_LOCAL_KMS_IN_PRODUCTION", false),
             MaxRequestBodyBytes = GetInt("CONVERGENCE_MAX_REQUEST_BODY_BYTES", 1024 * 1024, 1024),
+            OrganizationCacheTtl = TimeSpan.FromSeconds(GetInt("CONVERGENCE_ORG_CACHE_SECONDS", 2, 0)),
         };
 
         foreach (var origin in settings.CorsOrigins)
