@@ -55,8 +55,12 @@ public sealed class SqliteDatasetFiles
     public void Delete(DatasetRef dataset)
     {
         var path = PathOf(dataset);
-        using (var connection = new SqliteConnection(ConnectionString(dataset)))
+
+        // Pools are keyed by the whole connection string, so clear the pool of every mode this class opens with;
+        // a pooled connection left on a deleted file would keep writing into it.
+        foreach (var mode in new[] { SqliteOpenMode.ReadWrite, SqliteOpenMode.ReadWriteCreate })
         {
+            using var connection = new SqliteConnection(ConnectionString(dataset, mode));
             SqliteConnection.ClearPool(connection);
         }
 

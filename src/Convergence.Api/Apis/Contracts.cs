@@ -5,14 +5,28 @@ using Convergence.Processors.Setup;
 namespace Convergence.Api.Apis;
 
 // Request and response bodies. JSON names are snake_case (configured once); unknown request fields are rejected.
+// Request bodies use init properties rather than positional records so JSON type errors name the field's type.
 
-public sealed record BootstrapBody(bool? ForceRecreateDataset, bool? ForceRecreateTables);
+public sealed record BootstrapBody
+{
+    public bool? ForceRecreateDataset { get; init; }
+
+    public bool? ForceRecreateTables { get; init; }
+}
 
 public sealed record BootstrapResponse(
     string Status, bool DatasetCreated, IReadOnlyList<string> TablesCreated, IReadOnlyList<string> TablesExisting, string Message, string PipelineLoggingId);
 
-public sealed record OrganizationBody(string? OrgSlug, string? CompanyName, string? AdminEmail, string? SubscriptionPlan)
+public sealed record OrganizationBody
 {
+    public string? OrgSlug { get; init; }
+
+    public string? CompanyName { get; init; }
+
+    public string? AdminEmail { get; init; }
+
+    public string? SubscriptionPlan { get; init; }
+
     public OrganizationRequest ToRequest() => new(OrgSlug, CompanyName, AdminEmail, SubscriptionPlan);
 }
 
@@ -58,11 +72,23 @@ public sealed record OrganizationResponse(
         o.Quota is null ? null : new UsageResponse(o.Quota.UsageDate, o.Quota.PipelinesRunToday, o.Quota.PipelinesRunMonth, o.Quota.ConcurrentRunning));
 }
 
-public sealed record OrganizationPatchBody(string? SubscriptionPlan, string? Status);
+public sealed record OrganizationPatchBody
+{
+    public string? SubscriptionPlan { get; init; }
+
+    public string? Status { get; init; }
+}
 
 public sealed record OffboardResponse(string OrgSlug, string Status, int KeysRevoked, string DatasetId, bool DataDropped);
 
-public sealed record ApiKeyIssueBody(bool? Rotate, long? GracePeriodSeconds, DateTimeOffset? ExpiresAt);
+public sealed record ApiKeyIssueBody
+{
+    public bool? Rotate { get; init; }
+
+    public long? GracePeriodSeconds { get; init; }
+
+    public DateTimeOffset? ExpiresAt { get; init; }
+}
 
 public sealed record ApiKeyIssuedResponse(
     string OrgSlug, string ApiKey, string OrgApiKeyId, string Fingerprint, DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt,

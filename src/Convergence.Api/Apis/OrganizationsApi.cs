@@ -91,25 +91,25 @@ public static class OrganizationsApi
         return TypedResults.Created($"/api/v1/organizations/{response.OrgSlug}", response);
     }
 
-    public static async Task<Ok<OrganizationResponse>> Get([FromRoute(Name = "org_slug")] string orgSlug, OrganizationAdministration admin, CancellationToken cancellationToken) =>
-        TypedResults.Ok(OrganizationResponse.From(await admin.GetAsync(RouteOrg(orgSlug), cancellationToken)));
+    public static async Task<Ok<OrganizationResponse>> Get([FromRoute(Name = "org_slug")] string orgSlug, OrganizationOverviewCache organizations, CancellationToken cancellationToken) =>
+        TypedResults.Ok(OrganizationResponse.From(await organizations.GetAsync(RouteOrg(orgSlug), cancellationToken)));
 
     public static async Task<Ok<OrganizationResponse>> Update(
-        [FromRoute(Name = "org_slug")] string orgSlug, OrganizationPatchBody body, HttpContext http, OrganizationAdministration admin, ApiKeyAuthenticator keys, CancellationToken cancellationToken)
+        [FromRoute(Name = "org_slug")] string orgSlug, OrganizationPatchBody body, HttpContext http, OrganizationAdministration admin, OrgCacheGenerations caches, CancellationToken cancellationToken)
     {
         var org = RouteOrg(orgSlug);
         var updated = await admin.UpdateAsync(org, body.SubscriptionPlan, body.Status, http.ToActor(), cancellationToken);
-        keys.Invalidate(org);
+        caches.Invalidate(org);
         return TypedResults.Ok(OrganizationResponse.From(updated));
     }
 
     public static async Task<Ok<OffboardResponse>> Offboard(
-        [FromRoute(Name = "org_slug")] string orgSlug, HttpContext http, OrganizationAdministration admin, ApiKeyAuthenticator keys, CancellationToken cancellationToken,
+        [FromRoute(Name = "org_slug")] string orgSlug, HttpContext http, OrganizationAdministration admin, OrgCacheGenerations caches, CancellationToken cancellationToken,
         [FromQuery(Name = "drop_data")] bool dropData = false)
     {
         var org = RouteOrg(orgSlug);
         var result = await admin.OffboardAsync(org, dropData, http.ToActor(), cancellationToken);
-        keys.Invalidate(org);
+        caches.Invalidate(org);
         return TypedResults.Ok(new OffboardResponse(result.OrgSlug.Value, result.Status, result.KeysRevoked, result.DatasetId, result.DataDropped));
     }
 
@@ -118,7 +118,7 @@ public static class OrganizationsApi
         [FromBody(EmptyBodyBehavior = Microsoft.AspNetCore.Mvc.ModelBinding.EmptyBodyBehavior.Allow)] ApiKeyIssueBody? body,
         HttpContext http,
         OrganizationAdministration admin,
-        ApiKeyAuthenticator keys,
+        OrgCacheGenerations caches,
         CancellationToken cancellationToken)
     {
         var org = RouteOrg(orgSlug);
@@ -130,7 +130,7 @@ public static class OrganizationsApi
         }
 
         var result = await admin.IssueKeyAsync(org, rotate, TimeSpan.FromSeconds(grace), body?.ExpiresAt, http.ToActor(), cancellationToken);
-        keys.Invalidate(org);
+        caches.Invalidate(org);
         var record = result.Issued.Record;
         var message = result.PreviousKeysAffected == 0
             ? "Store the api_key now: it is shown only once."
@@ -149,11 +149,11 @@ public static class OrganizationsApi
     }
 
     public static async Task<Ok<ApiKeyRevokedResponse>> RevokeKey(
-        [FromRoute(Name = "org_slug")] string orgSlug, [FromRoute(Name = "key_id")] string keyId, HttpContext http, OrganizationAdministration admin, ApiKeyAuthenticator keys, CancellationToken cancellationToken)
+        [FromRoute(Name = "org_slug")] string orgSlug, [FromRoute(Name = "key_id")] string keyId, HttpContext http, OrganizationAdministration admin, OrgCacheGenerations caches, CancellationToken cancellationToken)
     {
         var org = RouteOrg(orgSlug);
         await admin.RevokeKeyAsync(org, keyId, http.ToActor(), cancellationToken);
-        keys.Invalidate(org);
+        caches.Invalidate(org);
         return TypedResults.Ok(new ApiKeyRevokedResponse(org.Value, keyId, true));
     }
 

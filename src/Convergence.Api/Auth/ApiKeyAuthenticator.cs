@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Convergence.Core.Keys;
 using Convergence.Core.Organizations;
 using Convergence.Core.Storage;
@@ -11,7 +10,7 @@ namespace Convergence.Api.Auth;
 /// </summary>
 /// <remarks>
 /// Positive lookups are cached for a few seconds (bounded cache, keyed by the hash), so a key revoked on another
-/// instance stops working within that time, and at once on this one (<see cref="Invalidate"/>). Failed lookups are
+/// instance stops working within that time, and at once on this one (<see cref="OrgCacheGenerations.Invalidate"/>). Failed lookups are
 /// not cached, so a flood of random keys cannot grow memory.
 /// </remarks>
 public sealed class ApiKeyAuthenticator : IDisposable
@@ -22,13 +21,14 @@ public sealed class ApiKeyAuthenticator : IDisposable
     private readonly TimeProvider _time;
     private readonly TimeSpan _ttl;
     private readonly MemoryCache _cache = new(new MemoryCacheOptions { SizeLimit = MaxCachedKeys });
-    private readonly ConcurrentDictionary<string, long> _generations = new(StringComparer.Ordinal);
+    private readonly OrgCacheGenerations _generations;
 
-    public ApiKeyAuthenticator(IControlPlaneStore store, TimeProvider time, TimeSpan ttl)
+    public ApiKeyAuthenticator(IControlPlaneStore store, TimeProvider time, TimeSpan ttl, OrgCacheGenerations generations)
     {
         _store = store;
         _time = time;
         _ttl = ttl;
+        _generations = generations;
     }
 
     public async ValueTask<ApiKeyCheck> AuthenticateAsync(string presented, CancellationToken cancellationToken)
@@ -83,12 +83,9 @@ public sealed class ApiKeyAuthenticator : IDisposable
         return ApiKeyCheck.Accepted(record);
     }
 
-    /// <summary>Drops cached keys of <paramref name="org"/> after its keys or status changed on this instance.</summary>
-    public void Invalidate(OrgSlug org) => _generations.AddOrUpdate(org.Value, 1, (_, g) => g + 1);
-
     public void Dispose() => _cache.Dispose();
 
-    private long Generation(OrgSlug org) => _generations.TryGetValue(org.Value, out var g) ? g : 0;
+    private long Generation(OrgSlug org) => _generations.Current(org);
 
     private sealed record CachedKey(ApiKeyLookup Lookup, long Generation, DateTimeOffset ExpiresAt);
 }

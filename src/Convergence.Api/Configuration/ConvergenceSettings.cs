@@ -59,6 +59,9 @@ public sealed record ConvergenceSettings
     /// <summary>How often a worker proves it is alive; four missed beats and its runs are failed as abandoned.</summary>
     public TimeSpan RunHeartbeatInterval { get; init; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>How long GET /organizations/{org} may serve a cached profile (0 = always read the store).</summary>
+    public TimeSpan OrganizationCacheTtl { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>Reads and validates settings; every problem is collected and reported together.</summary>
     public static ConvergenceSettings Load(IConfiguration configuration)
     {
@@ -138,6 +141,7 @@ public sealed record ConvergenceSettings
             PipelineWorkers = GetInt("CONVERGENCE_PIPELINE_WORKERS", 4, 1),
             RunQueueCapacity = GetInt("CONVERGENCE_RUN_QUEUE_CAPACITY", 1000, 1),
             RunHeartbeatInterval = TimeSpan.FromSeconds(GetInt("CONVERGENCE_RUN_HEARTBEAT_SECONDS", 15, 1)),
+            OrganizationCacheTtl = TimeSpan.FromSeconds(GetInt("CONVERGENCE_ORG_CACHE_SECONDS", 2, 0)),
         };
 
         foreach (var origin in settings.CorsOrigins)

@@ -18,7 +18,7 @@ internal sealed partial class ConvergenceExceptionHandler(ILogger<ConvergenceExc
             return true; // The client went away; there is nobody to answer.
         }
 
-        var (status, title, detail, extensions) = Map(exception);
+        var (status, title, detail, extensions) = Map(exception, FieldTypeResolver(context));
         if (status >= 500)
         {
             LogUnhandled(logger, exception, context.Request.Method, context.Request.Path.Value ?? "/");
@@ -28,7 +28,7 @@ internal sealed partial class ConvergenceExceptionHandler(ILogger<ConvergenceExc
         return true;
     }
 
-    internal static (int Status, string Title, string Detail, Dictionary<string, object?>? Extensions) Map(Exception exception) => exception switch
+    internal static (int Status, string Title, string Detail, Dictionary<string, object?>? Extensions) Map(Exception exception, Func<string, Type?>? fieldType = null) => exception switch
     {
         RequestValidationException v => (422, v.Title, "One or more fields are invalid; see errors.", new() { ["errors"] = v.Errors }),
         ResourceNotFoundException n => (404, n.Title, n.Message, null),
@@ -38,12 +38,12 @@ internal sealed partial class ConvergenceExceptionHandler(ILogger<ConvergenceExc
         Apis.ForbiddenException f => (403, f.Title, f.Message, null),
         Apis.InvalidConfigurationException c => (422, c.Title, c.Error.Problem, new() { ["file"] = c.Error.File, ["line"] = c.Error.Line, ["field"] = c.Error.Field }),
         DependencyUnavailableException d => (503, d.Title, d.Message, null),
-        BadHttpRequestException b when b.InnerException is JsonException json => (400, "Malformed JSON", DescribeJson(json), JsonLocation(json)),
+        BadHttpRequestException b when b.InnerException is JsonException json => (400, "Malformed JSON", DescribeJson(json, fieldType), JsonLocation(json)),
         BadHttpRequestException { StatusCode: 413 } => (413, "Request body too large", "The request body exceeds the size limit.", null),
         BadHttpRequestException { StatusCode: 415 } b => (415, "Unsupported media type", b.Message, null),
         BadHttpRequestException b when b.Message.Contains("no body was provided", StringComparison.Ordinal) => (400, "Missing body", "This route needs a JSON body.", null),
         BadHttpRequestException b => (b.StatusCode, "Bad request", Sanitize(b.Message), null),
-        JsonException json => (400, "Malformed JSON", DescribeJson(json), JsonLocation(json)),
+        JsonException json => (400, "Malformed JSON", DescribeJson(json, fieldType), JsonLocation(json)),
         ConfigurationErrorException c => (500, "Pipeline configuration error", c.Message, null),
         _ => (500, "Internal error", "An unexpected error occurred; quote the X-Request-ID when reporting it.", null),
     };
@@ -56,7 +56,26 @@ internal sealed partial class ConvergenceExceptionHandler(ILogger<ConvergenceExc
     };
 
     /// <summary>Describes a JSON error in the caller's terms, without .NET type names.</summary>
-    private static string DescribeJson(JsonException json)
+    /// <summary>
+    /// Maps a JSON path such as <c>$.org_slug</c> to the declared type of that field of the endpoint's body, so a type
+    /// error can say what was expected whatever the serializer's message names.
+    /// </summary>
+    private static Func<string, Type?> FieldTypeResolver(HttpContext context) => path =>
+    {
+        // The exception handler runs with the endpoint cleared; the feature keeps the one that failed.
+        var endpoint = context.Features.Get<IExceptionHandlerFeature>()?.Endpoint ?? context.GetEndpoint();
+        var bodyType = endpoint?.Metadata.GetMetadata<Microsoft.AspNetCore.Http.Metadata.IAcceptsMetadata>()?.RequestType;
+        if (bodyType is null || !path.StartsWith("$.", StringComparison.Ordinal) || path.IndexOfAny(['.', '['], 2) >= 0)
+        {
+            return null;
+        }
+
+        var options = context.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions;
+        var property = options.GetTypeInfo(bodyType).Properties.FirstOrDefault(p => p.Name == path[2..]);
+        return property is null ? null : Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+    };
+
+    private static string DescribeJson(JsonException json, Func<string, Type?>? fieldType)
     {
         var where = json.Path is { Length: > 0 } path ? $" at {path}" : string.Empty;
         var message = json.Message;
@@ -70,7 +89,8 @@ internal sealed partial class ConvergenceExceptionHandler(ILogger<ConvergenceExc
 
         if (message.Contains("could not be converted to", StringComparison.Ordinal))
         {
-            return $"Wrong type{where}: {ExpectedType(message)}.";
+            var declared = json.Path is { } p ? fieldType?.Invoke(p) : null;
+            return $"Wrong type{where}: {(declared is null ? ExpectedType(message) : ExpectedType(declared))}.";
         }
 
         if (message.Contains("missing required properties", StringComparison.Ordinal))
@@ -80,6 +100,17 @@ internal sealed partial class ConvergenceExceptionHandler(ILogger<ConvergenceExc
 
         return $"The body is not valid JSON{where}.";
     }
+
+    private static string ExpectedType(Type type) => type switch
+    {
+        _ when type == typeof(string) => "expected a string",
+        _ when type == typeof(bool) => "expected true or false",
+        _ when type == typeof(int) || type == typeof(long) => "expected an integer",
+        _ when type == typeof(decimal) || type == typeof(double) => "expected a number",
+        _ when type == typeof(DateTimeOffset) || type == typeof(DateTime) => "expected an ISO 8601 timestamp",
+        _ when type == typeof(DateOnly) => "expected an ISO date (yyyy-MM-dd)",
+        _ => "the value has the wrong type",
+    };
 
     private static string ExpectedType(string message) => message switch
     {

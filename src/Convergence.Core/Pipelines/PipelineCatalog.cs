@@ -19,19 +19,21 @@ public sealed class PipelineCatalog
     private readonly ConcurrentDictionary<string, PipelineDefinition> _cache = new(StringComparer.Ordinal);
     private readonly PipelineLoadContext _context;
 
-    public PipelineCatalog(string configsRoot, PipelineLoadContext? context = null)
-    {
-        ConfigsRoot = Path.TrimEndingDirectorySeparator(Path.GetFullPath(configsRoot));
-        if (!Directory.Exists(ConfigsRoot))
-        {
-            throw new ConfigurationErrorException(ConfigsRoot, null, null, "the configs folder does not exist (set CONVERGENCE_CONFIGS_DIR)");
-        }
+    private readonly ConfigsFolder _folder;
 
+    public PipelineCatalog(string configsRoot, PipelineLoadContext? context = null)
+        : this(new ConfigsFolder(configsRoot), context)
+    {
+    }
+
+    public PipelineCatalog(ConfigsFolder folder, PipelineLoadContext? context = null)
+    {
+        _folder = folder;
         _context = context ?? PipelineLoadContext.Unchecked;
     }
 
     /// <summary>The absolute path of the <c>configs/</c> folder.</summary>
-    public string ConfigsRoot { get; }
+    public string ConfigsRoot => _folder.Root;
 
     /// <summary>Gets the pipeline at <paramref name="path"/> (such as <c>setup/bootstrap/pipeline</c>).</summary>
     /// <exception cref="ResourceNotFoundException">No such pipeline, or the path is not a safe config path.</exception>
@@ -94,16 +96,7 @@ public sealed class PipelineCatalog
     public static bool IsOrgRunnable(string path) => IsSafePath(path) && !PlatformFolders.Contains(path.Split('/')[0]);
 
     /// <summary>Resolves a path relative to <c>configs/</c> for a non-pipeline file (schemas, seed data).</summary>
-    public string ResolveFile(string relativePath)
-    {
-        var full = Path.GetFullPath(Path.Combine(ConfigsRoot, relativePath));
-        if (!full.StartsWith(ConfigsRoot + Path.DirectorySeparatorChar, StringComparison.Ordinal))
-        {
-            throw new ConfigurationErrorException(relativePath, null, null, "the path leaves the configs folder");
-        }
-
-        return full;
-    }
+    public string ResolveFile(string relativePath) => _folder.Resolve(relativePath);
 
     /// <summary>Whether <paramref name="path"/> is made of 1–5 segments of <c>[a-z0-9_]</c> separated by '/'.</summary>
     public static bool IsSafePath(string? path)

@@ -1,3 +1,4 @@
+using Convergence.Core.Configuration;
 using Convergence.Core.Pipelines;
 using Convergence.Core.Storage;
 
@@ -8,7 +9,7 @@ namespace Convergence.Processors.Setup;
 /// JSON schemas in <c>config.schemas</c>. Idempotent; the run parameters <c>force_recreate_dataset</c> and
 /// <c>force_recreate_tables</c> recreate (destructive).
 /// </summary>
-internal sealed class BootstrapProcessor(IControlPlaneStore store, PipelineCatalog catalog) : IProcessor
+internal sealed class BootstrapProcessor(IControlPlaneStore store, ConfigsFolder configs) : IProcessor
 {
     public const string Type = "setup.initial.onetime_bootstrap";
 
@@ -16,7 +17,7 @@ internal sealed class BootstrapProcessor(IControlPlaneStore store, PipelineCatal
 
     public async Task<StepResult> ExecuteAsync(StepContext context, CancellationToken cancellationToken)
     {
-        var schemas = TableSchema.LoadDirectory(catalog.ResolveFile(context.RequireConfigString("schemas")));
+        var schemas = TableSchema.LoadDirectory(configs.Resolve(context.RequireConfigString("schemas")));
         var options = new BootstrapOptions(context.BoolParameter("force_recreate_dataset"), context.BoolParameter("force_recreate_tables"));
         var outcome = await store.BootstrapAsync(schemas, options, cancellationToken);
         return new StepResult(

@@ -2,6 +2,7 @@ using Convergence.Core.Audit;
 using Convergence.Core.Errors;
 using Convergence.Core.Keys;
 using Convergence.Core.Organizations;
+using Convergence.Core.Configuration;
 using Convergence.Core.Pipelines;
 using Convergence.Core.Storage;
 
@@ -20,7 +21,7 @@ internal sealed class OnboardingProcessor(
     IControlPlaneStore store,
     IWarehouse warehouse,
     ApiKeyIssuer keyIssuer,
-    PipelineCatalog catalog,
+    ConfigsFolder configs,
     TimeProvider time) : IProcessor
 {
     public const string Type = "setup.organizations.onboarding";
@@ -43,7 +44,7 @@ internal sealed class OnboardingProcessor(
 
         var org = OrgSlug.From(request.OrgSlug!);
         var plan = request.Plan;
-        var tables = ReadTableList(context).Select(t => TableSchema.Load(catalog.ResolveFile(t))).ToList();
+        var tables = ReadTableList(context).Select(t => TableSchema.Load(configs.Resolve(t))).ToList();
         var dataset = DatasetRef.ForOrg(org, context.Run.Environment);
         var now = time.GetUtcNow();
         var profile = new OrgProfile(org, request.CompanyName!.Trim(), request.AdminEmail!, OrgStatus.Active, plan.Name, dataset.Name, now, now);

@@ -55,7 +55,7 @@ public sealed class PipelineLoaderTests
         extract.TimeoutSeconds.ShouldBe(60);
         extract.DependsOn.ShouldBeEmpty();
         extract.Config["table"].ShouldBe("{org_slug}_raw");
-        var options = extract.Config["options"].ShouldBeAssignableTo<IDictionary<object, object>>().ShouldNotBeNull();
+        var options = extract.Config["options"].ShouldBeAssignableTo<IDictionary<string, object?>>().ShouldNotBeNull();
         options["mode"].ShouldBe("append");
         options["tags"].ShouldBeAssignableTo<IEnumerable<object>>().ShouldNotBeNull().ShouldBe(["a", "{env}"]);
 
@@ -200,7 +200,7 @@ public sealed class PipelineLoaderTests
     [Fact]
     public void Parse_SelfDependency_Fails()
     {
-        ParseFails("pipeline_id: p\nsteps:\n  - step_id: a\n    ps_type: x\n    depends_on: [a]\n").Problem.ShouldContain("cycle");
+        ParseFails("pipeline_id: p\nsteps:\n  - step_id: a\n    ps_type: x\n    depends_on: [a]\n").Problem.ShouldContain("cannot depend on itself");
     }
 
     [Theory]
@@ -317,9 +317,12 @@ public sealed class PipelineLoaderTests
             null,
             new Dictionary<string, string>(),
             [
-                new StepDefinition("a", "x", null, ["b"], new Dictionary<string, object?>(), null),
-                new StepDefinition("b", "x", null, ["a"], new Dictionary<string, object?>(), null),
-            ]);
+                new StepDefinition("a", "x", null, ["b"], new Dictionary<string, object?>(), null, RetryPolicy.None, null, [], 1),
+                new StepDefinition("b", "x", null, ["a"], new Dictionary<string, object?>(), null, RetryPolicy.None, null, [], 2),
+            ],
+            NotificationSettings.None,
+            PipelineDefinition.DefaultMaxDateRangeDays,
+            new HashSet<string>());
 
         var ex = Should.Throw<ConfigurationErrorException>(() => StepOrder.Resolve(pipeline));
 

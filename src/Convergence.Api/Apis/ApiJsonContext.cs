@@ -1,0 +1,24 @@
+using System.Text.Json.Serialization;
+
+namespace Convergence.Api.Apis;
+
+/// <summary>
+/// Source-generated JSON metadata for the API's bodies: no reflection on the hot paths. Types not listed here fall
+/// back to the reflection resolver behind it in the chain.
+/// </summary>
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
+[JsonSerializable(typeof(BootstrapBody))]
+[JsonSerializable(typeof(BootstrapResponse))]
+[JsonSerializable(typeof(OrganizationBody))]
+[JsonSerializable(typeof(DryRunResponse))]
+[JsonSerializable(typeof(OnboardResponse))]
+[JsonSerializable(typeof(OrganizationResponse))]
+[JsonSerializable(typeof(OrganizationPatchBody))]
+[JsonSerializable(typeof(OffboardResponse))]
+[JsonSerializable(typeof(ApiKeyIssueBody))]
+[JsonSerializable(typeof(ApiKeyIssuedResponse))]
+[JsonSerializable(typeof(ApiKeyListResponse))]
+[JsonSerializable(typeof(ApiKeyRevokedResponse))]
+internal sealed partial class ApiJsonContext : JsonSerializerContext;
