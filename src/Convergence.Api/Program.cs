@@ -23,10 +23,27 @@ builder.Services
     .AddConvergenceHttp(settings);
 
 var app = builder.Build();
+
+// `validate [file.yml ...]` checks pipeline files (all of configs/ when none are named) and exits.
+if (args.Length > 0 && args[0] == "validate")
+{
+    Environment.ExitCode = await ConfigValidation.RunCommandAsync(app.Services, args[1..], Console.Out, Console.Error);
+    return;
+}
+
+// A broken shipped config stops the service here, with every error named, instead of failing a run later.
+if (ConfigValidation.ValidateShippedConfigs(app.Services) is { Count: > 0 } problems)
+{
+    await Console.Error.WriteLineAsync($"Convergence cannot start: {problems.Count} invalid pipeline config(s):{Environment.NewLine}  - {string.Join(Environment.NewLine + "  - ", problems)}");
+    Environment.ExitCode = 2;
+    return;
+}
+
 app.UseConvergenceHttp();
 app.MapHealthApi();
 app.MapAdminApi();
 app.MapOrganizationsApi();
+app.MapPipelinesApi();
 app.AnnounceRootKey();
 await app.RunAsync();
 

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 using Convergence.Core.Pipelines;
 using Convergence.Core.Storage;
 using Microsoft.Data.Sqlite;
@@ -134,7 +133,7 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
         return await ExecuteAsync(new SqlQuery($"INSERT INTO {Table} ({columns}) SELECT {columns} FROM {source}", query.Parameters), cancellationToken);
     }
 
-    public async Task<DqObservation> EvaluateAsync(DqCheckDefinition check, CancellationToken cancellationToken)
+    public async Task<DqObservation> EvaluateAsync(DqCheckDefinition check, IReadOnlyDictionary<string, object?> expressionParameters, CancellationToken cancellationToken)
     {
         var (scope, parameters) = spec.Mode == WriteMode.MergePartition ? SliceCondition() : ("1 = 1", Empty);
         string Col(string name) => SqliteSchema.Quote(name);
@@ -157,7 +156,7 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
                     DqCheckKind.AcceptedValues => (
                         $"{Col(check.Column!)} IS NOT NULL AND {Col(check.Column!)} NOT IN ({string.Join(", ", check.Values.Select((_, i) => "@dq_v" + i))})",
                         (IReadOnlyDictionary<string, object?>)check.Values.Select((v, i) => ("dq_v" + i, (object?)v)).ToDictionary(p => p.Item1, p => p.Item2)),
-                    DqCheckKind.Expression => ($"NOT ({check.Expression})", Empty),
+                    DqCheckKind.Expression => ($"NOT ({check.Expression})", expressionParameters),
                     _ => throw new ArgumentOutOfRangeException(nameof(check), check.Kind, "Unknown check."),
                 };
                 var all = Merge(parameters, extra);

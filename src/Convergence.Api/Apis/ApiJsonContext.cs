@@ -21,4 +21,6 @@ namespace Convergence.Api.Apis;
 [JsonSerializable(typeof(ApiKeyIssuedResponse))]
 [JsonSerializable(typeof(ApiKeyListResponse))]
 [JsonSerializable(typeof(ApiKeyRevokedResponse))]
+[JsonSerializable(typeof(RunAcceptedResponse))]
+[JsonSerializable(typeof(RunListResponse))]
 internal sealed partial class ApiJsonContext : JsonSerializerContext;

@@ -57,7 +57,11 @@ public sealed record OnboardResponse(
     IReadOnlyList<string> TablesCreated,
     SubscriptionResponse Subscription,
     string PipelineLoggingId,
+    ValidationRunResponse ValidationRun,
     string Message);
+
+/// <summary>The example pipeline onboarding runs to prove the dataset works (its id is null when it could not start).</summary>
+public sealed record ValidationRunResponse(string Pipeline, string? PipelineLoggingId, string Status, string? Error);
 
 public sealed record UsageResponse(DateOnly UsageDate, int PipelinesRunToday, int PipelinesRunMonth, int ConcurrentRunning);
 

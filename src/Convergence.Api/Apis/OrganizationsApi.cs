@@ -15,6 +15,7 @@ public static class OrganizationsApi
 {
     public const string DryRunPipeline = "setup/organizations/dryrun";
     public const string OnboardingPipeline = "setup/organizations/onboarding";
+    public const string ValidationPipeline = "gcp/example/dryrun";
 
     public static IEndpointRouteBuilder MapOrganizationsApi(this IEndpointRouteBuilder app)
     {
@@ -74,6 +75,7 @@ public static class OrganizationsApi
         }
 
         var onboarded = result.Output<OnboardingResult>("onboard_organization");
+        var validation = await RunValidationPipelineAsync(executor, onboarded.Profile.OrgSlug, actor, cancellationToken);
         var response = new OnboardResponse(
             onboarded.Profile.OrgSlug.Value,
             onboarded.Profile.CompanyName,
@@ -87,6 +89,7 @@ public static class OrganizationsApi
             onboarded.TablesCreated,
             SubscriptionResponse.From(onboarded.Subscription),
             result.PipelineLoggingId,
+            validation,
             "Store the api_key now: it is shown only once.");
         return TypedResults.Created($"/api/v1/organizations/{response.OrgSlug}", response);
     }
@@ -155,6 +158,23 @@ public static class OrganizationsApi
         await admin.RevokeKeyAsync(org, keyId, http.ToActor(), cancellationToken);
         caches.Invalidate(org);
         return TypedResults.Ok(new ApiKeyRevokedResponse(org.Value, keyId, true));
+    }
+
+    /// <summary>
+    /// Runs the credential-free example pipeline for today, proving the new dataset takes writes end to end. Its
+    /// failure is reported, not fatal: the org exists, and the run's steps say what went wrong.
+    /// </summary>
+    private static async Task<ValidationRunResponse> RunValidationPipelineAsync(PipelineExecutor executor, OrgSlug org, Actor actor, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var run = await executor.RunAsync(new PipelineRunRequest(ValidationPipeline, org, new Dictionary<string, string>(), actor, RunTrigger.Admin), cancellationToken);
+            return new ValidationRunResponse(ValidationPipeline, run.PipelineLoggingId, run.Status, null);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            return new ValidationRunResponse(ValidationPipeline, null, RunStatus.Failed, ex.Message);
+        }
     }
 
     /// <summary>A route slug that is not a valid slug names no organization: 404, never a storage call.</summary>

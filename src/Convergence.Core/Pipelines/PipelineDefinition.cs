@@ -63,6 +63,19 @@ public enum WriteMode
     Upsert,
 }
 
+/// <summary>The names write modes have in pipeline configs.</summary>
+public static class WriteModeNames
+{
+    public static string ToConfigName(this WriteMode mode) => mode switch
+    {
+        WriteMode.Append => "append",
+        WriteMode.Truncate => "truncate",
+        WriteMode.MergePartition => "merge_partition",
+        WriteMode.Upsert => "upsert",
+        _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, null),
+    };
+}
+
 /// <summary>Retries of transient failures: exponential backoff with jitter, capped.</summary>
 public sealed record RetryPolicy(int MaxAttempts, double BackoffSeconds, double MaxBackoffSeconds)
 {

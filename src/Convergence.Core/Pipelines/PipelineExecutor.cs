@@ -264,11 +264,17 @@ public sealed partial class PipelineExecutor(
 
     private async Task CheckQualityAsync(RunContext run, StepDefinition step, IWarehouseWrite write, string stepLoggingId, CancellationToken cancellationToken)
     {
+        var resolver = new PlaceholderResolver(Texts(run.Placeholders), run.Pipeline.SourceFile);
         var failures = new List<string>();
         foreach (var check in step.DqChecks)
         {
-            var bound = check.Expression is null ? check : check with { Expression = SqlTemplate.Bind(check.Expression, run.Placeholders, run.Pipeline.SourceFile, "dq_checks.expression").Text };
-            var observation = await write.EvaluateAsync(bound, cancellationToken);
+            var expression = check.Expression is null ? null : SqlTemplate.Bind(check.Expression, run.Placeholders, run.Pipeline.SourceFile, $"steps.{step.StepId}.dq_checks.{check.Name}.expression");
+            var bound = check with
+            {
+                Values = [.. check.Values.Select(v => resolver.Resolve(v, $"steps.{step.StepId}.dq_checks.{check.Name}.values"))],
+                Expression = expression?.Text,
+            };
+            var observation = await write.EvaluateAsync(bound, expression?.Parameters ?? new Dictionary<string, object?>(), cancellationToken);
             var severity = check.Severity == DqSeverity.Error ? "error" : "warn";
             await store.SaveDqResultAsync(
                 new DqResultRecord(
@@ -347,7 +353,7 @@ public sealed partial class PipelineExecutor(
                 ["timeout_seconds"] = s.TimeoutSeconds,
                 ["retry"] = new Dictionary<string, object?> { ["max_attempts"] = s.Retry.MaxAttempts, ["backoff_seconds"] = s.Retry.BackoffSeconds },
                 ["destination"] = s.Destination is { } d
-                    ? new Dictionary<string, object?> { ["dataset_type"] = d.DatasetType, ["table"] = d.Table, ["write_mode"] = d.WriteMode.ToString(), ["keys"] = d.Keys, ["partition_column"] = d.PartitionColumn }
+                    ? new Dictionary<string, object?> { ["dataset_type"] = d.DatasetType, ["table"] = d.Table, ["write_mode"] = d.WriteMode.ToConfigName(), ["keys"] = d.Keys, ["partition_column"] = d.PartitionColumn }
                     : null,
                 ["dq_checks"] = s.DqChecks.Select(c => c.Name).ToList(),
                 // SQL stays as written: its placeholders are bound parameters, never text.

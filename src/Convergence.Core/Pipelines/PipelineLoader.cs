@@ -24,13 +24,8 @@ public static partial class PipelineLoader
     private static readonly string[] DqFields = ["check", "name", "column", "columns", "values", "value", "expression", "severity"];
     private static readonly string[] NotificationFields = ["on_failure", "on_success", "always"];
     private static readonly string[] DatasetTypes = [DestinationDefinition.OrgDataset, DestinationDefinition.CentralDataset];
-    private static readonly Dictionary<string, WriteMode> WriteModes = new(StringComparer.Ordinal)
-    {
-        ["append"] = WriteMode.Append,
-        ["truncate"] = WriteMode.Truncate,
-        ["merge_partition"] = WriteMode.MergePartition,
-        ["upsert"] = WriteMode.Upsert,
-    };
+    private static readonly Dictionary<string, WriteMode> WriteModes =
+        Enum.GetValues<WriteMode>().ToDictionary(m => m.ToConfigName(), StringComparer.Ordinal);
 
     private static readonly Dictionary<string, DqCheckKind> DqKinds = new(StringComparer.Ordinal)
     {
@@ -204,6 +199,10 @@ public static partial class PipelineLoader
 
         var destination = ReadDestination(reader, map, field, context);
         var checks = ReadDqChecks(reader, map, field, destination, context);
+        if (reader.Get(map, "dq_checks") is { } dqNode)
+        {
+            CheckPlaceholderTree(reader, dqNode, $"{field}.dq_checks", known);
+        }
         return new StepDefinition(
             stepId,
             psType,

@@ -51,8 +51,11 @@ public interface IWarehouseWrite : IAsyncDisposable
     /// <summary>Writes the result of a query run in the same dataset; its columns are matched to the table's by name.</summary>
     Task<long> WriteQueryAsync(SqlQuery query, CancellationToken cancellationToken);
 
-    /// <summary>Evaluates a data-quality check on what the table will hold after commit (the slice, for merge_partition).</summary>
-    Task<DqObservation> EvaluateAsync(DqCheckDefinition check, CancellationToken cancellationToken);
+    /// <summary>
+    /// Evaluates a data-quality check on what the table will hold after commit (the slice, for merge_partition).
+    /// <paramref name="expressionParameters"/> are the values bound to the <c>@name</c> markers of an expression check.
+    /// </summary>
+    Task<DqObservation> EvaluateAsync(DqCheckDefinition check, IReadOnlyDictionary<string, object?> expressionParameters, CancellationToken cancellationToken);
 
     Task CommitAsync(CancellationToken cancellationToken);
 }

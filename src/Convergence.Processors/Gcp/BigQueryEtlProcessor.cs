@@ -29,6 +29,6 @@ internal sealed class BigQueryEtlProcessor : IProcessor
         var destination = context.RequireDestination();
         var query = context.Sql();
         var rows = await destination.WriteQueryAsync(query, cancellationToken);
-        return StepResult.Of(rows, ("source", source), ("table", destination.Schema.Name), ("write_mode", destination.Spec.Mode.ToString()));
+        return StepResult.Of(rows, ("source", source), ("table", destination.Schema.Name), ("write_mode", destination.Spec.Mode.ToConfigName()));
     }
 }
