@@ -29,8 +29,6 @@ public static partial class ConvergenceServiceExtensions
     {
         var settings = ConvergenceSettings.Load(builder.Configuration);
         var (rootKey, generatedFile) = RootKeyProvisioning.Resolve(settings);
-        builder.Services.AddSingleton(settings);
-        builder.Services.AddSingleton(settings.Environment);
         builder.Services.AddSingleton(new RootKey(rootKey));
         builder.Services.AddSingleton(new RootKeySource(generatedFile));
         return settings;
@@ -67,6 +65,8 @@ public static partial class ConvergenceServiceExtensions
     /// <summary>Storage adapters, KMS, processors and the executor.</summary>
     public static IServiceCollection AddConvergenceCore(this IServiceCollection services, ConvergenceSettings settings)
     {
+        services.AddSingleton(settings);
+        services.AddSingleton(settings.Environment);
         services.AddSingleton(TimeProvider.System);
         Directory.CreateDirectory(settings.DataDirectory);
         services.AddSqliteStorage(settings.DataDirectory, controlPlane: settings.Store == "sqlite", warehouse: settings.Warehouse == "sqlite");
