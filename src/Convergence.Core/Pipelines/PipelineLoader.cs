@@ -59,6 +59,7 @@ public static partial class PipelineLoader
         YamlNode? document;
         try
         {
+            RejectAliases(yaml, sourceFile);
             var stream = new YamlStream();
             stream.Load(new StringReader(yaml));
             if (stream.Documents.Count > 1)
@@ -162,6 +163,25 @@ public static partial class PipelineLoader
             parameters.ToHashSet(StringComparer.Ordinal));
         _ = StepOrder.Resolve(definition);
         return definition;
+    }
+
+    /// <summary>
+    /// Pipeline configs have no use for YAML anchors and aliases, and aliases let a small text expand into an
+    /// exponentially large tree (a "billion laughs"), so they are refused before the tree is built.
+    /// </summary>
+    private static void RejectAliases(string yaml, string sourceFile)
+    {
+        var parser = new Parser(new StringReader(yaml));
+        while (parser.MoveNext())
+        {
+            switch (parser.Current)
+            {
+                case YamlDotNet.Core.Events.AnchorAlias alias:
+                    throw new ConfigurationErrorException(sourceFile, alias.Start.Line, null, $"YAML aliases (*{alias.Value}) are not supported in pipeline configs; write the value out");
+                case YamlDotNet.Core.Events.NodeEvent { Anchor.IsEmpty: false } node:
+                    throw new ConfigurationErrorException(sourceFile, node.Start.Line, null, $"YAML anchors (&{node.Anchor}) are not supported in pipeline configs; write the value out");
+            }
+        }
     }
 
     private static StepDefinition ReadStep(YamlConfigReader reader, YamlNode node, string field, PipelineLoadContext context, HashSet<string> known)
