@@ -542,6 +542,7 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
             org_slug is null ? null : OrgSlug.From(org_slug), request_id, outcome,
             details is null ? null : JsonSerializer.Deserialize<Dictionary<string, object?>>(details));
     }
+
     internal sealed class RunRow
     {
         public string pipeline_logging_id { get; set; } = "";

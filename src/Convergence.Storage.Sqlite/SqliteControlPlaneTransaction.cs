@@ -12,7 +12,7 @@ namespace Convergence.Storage.Sqlite;
 /// <summary>A write transaction on the central dataset; rolled back unless committed.</summary>
 internal sealed class SqliteControlPlaneTransaction(SqliteConnection connection, SqliteTransaction transaction) : IControlPlaneTransaction
 {
-    private bool _committed;
+    private readonly SqliteTransactionScope _scope = new(connection, transaction);
 
     public async Task InsertOrganizationAsync(OrgProfile profile, CancellationToken cancellationToken)
     {
@@ -116,22 +116,9 @@ internal sealed class SqliteControlPlaneTransaction(SqliteConnection connection,
 
     public Task RecordAuditAsync(AuditEntry entry, CancellationToken cancellationToken) => InsertAuditAsync(connection, transaction, entry, cancellationToken);
 
-    public async Task CommitAsync(CancellationToken cancellationToken)
-    {
-        await transaction.CommitAsync(cancellationToken);
-        _committed = true;
-    }
+    public Task CommitAsync(CancellationToken cancellationToken) => _scope.CommitAsync(cancellationToken);
 
-    public async ValueTask DisposeAsync()
-    {
-        if (!_committed)
-        {
-            await transaction.RollbackAsync();
-        }
-
-        await transaction.DisposeAsync();
-        await connection.DisposeAsync();
-    }
+    public ValueTask DisposeAsync() => _scope.DisposeAsync();
 
     internal static Task InsertAuditAsync(SqliteConnection connection, SqliteTransaction? transaction, AuditEntry e, CancellationToken cancellationToken) =>
         connection.ExecuteAsync(new CommandDefinition(

@@ -11,9 +11,9 @@ namespace Convergence.Storage.Sqlite;
 /// </summary>
 internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTransaction transaction, TableSchema schema, WriteSpec spec) : IWarehouseWrite
 {
-    private const int SampleSize = 5;
-    private bool _committed;
+    private readonly SqliteTransactionScope _scope = new(connection, transaction);
 
+    private const int SampleSize = 5;
     public TableSchema Schema => schema;
 
     private string Table => SqliteSchema.Quote(schema.Name);
@@ -166,22 +166,9 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
         }
     }
 
-    public async Task CommitAsync(CancellationToken cancellationToken)
-    {
-        await transaction.CommitAsync(cancellationToken);
-        _committed = true;
-    }
+    public Task CommitAsync(CancellationToken cancellationToken) => _scope.CommitAsync(cancellationToken);
 
-    public async ValueTask DisposeAsync()
-    {
-        if (!_committed)
-        {
-            await transaction.RollbackAsync();
-        }
-
-        await transaction.DisposeAsync();
-        await connection.DisposeAsync();
-    }
+    public ValueTask DisposeAsync() => _scope.DisposeAsync();
 
     internal static SqliteCommand CreateCommand(SqliteConnection connection, SqliteTransaction? transaction, SqlQuery query)
     {
