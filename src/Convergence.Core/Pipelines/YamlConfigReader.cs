@@ -88,7 +88,14 @@ internal sealed class YamlConfigReader(string sourceFile)
             : value;
     }
 
-    public int? OptionalInt(YamlMappingNode map, string key, string field, int min, int max)
+    public int? OptionalInt(YamlMappingNode map, string key, string field, int min, int max) =>
+        OptionalNumber(map, key, field, min, max, NumberStyles.Integer, "a whole number");
+
+    public double? OptionalNumber(YamlMappingNode map, string key, string field, double min, double max) =>
+        OptionalNumber(map, key, field, min, max, NumberStyles.Float, "a number");
+
+    private T? OptionalNumber<T>(YamlMappingNode map, string key, string field, T min, T max, NumberStyles style, string what)
+        where T : struct, System.Numerics.INumber<T>
     {
         var text = OptionalString(map, key, field);
         if (text is null)
@@ -96,22 +103,9 @@ internal sealed class YamlConfigReader(string sourceFile)
             return null;
         }
 
-        return int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max
+        return T.TryParse(text, style, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max
             ? value
-            : throw Error(Get(map, key), field, $"expected a whole number from {min} to {max}, found '{text}'");
-    }
-
-    public double? OptionalNumber(YamlMappingNode map, string key, string field, double min, double max)
-    {
-        var text = OptionalString(map, key, field);
-        if (text is null)
-        {
-            return null;
-        }
-
-        return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max
-            ? value
-            : throw Error(Get(map, key), field, $"expected a number from {min} to {max}, found '{text}'");
+            : throw Error(Get(map, key), field, $"expected {what} from {min} to {max}, found '{text}'");
     }
 
     public IReadOnlyList<string> StringList(YamlMappingNode map, string key, string field)
