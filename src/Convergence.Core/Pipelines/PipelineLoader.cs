@@ -72,7 +72,8 @@ public static partial class PipelineLoader
         catch (YamlException ex)
         {
             var message = ex.InnerException?.Message ?? ex.Message;
-            throw new ConfigurationErrorException(sourceFile, ex.Start.Line, null, $"invalid YAML: {message}");
+            // Start is where the scanner was when it noticed; End is the token that broke it (a tab, a bad indent).
+            throw new ConfigurationErrorException(sourceFile, ex.End.Line, null, $"invalid YAML: {message}");
         }
         catch (ArgumentException ex)
         {
@@ -86,7 +87,7 @@ public static partial class PipelineLoader
         }
 
         var root = reader.Mapping(document, "(root)");
-        if (reader.Get(root, "pipeline") is { } nested)
+        if (reader.GetKey(root, "pipeline") is { } nested)
         {
             throw reader.Error(nested, "pipeline", "pipeline fields belong at the root of the file, not under a 'pipeline:' block; remove it and outdent its fields");
         }
@@ -99,7 +100,7 @@ public static partial class PipelineLoader
         {
             if (!SqlIdentifier.IsValid(name))
             {
-                throw reader.Error(reader.Get(root, "parameters"), $"parameters[{i}]", $"'{name}' must be snake_case ({SqlIdentifier.Pattern})");
+                throw reader.Error(reader.Item(reader.Get(root, "parameters"), i), $"parameters[{i}]", $"'{name}' must be snake_case ({SqlIdentifier.Pattern})");
             }
         }
 
@@ -107,7 +108,7 @@ public static partial class PipelineLoader
         CheckPlaceholders(reader, reader.Get(root, "pipeline_id")!, "pipeline_id", pipelineId, known);
         foreach (var (name, value) in variables)
         {
-            CheckPlaceholders(reader, reader.Get(root, "variables")!, $"variables.{name}", value, known);
+            CheckPlaceholders(reader, reader.Get((YamlMappingNode)reader.Get(root, "variables")!, name)!, $"variables.{name}", value, known);
         }
 
         var stepsNode = reader.Get(root, "steps");
@@ -128,26 +129,33 @@ public static partial class PipelineLoader
             var step = ReadStep(reader, stepList.Children[i], $"steps[{i}]", context, known);
             if (steps.Any(s => s.StepId == step.StepId))
             {
-                throw reader.Error(stepList.Children[i], $"steps[{i}].step_id", $"step_id '{step.StepId}' is used twice; step ids must be unique");
+                throw reader.Error(reader.Get((YamlMappingNode)stepList.Children[i], "step_id"), $"steps[{i}].step_id", $"step_id '{step.StepId}' is used twice; step ids must be unique");
             }
 
             steps.Add(step);
         }
 
+        YamlNode? DependsOnNode(int i) => reader.Get((YamlMappingNode)stepList.Children[i], "depends_on");
         for (var i = 0; i < steps.Count; i++)
         {
             foreach (var dependency in steps[i].DependsOn)
             {
                 if (dependency == steps[i].StepId)
                 {
-                    throw new ConfigurationErrorException(sourceFile, steps[i].Line, $"steps[{i}].depends_on", $"step '{dependency}' cannot depend on itself");
+                    throw reader.Error(DependsOnNode(i), $"steps[{i}].depends_on", $"step '{dependency}' cannot depend on itself");
                 }
 
                 if (steps.All(s => s.StepId != dependency))
                 {
-                    throw new ConfigurationErrorException(sourceFile, steps[i].Line, $"steps[{i}].depends_on", $"'{dependency}' is not a step of this pipeline; steps are: {string.Join(", ", steps.Select(s => s.StepId))}");
+                    throw reader.Error(DependsOnNode(i), $"steps[{i}].depends_on", $"'{dependency}' is not a step of this pipeline; steps are: {string.Join(", ", steps.Select(s => s.StepId))}");
                 }
             }
+        }
+
+        if (StepOrder.FindCycle(steps) is { Count: > 0 } cycle)
+        {
+            var first = steps.FindIndex(s => s.StepId == cycle[0]);
+            throw reader.Error(DependsOnNode(first), $"steps[{first}].depends_on", $"dependency cycle: {string.Join(" -> ", cycle.Append(cycle[0]))}");
         }
 
         var definition = new PipelineDefinition(
@@ -161,7 +169,6 @@ public static partial class PipelineLoader
             ReadNotifications(reader, root),
             reader.OptionalInt(root, "max_date_range_days", "max_date_range_days", 1, 3660) ?? PipelineDefinition.DefaultMaxDateRangeDays,
             parameters.ToHashSet(StringComparer.Ordinal));
-        _ = StepOrder.Resolve(definition);
         return definition;
     }
 
@@ -287,11 +294,11 @@ public static partial class PipelineLoader
 
         if (context.FindTable(table) is { } schema)
         {
-            foreach (var column in keys.Append(partition).OfType<string>())
+            foreach (var (column, key) in keys.Select(k => ((string?)k, "keys")).Append((partition, "partition_column")))
             {
-                if (schema.FindColumn(column) is null)
+                if (column is not null && schema.FindColumn(column) is null)
                 {
-                    throw reader.Error(map, $"{where}.keys", $"'{column}' is not a column of {table}; columns: {string.Join(", ", schema.Columns.Select(c => c.Name))}");
+                    throw reader.Error(reader.Get(map, key), $"{where}.{key}", $"'{column}' is not a column of {table}; columns: {string.Join(", ", schema.Columns.Select(c => c.Name))}");
                 }
             }
 
@@ -375,11 +382,11 @@ public static partial class PipelineLoader
             }
 
             var allColumns = columns.Prepend(column).OfType<string>().ToList();
-            foreach (var c in allColumns)
+            foreach (var (c, key) in columns.Select(c => ((string?)c, "columns")).Prepend((column, "column")))
             {
-                if (!SqlIdentifier.IsValid(c) || (schema is not null && schema.FindColumn(c) is null))
+                if (c is not null && (!SqlIdentifier.IsValid(c) || (schema is not null && schema.FindColumn(c) is null)))
                 {
-                    throw reader.Error(map, $"{where}.column", $"'{c}' is not a column of {destination!.Table}");
+                    throw reader.Error(reader.Get(map, key), $"{where}.{key}", $"'{c}' is not a column of {destination!.Table}");
                 }
             }
 
@@ -406,7 +413,7 @@ public static partial class PipelineLoader
         var maxBackoff = reader.OptionalNumber(map, "max_backoff_seconds", $"{where}.max_backoff_seconds", 0, 86_400) ?? Math.Max(backoff * 16, backoff);
         if (maxBackoff < backoff)
         {
-            throw reader.Error(map, $"{where}.max_backoff_seconds", "max_backoff_seconds must be at least backoff_seconds");
+            throw reader.Error(reader.Get(map, "max_backoff_seconds") ?? map, $"{where}.max_backoff_seconds", "max_backoff_seconds must be at least backoff_seconds");
         }
 
         return new RetryPolicy(attempts, backoff, maxBackoff);

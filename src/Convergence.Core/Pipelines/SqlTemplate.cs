@@ -10,7 +10,8 @@ namespace Convergence.Core.Pipelines;
 /// </summary>
 /// <remarks>
 /// The warehouse runs each query with the org's dataset as its default, so SQL names tables without a dataset
-/// qualifier and needs no identifier placeholders. Quoted text is left alone: <c>'{date}'</c> stays literal.
+/// qualifier and needs no identifier placeholders. Quoted text, quoted identifiers and comments are left alone:
+/// <c>'{date}'</c> stays literal.
 /// </remarks>
 public static class SqlTemplate
 {
@@ -18,35 +19,90 @@ public static class SqlTemplate
     {
         var text = new StringBuilder(sql.Length);
         var parameters = new Dictionary<string, object?>(StringComparer.Ordinal);
-        var inQuote = false;
-        for (var i = 0; i < sql.Length; i++)
+        var i = 0;
+        while (i < sql.Length)
         {
             var c = sql[i];
-            if (c == '\'')
-            {
-                inQuote = !inQuote;
-            }
-            else if (c == '{' && !inQuote)
-            {
-                var close = sql.IndexOf('}', i + 1);
-                var name = close < 0 ? null : sql[(i + 1)..close];
-                if (name is not null && SqlIdentifier.IsValid(name))
-                {
-                    if (!values.TryGetValue(name, out var value))
-                    {
-                        throw new ConfigurationErrorException(sourceFile, null, field, $"placeholder '{{{name}}}' cannot be resolved in SQL");
-                    }
 
-                    parameters[name] = value;
-                    text.Append('@').Append(name);
-                    i = close;
-                    continue;
+            // Quoted text, quoted identifiers and comments are copied as they are: a brace in them is not a placeholder,
+            // and an apostrophe in a comment must not be mistaken for the start of a string.
+            var skipTo = c switch
+            {
+                '\'' or '"' => ClosingQuote(sql, i),
+                '-' when At(sql, i + 1, '-') => LineEnd(sql, i),
+                '/' when At(sql, i + 1, '*') => BlockCommentEnd(sql, i),
+                _ => -1,
+            };
+            if (skipTo > i)
+            {
+                text.Append(sql, i, skipTo - i);
+                i = skipTo;
+                continue;
+            }
+
+            if (c == '{' && sql.IndexOf('}', i + 1) is var close and > 0 && SqlIdentifier.IsValid(sql[(i + 1)..close]))
+            {
+                var name = sql[(i + 1)..close];
+                if (!values.TryGetValue(name, out var value))
+                {
+                    throw new ConfigurationErrorException(sourceFile, null, field, $"placeholder '{{{name}}}' cannot be resolved in SQL");
                 }
+
+                if ((i > 0 && IsWordChar(sql[i - 1])) || (close + 1 < sql.Length && IsWordChar(sql[close + 1])))
+                {
+                    throw new ConfigurationErrorException(
+                        sourceFile, null, field, $"placeholder '{{{name}}}' is glued to other text; in SQL a placeholder is a bound value and must stand alone (tables are named without a dataset prefix)");
+                }
+
+                parameters[name] = value;
+                text.Append('@').Append(name);
+                i = close + 1;
+                continue;
             }
 
             text.Append(c);
+            i++;
         }
 
         return new SqlQuery(text.ToString(), parameters);
+    }
+
+    private static bool At(string sql, int index, char c) => index < sql.Length && sql[index] == c;
+
+    private static bool IsWordChar(char c) => char.IsAsciiLetterOrDigit(c) || c is '_' or '@' or '$';
+
+    /// <summary>The index after the quote that closes the one at <paramref name="open"/> (a doubled quote escapes).</summary>
+    private static int ClosingQuote(string sql, int open)
+    {
+        var quote = sql[open];
+        for (var i = open + 1; i < sql.Length; i++)
+        {
+            if (sql[i] != quote)
+            {
+                continue;
+            }
+
+            if (At(sql, i + 1, quote))
+            {
+                i++;
+                continue;
+            }
+
+            return i + 1;
+        }
+
+        return sql.Length;
+    }
+
+    private static int LineEnd(string sql, int start)
+    {
+        var newline = sql.IndexOf('\n', start);
+        return newline < 0 ? sql.Length : newline;
+    }
+
+    private static int BlockCommentEnd(string sql, int start)
+    {
+        var end = sql.IndexOf("*/", start + 2, StringComparison.Ordinal);
+        return end < 0 ? sql.Length : end + 2;
     }
 }

@@ -64,6 +64,14 @@ internal sealed class YamlConfigReader(string sourceFile)
         }
     }
 
+    /// <summary>The key node of <paramref name="key"/>, for errors about the field itself.</summary>
+    public YamlNode? GetKey(YamlMappingNode map, string key) =>
+        map.Children.Keys.FirstOrDefault(k => k is YamlScalarNode { Value: var v } && v == key);
+
+    /// <summary>Item <paramref name="index"/> of a list node, or the node itself when it is not a list.</summary>
+    public YamlNode? Item(YamlNode? node, int index) =>
+        node is YamlSequenceNode list && index < list.Children.Count ? list.Children[index] : node;
+
     public YamlNode? Get(YamlMappingNode map, string key) =>
         map.Children.TryGetValue(new YamlScalarNode(key), out var value) ? value : null;
 

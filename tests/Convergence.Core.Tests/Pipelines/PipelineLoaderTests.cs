@@ -191,10 +191,9 @@ public sealed class PipelineLoaderTests
 
         var ex = ParseFails(yaml);
 
-        ex.Field.ShouldBe("depends_on");
-        ex.Problem.ShouldContain("cycle");
-        ex.Problem.ShouldContain("b, c");
-        ex.Problem.ShouldNotContain("a,");
+        ex.Field.ShouldBe("steps[1].depends_on");
+        ex.Problem.ShouldContain("dependency cycle: b -> c -> b");
+        ex.Problem.ShouldNotContain("a ->");
     }
 
     [Fact]
