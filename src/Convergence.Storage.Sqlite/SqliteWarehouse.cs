@@ -1,3 +1,4 @@
+using Convergence.Core.Errors;
 using Convergence.Core.Organizations;
 using Convergence.Core.Storage;
 using Dapper;
@@ -8,6 +9,10 @@ namespace Convergence.Storage.Sqlite;
 /// <summary>The embedded warehouse: one SQLite file per dataset.</summary>
 internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
 {
+    /// <summary>SQLITE_BUSY and SQLITE_LOCKED: another connection holds the lock past the busy timeout.</summary>
+    internal const int SqliteBusy = 5;
+    internal const int SqliteLocked = 6;
+
     public string Kind => "sqlite";
 
     public Task<bool> DatasetExistsAsync(DatasetRef dataset, CancellationToken cancellationToken) =>
@@ -72,6 +77,11 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
             var write = new SqliteWarehouseWrite(connection, transaction, schema, spec);
             await write.PrepareAsync(cancellationToken);
             return write;
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode is SqliteBusy or SqliteLocked)
+        {
+            await connection.DisposeAsync();
+            throw new TransientException($"Dataset {dataset.Name} stayed locked by another writer past the busy timeout; the step may retry.", ex);
         }
         catch
         {

@@ -112,8 +112,8 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
 
     public async Task<long> WriteQueryAsync(SqlQuery query, CancellationToken cancellationToken)
     {
-        var columns = string.Join(", ", schema.Columns.Select(c => SqliteSchema.Quote(c.Name)));
         var source = $"(SELECT * FROM ({query.Text}))";
+        var columns = string.Join(", ", (await QueryColumnsAsync(query, cancellationToken)).Select(SqliteSchema.Quote));
         if (spec.Mode == WriteMode.MergePartition)
         {
             var (condition, sliceParameters) = SliceCondition();
@@ -131,6 +131,37 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
         }
 
         return await ExecuteAsync(new SqlQuery($"INSERT INTO {Table} ({columns}) SELECT {columns} FROM {source}", query.Parameters), cancellationToken);
+    }
+
+    /// <summary>
+    /// The table columns the query fills: every column it returns must be one of the table's, every REQUIRED column must
+    /// be among them, and NULLABLE ones it leaves out are written as NULL (as with row writes).
+    /// </summary>
+    private async Task<IReadOnlyList<string>> QueryColumnsAsync(SqlQuery query, CancellationToken cancellationToken)
+    {
+        var returned = new List<string>();
+        await using (var command = CreateCommand(connection, transaction, query with { Text = $"SELECT * FROM ({query.Text}) LIMIT 0" }))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            for (var i = 0; i < reader.FieldCount; i++)
+            {
+                returned.Add(reader.GetName(i));
+            }
+        }
+
+        var unknown = returned.Where(c => schema.FindColumn(c) is null).ToList();
+        if (unknown.Count > 0)
+        {
+            throw new InvalidOperationException($"The query returns column(s) {string.Join(", ", unknown)} that table {schema.Name} does not have.");
+        }
+
+        var missing = schema.Columns.Where(c => c.Required && !returned.Contains(c.Name)).Select(c => c.Name).ToList();
+        if (missing.Count > 0)
+        {
+            throw new InvalidOperationException($"The query does not return required column(s) {string.Join(", ", missing)} of table {schema.Name}.");
+        }
+
+        return returned;
     }
 
     public async Task<DqObservation> EvaluateAsync(DqCheckDefinition check, IReadOnlyDictionary<string, object?> expressionParameters, CancellationToken cancellationToken)

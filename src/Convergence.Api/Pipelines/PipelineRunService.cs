@@ -68,8 +68,8 @@ public sealed class PipelineRunService(
 
         if (!queue.TryEnqueue(run.PipelineLoggingId))
         {
-            var now = time.GetUtcNow();
-            await store.SaveRunAsync(run with { Status = RunStatus.Failed, EndTime = now, ErrorClass = "QueueFull", ErrorMessage = "The run queue is full." }, cancellationToken);
+            // Not admitted: remove the row so nothing half-made remains and a retry with the same Idempotency-Key runs.
+            await store.DeletePendingRunAsync(run.PipelineLoggingId, CancellationToken.None);
             throw new DependencyUnavailableException("Run queue", $"The run queue is full ({queue.Capacity} waiting); retry shortly.");
         }
 

@@ -60,3 +60,6 @@ public class TransientException(string message, Exception? inner = null, TimeSpa
 
 /// <summary>An error-severity data-quality check failed; the step's write was rolled back.</summary>
 public sealed class DataQualityException(string message) : Exception(message);
+
+/// <summary>The run was stopped by a shutdown of its worker, not by a user; its step writes were rolled back.</summary>
+public sealed class RunInterruptedException(string message) : Exception(message);

@@ -33,8 +33,11 @@ public sealed partial class PipelineExecutor(
     TimeProvider time,
     WorkerIdentity worker,
     RunCancellationRegistry cancellations,
-    ILogger<PipelineExecutor> logger)
+    ILogger<PipelineExecutor> logger,
+    Random? random = null)
 {
+    private readonly Random jitter = random ?? Random.Shared;
+
     /// <summary>Validates a request and builds its PENDING run record; nothing is stored.</summary>
     /// <exception cref="ResourceNotFoundException">No such pipeline.</exception>
     /// <exception cref="RequestValidationException">Invalid dates or parameters.</exception>
@@ -128,13 +131,14 @@ public sealed partial class PipelineExecutor(
                 catch (Exception ex)
                 {
                     failure = ex;
-                    var cancelled = ex is OperationCanceledException && token.IsCancellationRequested;
+                    var cancelled = ex is OperationCanceledException && token.IsCancellationRequested && !cancellationToken.IsCancellationRequested;
+                    var interrupted = ex is OperationCanceledException && cancellationToken.IsCancellationRequested;
                     stepLogs[i] = stepLogs[i] with
                     {
                         Status = cancelled ? RunStatus.Cancelled : RunStatus.Failed,
                         EndTime = time.GetUtcNow(),
-                        ErrorClass = ErrorClass(ex),
-                        ErrorMessage = ex.Message,
+                        ErrorClass = interrupted ? nameof(RunInterruptedException) : ErrorClass(ex),
+                        ErrorMessage = interrupted ? "The service stopped while the step ran; its writes were rolled back." : ex.Message,
                     };
                     LogStepFailed(logger, run.PipelineLoggingId, step.StepId, step.PsType, ErrorClass(ex), ex.Message);
                 }
@@ -148,6 +152,12 @@ public sealed partial class PipelineExecutor(
         }
 
         var ended = time.GetUtcNow();
+        if (failure is OperationCanceledException && cancellationToken.IsCancellationRequested)
+        {
+            // The host is stopping, nobody cancelled the run: say so, and leave it to a rerun.
+            failure = new RunInterruptedException("The service stopped while the run executed; its writes were rolled back. Run it again.");
+        }
+
         run = failure is null
             ? run with { Status = RunStatus.Completed, EndTime = ended, HeartbeatAt = ended }
             : run with
@@ -196,13 +206,9 @@ public sealed partial class PipelineExecutor(
             builder.AddRetry(new RetryStrategyOptions<StepResult>
             {
                 MaxRetryAttempts = step.Retry.MaxAttempts - 1,
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = true,
-                Delay = TimeSpan.FromSeconds(step.Retry.BackoffSeconds),
-                MaxDelay = TimeSpan.FromSeconds(step.Retry.MaxBackoffSeconds),
                 ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } ex && TransientException.IsTransient(ex) && !cancellationToken.IsCancellationRequested),
-                DelayGenerator = args => ValueTask.FromResult(
-                    args.Outcome.Exception is TransientException { RetryAfter: { } wait } ? (TimeSpan?)TimeSpan.FromSeconds(Math.Min(wait.TotalSeconds, step.Retry.MaxBackoffSeconds)) : null),
+                DelayGenerator = args => ValueTask.FromResult<TimeSpan?>(
+                    RetryDelay(step.Retry, args.AttemptNumber, (args.Outcome.Exception as TransientException)?.RetryAfter, jitter.NextDouble())),
                 OnRetry = args =>
                 {
                     LogStepRetry(logger, run.PipelineLoggingId, step.StepId, args.AttemptNumber + 1, args.RetryDelay.TotalSeconds, args.Outcome.Exception?.Message ?? string.Empty);
@@ -221,6 +227,18 @@ public sealed partial class PipelineExecutor(
                 return await ExecuteAttemptAsync(run, step, processor, config, log.StepLoggingId, attempt, token);
             },
             cancellationToken);
+    }
+
+    /// <summary>
+    /// The wait before retry <paramref name="retry"/> (0-based): <c>backoff × 2^retry</c> stretched by up to a quarter at
+    /// random, never less than the other side's Retry-After, capped at <c>max_backoff_seconds</c>. Growth of 2 outruns
+    /// the jitter, so waits never shrink and never drop below <c>backoff_seconds</c>.
+    /// </summary>
+    internal static TimeSpan RetryDelay(RetryPolicy policy, int retry, TimeSpan? retryAfter, double random)
+    {
+        var seconds = policy.BackoffSeconds * Math.Pow(2, retry) * (1 + (0.25 * random));
+        seconds = Math.Max(seconds, retryAfter?.TotalSeconds ?? 0);
+        return TimeSpan.FromSeconds(Math.Min(seconds, policy.MaxBackoffSeconds));
     }
 
     private async Task<StepResult> ExecuteAttemptAsync(

@@ -80,6 +80,18 @@ public sealed class ConvergenceApiFactory : WebApplicationFactory<Program>
 
     public FakeTimeProvider Clock { get; } = new();
 
+    /// <summary>A clock with timers the app uses instead of <see cref="Clock"/> when set (retry backoff, step timeouts).</summary>
+    public ManualTimeProvider? ManualClock { get; init; }
+
+    /// <summary>
+    /// When set, the app reads a copy of the repository's <c>configs/</c> written under the data folder, with these
+    /// extra files (path relative to <c>configs/</c> → text) added, instead of the configs next to the binaries.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? ConfigFiles { get; init; }
+
+    /// <summary>The configs copy of <see cref="ConfigFiles"/>.</summary>
+    public string ConfigsDirectory => Path.Combine(DataDirectory, "configs");
+
     public FaultPlan Faults { get; } = new();
 
     public InMemoryLoggerProvider Logs { get; } = new();
@@ -142,10 +154,16 @@ public sealed class ConvergenceApiFactory : WebApplicationFactory<Program>
             builder.UseSetting(key, value);
         }
 
+        if (ConfigFiles is not null)
+        {
+            TestConfigs.WriteCopy(ConfigsDirectory, ConfigFiles);
+            builder.UseSetting("CONVERGENCE_CONFIGS_DIR", ConfigsDirectory);
+        }
+
         builder.ConfigureTestServices(services =>
         {
             services.RemoveAll<TimeProvider>();
-            services.AddSingleton<TimeProvider>(Clock);
+            services.AddSingleton<TimeProvider>(ManualClock is null ? Clock : ManualClock);
 
             Decorate<IControlPlaneStore>(services, (_, inner) => new FaultyControlPlaneStore(inner, Faults));
             Decorate<IWarehouse>(services, (_, inner) => new FaultyWarehouse(inner, Faults));

@@ -90,6 +90,8 @@ internal sealed class FaultyControlPlaneStore(IControlPlaneStore inner, FaultPla
 
     public Task CreateRunAsync(PipelineRunRecord run, CancellationToken cancellationToken) => inner.CreateRunAsync(run, cancellationToken);
 
+    public Task<bool> DeletePendingRunAsync(string pipelineLoggingId, CancellationToken cancellationToken) => inner.DeletePendingRunAsync(pipelineLoggingId, cancellationToken);
+
     public Task<PipelineRunRecord?> FindRunAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken) => inner.FindRunAsync(pipelineLoggingId, org, cancellationToken);
 
     public Task<PipelineRunRecord?> FindRunByIdempotencyKeyAsync(OrgSlug org, string idempotencyKey, CancellationToken cancellationToken) =>
