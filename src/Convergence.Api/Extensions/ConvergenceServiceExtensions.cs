@@ -177,6 +177,22 @@ public static partial class ConvergenceServiceExtensions
                 Description = "Org API key ({org_slug}_api_...): routes under that org only.",
             };
             return Task.CompletedTask;
+        }).AddOperationTransformer((operation, context, _) =>
+        {
+            // Say on each operation which key it takes, so the docs' "Authorize" sends the right header.
+            var policies = context.Description.ActionDescriptor.EndpointMetadata.OfType<IAuthorizeData>().Select(a => a.Policy).ToHashSet();
+            string[] schemes = policies.Contains(ConvergenceAuth.RootPolicy) ? ["RootKey"]
+                : policies.Count > 0 ? ["OrgApiKey", "RootKey"]
+                : [];
+            if (schemes.Length > 0)
+            {
+                operation.Security = [.. schemes.Select(scheme => new Microsoft.OpenApi.OpenApiSecurityRequirement
+                {
+                    [new Microsoft.OpenApi.OpenApiSecuritySchemeReference(scheme, context.Document)] = [],
+                })];
+            }
+
+            return Task.CompletedTask;
         }));
         return services;
     }

@@ -19,6 +19,11 @@ internal sealed partial class ConvergenceExceptionHandler(ILogger<ConvergenceExc
         }
 
         var (status, title, detail, extensions) = Map(exception, FieldTypeResolver(context));
+        if (exception is DependencyUnavailableException { RetryAfter: { } wait })
+        {
+            context.Response.Headers.RetryAfter = ((int)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
         if (status >= 500)
         {
             LogUnhandled(logger, exception, context.Request.Method, context.Request.Path.Value ?? "/");

@@ -70,7 +70,7 @@ public sealed class PipelineRunService(
         {
             // Not admitted: remove the row so nothing half-made remains and a retry with the same Idempotency-Key runs.
             await store.DeletePendingRunAsync(run.PipelineLoggingId, CancellationToken.None);
-            throw new DependencyUnavailableException("Run queue", $"The run queue is full ({queue.Capacity} waiting); retry shortly.");
+            throw new DependencyUnavailableException("Run queue", $"The run queue is full ({queue.Capacity} waiting); retry shortly.", retryAfter: TimeSpan.FromSeconds(5));
         }
 
         return new SubmitOutcome(run, Created: true);

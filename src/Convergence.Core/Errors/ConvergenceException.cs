@@ -37,10 +37,13 @@ public sealed class RequestValidationException(IReadOnlyDictionary<string, strin
 }
 
 /// <summary>A dependency (store, warehouse, KMS, provider) is unavailable; retrying later may succeed.</summary>
-public sealed class DependencyUnavailableException(string dependency, string message, Exception? inner = null)
+public sealed class DependencyUnavailableException(string dependency, string message, Exception? inner = null, TimeSpan? retryAfter = null)
     : ConvergenceException(message, inner)
 {
     public string Dependency { get; } = dependency;
+
+    /// <summary>When a retry is worth trying, if known (sent as Retry-After).</summary>
+    public TimeSpan? RetryAfter { get; } = retryAfter;
 
     public override string Title => $"{Dependency} unavailable";
 }

@@ -118,6 +118,26 @@ public sealed class CrossCuttingTests : IClassFixture<SharedApi>
     }
 
     [Fact]
+    public async Task OpenApi_EachOperationNamesTheKeyItTakes()
+    {
+        using var client = _factory.AnonymousClient();
+
+        using var response = await client.GetAsync("/openapi/v1.json");
+
+        var body = await response.ShouldBeJsonAsync(HttpStatusCode.OK);
+        var schemes = body.GetProperty("components").GetProperty("securitySchemes");
+        schemes.GetProperty("RootKey").Str("name").ShouldBe("X-CA-Root-Key");
+        schemes.GetProperty("OrgApiKey").Str("name").ShouldBe("X-API-Key");
+
+        static string[] KeysOf(System.Text.Json.JsonElement operation) =>
+            [.. operation.GetProperty("security").EnumerateArray().SelectMany(r => r.EnumerateObject().Select(p => p.Name)).Order()];
+
+        var paths = body.GetProperty("paths");
+        KeysOf(paths.GetProperty("/api/v1/organizations/onboard").GetProperty("post")).ShouldBe(["RootKey"]);
+        KeysOf(paths.GetProperty("/api/v1/organizations/{org_slug}").GetProperty("get")).ShouldBe(["OrgApiKey", "RootKey"]);
+    }
+
+    [Fact]
     public async Task Docs_SwaggerUiIsServed()
     {
         using var client = _factory.AnonymousClient();

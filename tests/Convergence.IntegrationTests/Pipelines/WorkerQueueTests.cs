@@ -49,6 +49,7 @@ public sealed class WorkerQueueTests(SingleWorkerPipelineFixture fixture) : ICla
         {
             var problem = await response.ShouldBeProblemAsync(HttpStatusCode.ServiceUnavailable);
             problem.Json.Str("detail").ShouldContain("queue is full");
+            response.Headers.RetryAfter.ShouldNotBeNull("a 503 says when to retry").Delta.ShouldBe(TimeSpan.FromSeconds(5));
         }
 
         // Not admitted, so nothing is left behind: only the busy and the queued run exist (and onboarding's).
