@@ -44,6 +44,7 @@ app.MapHealthApi();
 app.MapAdminApi();
 app.MapOrganizationsApi();
 app.MapPipelinesApi();
+app.MapPricingApi();
 app.AnnounceRootKey();
 await app.RunAsync();
 

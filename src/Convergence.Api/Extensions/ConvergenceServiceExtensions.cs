@@ -88,6 +88,7 @@ public static partial class ConvergenceServiceExtensions
         services.AddSingleton(workers);
         services.AddSingleton(new PipelineWorkQueue(workers.QueueCapacity));
         services.AddSingleton<PipelineRunService>();
+        services.AddSingleton<Pricing.PriceTableService>();
         services.AddHostedService<PipelineWorkerService>();
         services.AddHostedService<RunMaintenanceService>();
         services.AddSingleton<ApiKeyIssuer>();
