@@ -95,12 +95,12 @@ public static class OrganizationsApi
     }
 
     public static async Task<Ok<OrganizationResponse>> Get([FromRoute(Name = "org_slug")] string orgSlug, OrganizationOverviewCache organizations, CancellationToken cancellationToken) =>
-        TypedResults.Ok(OrganizationResponse.From(await organizations.GetAsync(RouteOrg(orgSlug), cancellationToken)));
+        TypedResults.Ok(OrganizationResponse.From(await organizations.GetAsync(RouteArguments.Org(orgSlug), cancellationToken)));
 
     public static async Task<Ok<OrganizationResponse>> Update(
         [FromRoute(Name = "org_slug")] string orgSlug, OrganizationPatchBody body, HttpContext http, OrganizationAdministration admin, OrgCacheGenerations caches, CancellationToken cancellationToken)
     {
-        var org = RouteOrg(orgSlug);
+        var org = RouteArguments.Org(orgSlug);
         var updated = await admin.UpdateAsync(org, body.SubscriptionPlan, body.Status, http.ToActor(), cancellationToken);
         caches.Invalidate(org);
         return TypedResults.Ok(OrganizationResponse.From(updated));
@@ -110,7 +110,7 @@ public static class OrganizationsApi
         [FromRoute(Name = "org_slug")] string orgSlug, HttpContext http, OrganizationAdministration admin, OrgCacheGenerations caches, CancellationToken cancellationToken,
         [FromQuery(Name = "drop_data")] bool dropData = false)
     {
-        var org = RouteOrg(orgSlug);
+        var org = RouteArguments.Org(orgSlug);
         var result = await admin.OffboardAsync(org, dropData, http.ToActor(), cancellationToken);
         caches.Invalidate(org);
         return TypedResults.Ok(new OffboardResponse(result.OrgSlug.Value, result.Status, result.KeysRevoked, result.DatasetId, result.DataDropped));
@@ -124,7 +124,7 @@ public static class OrganizationsApi
         OrgCacheGenerations caches,
         CancellationToken cancellationToken)
     {
-        var org = RouteOrg(orgSlug);
+        var org = RouteArguments.Org(orgSlug);
         var rotate = body?.Rotate ?? true;
         var grace = body?.GracePeriodSeconds ?? 0;
         if (grace is < 0 or > 30L * 24 * 3600)
@@ -145,7 +145,7 @@ public static class OrganizationsApi
 
     public static async Task<Ok<ApiKeyListResponse>> ListKeys([FromRoute(Name = "org_slug")] string orgSlug, OrganizationAdministration admin, TimeProvider time, CancellationToken cancellationToken)
     {
-        var org = RouteOrg(orgSlug);
+        var org = RouteArguments.Org(orgSlug);
         var now = time.GetUtcNow();
         var keys = await admin.ListKeysAsync(org, cancellationToken);
         return TypedResults.Ok(new ApiKeyListResponse(org.Value, [.. keys.Select(k => ApiKeyResponse.From(k, now))]));
@@ -154,7 +154,7 @@ public static class OrganizationsApi
     public static async Task<Ok<ApiKeyRevokedResponse>> RevokeKey(
         [FromRoute(Name = "org_slug")] string orgSlug, [FromRoute(Name = "key_id")] string keyId, HttpContext http, OrganizationAdministration admin, OrgCacheGenerations caches, CancellationToken cancellationToken)
     {
-        var org = RouteOrg(orgSlug);
+        var org = RouteArguments.Org(orgSlug);
         await admin.RevokeKeyAsync(org, keyId, http.ToActor(), cancellationToken);
         caches.Invalidate(org);
         return TypedResults.Ok(new ApiKeyRevokedResponse(org.Value, keyId, true));
@@ -177,9 +177,6 @@ public static class OrganizationsApi
         }
     }
 
-    /// <summary>A route slug that is not a valid slug names no organization: 404, never a storage call.</summary>
-    private static OrgSlug RouteOrg(string text) =>
-        OrgSlug.TryParse(text, out var org) ? org.Value : throw new ResourceNotFoundException("Organization", text.Length > 60 ? text[..60] : text);
 
     private static async Task RecordFailureAsync(IControlPlaneStore store, AuditEntry entry)
     {

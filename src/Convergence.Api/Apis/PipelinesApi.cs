@@ -125,7 +125,7 @@ public static class PipelinesApi
         [FromRoute(Name = "org_slug")] string orgSlug, IControlPlaneStore store, CancellationToken cancellationToken,
         DateTimeOffset? since = null, int? limit = null, [FromQuery(Name = "page_token")] string? pageToken = null)
     {
-        var org = OrgSlug.TryParse(orgSlug, out var o) ? o.Value : throw new ResourceNotFoundException("Organization", orgSlug);
+        var org = RouteArguments.Org(orgSlug);
         var page = await store.ListRunsAsync(new RunQuery(org, null, null, since, PageSize(limit, 20), pageToken), cancellationToken);
         var runs = new List<ComprehensiveRun>();
         foreach (var run in page.Runs)
@@ -141,7 +141,7 @@ public static class PipelinesApi
     private static async Task<Results<Accepted<RunAcceptedResponse>, Ok<RunAcceptedResponse>>> SubmitAsync(
         string orgSlug, string path, Dictionary<string, string>? body, HttpContext http, PipelineRunService runs, CancellationToken cancellationToken)
     {
-        var org = OrgSlug.TryParse(orgSlug, out var o) ? o.Value : throw new ResourceNotFoundException("Organization", orgSlug);
+        var org = RouteArguments.Org(orgSlug);
         var key = http.Request.Headers["Idempotency-Key"].ToString();
         var outcome = await runs.SubmitAsync(org, path, body ?? [], http.ToActor(), key.Length == 0 ? null : key, cancellationToken);
         var r = outcome.Run;

@@ -26,7 +26,7 @@ public static class PricingApi
     public static async Task<Ok<PriceListResponse>> List(
         [FromRoute(Name = "org_slug")] string orgSlug, string provider, PriceTableService prices, CancellationToken cancellationToken)
     {
-        var org = Org(orgSlug);
+        var org = RouteArguments.Org(orgSlug);
         var list = await prices.ListAsync(org, provider, cancellationToken);
         return TypedResults.Ok(new PriceListResponse(org.Value, provider, [.. list.Select(PriceResponse.From)]));
     }
@@ -34,7 +34,7 @@ public static class PricingApi
     public static async Task<Created<PriceResponse>> Add(
         [FromRoute(Name = "org_slug")] string orgSlug, string provider, PriceBody body, PriceTableService prices, CancellationToken cancellationToken)
     {
-        var org = Org(orgSlug);
+        var org = RouteArguments.Org(orgSlug);
         var added = await prices.AddAsync(org, provider, body.ToPrice(body.ModelId, prices.Today), cancellationToken);
         return TypedResults.Created($"/api/v1/integrations/{org}/{provider}/pricing/{Uri.EscapeDataString(added.ModelId)}", PriceResponse.From(added));
     }
@@ -48,24 +48,21 @@ public static class PricingApi
             throw RequestValidationException.For("model_id", "differs from the model in the path; leave it out.");
         }
 
-        var changed = await prices.ChangeAsync(Org(orgSlug), provider, body.ToPrice(modelId, prices.Today), cancellationToken);
+        var changed = await prices.ChangeAsync(RouteArguments.Org(orgSlug), provider, body.ToPrice(modelId, prices.Today), cancellationToken);
         return TypedResults.Ok(PriceResponse.From(changed));
     }
 
     public static async Task<Ok<PriceDeletedResponse>> Delete(
         [FromRoute(Name = "org_slug")] string orgSlug, string provider, [FromRoute(Name = "model_id")] string modelId, PriceTableService prices, CancellationToken cancellationToken) =>
-        TypedResults.Ok(new PriceDeletedResponse(modelId, await prices.DeleteAsync(Org(orgSlug), provider, modelId, cancellationToken)));
+        TypedResults.Ok(new PriceDeletedResponse(modelId, await prices.DeleteAsync(RouteArguments.Org(orgSlug), provider, modelId, cancellationToken)));
 
     public static async Task<Ok<PriceResetResponse>> Reset(
         [FromRoute(Name = "org_slug")] string orgSlug, string provider, PriceTableService prices, CancellationToken cancellationToken)
     {
-        var org = Org(orgSlug);
+        var org = RouteArguments.Org(orgSlug);
         _ = await prices.ListAsync(org, provider, cancellationToken); // creates the table, and 404s for an unknown provider
         return TypedResults.Ok(new PriceResetResponse(org.Value, provider, await prices.ResetAsync(org, provider, cancellationToken)));
     }
-
-    private static OrgSlug Org(string text) =>
-        OrgSlug.TryParse(text, out var org) ? org.Value : throw new ResourceNotFoundException("Organization", text.Length > 60 ? text[..60] : text);
 }
 
 /// <summary>A price to add or change. Prices are USD (or <c>currency</c>) per million tokens; empty ones are unpublished.</summary>
