@@ -1,5 +1,6 @@
 using System.Globalization;
 using Convergence.Core.Organizations;
+using Convergence.Kms.Google;
 using Microsoft.Extensions.Configuration;
 
 namespace Convergence.Api.Configuration;
@@ -45,6 +46,21 @@ public sealed record ConvergenceSettings
     public IReadOnlyList<string> CorsOrigins { get; init; } = [];
 
     public bool AllowLocalKmsInProduction { get; init; }
+
+    /// <summary>With <c>CONVERGENCE_KMS=gcp</c>: the CryptoKey resource name (<c>KMS_KEY_NAME</c>).</summary>
+    public string? KmsKeyName { get; init; }
+
+    /// <summary>With <c>CONVERGENCE_KMS=gcp</c>: the Cloud KMS endpoint (<c>KMS_BASE_URL</c>).</summary>
+    public Uri KmsBaseUrl { get; init; } = GoogleCloudKmsOptions.DefaultBaseUrl;
+
+    /// <summary>With <c>CONVERGENCE_KMS=gcp</c>: the service-account key file (<c>GOOGLE_APPLICATION_CREDENTIALS</c>).</summary>
+    public string? KmsCredentialsFile { get; init; }
+
+    /// <summary>With <c>CONVERGENCE_KMS=gcp</c>: the OAuth token endpoint (<c>KMS_TOKEN_URL</c>).</summary>
+    public Uri KmsTokenUrl { get; init; } = GoogleCloudKmsOptions.DefaultTokenUrl;
+
+    /// <summary>With <c>CONVERGENCE_KMS=gcp</c>: the limit on each KMS or token call (<c>KMS_TIMEOUT_SECONDS</c>).</summary>
+    public TimeSpan KmsTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     public long MaxRequestBodyBytes { get; init; } = 1024 * 1024;
 
@@ -126,10 +142,10 @@ public sealed record ConvergenceSettings
             Environment = environment,
             DataDirectory = Path.GetFullPath(Get("CONVERGENCE_DATA_DIR") ?? "data"),
             ConfigsDirectory = Path.GetFullPath(Get("CONVERGENCE_CONFIGS_DIR") ?? Path.Combine(AppContext.BaseDirectory, "configs")),
-            // PostgreSQL, BigQuery and Cloud KMS adapters are not in this build yet; naming them is an error, not a silent fallback.
+            // PostgreSQL and BigQuery adapters are not in this build yet; naming them is an error, not a silent fallback.
             Store = GetChoice("CONVERGENCE_STORE", "sqlite", "sqlite"),
             Warehouse = GetChoice("CONVERGENCE_WAREHOUSE", "sqlite", "sqlite"),
-            Kms = GetChoice("CONVERGENCE_KMS", "local", "local"),
+            Kms = GetChoice("CONVERGENCE_KMS", "local", "local", "gcp"),
             RootApiKey = Get("CA_ROOT_API_KEY"),
             DisableAuth = GetBool("DISABLE_AUTH", false),
             RateLimitEnabled = GetBool("RATE_LIMIT_ENABLED", true),
@@ -143,6 +159,18 @@ public sealed record ConvergenceSettings
             RunHeartbeatInterval = TimeSpan.FromSeconds(GetInt("CONVERGENCE_RUN_HEARTBEAT_SECONDS", 15, 1)),
             OrganizationCacheTtl = TimeSpan.FromSeconds(GetInt("CONVERGENCE_ORG_CACHE_SECONDS", 2, 0)),
         };
+
+        if (settings.Kms == "gcp")
+        {
+            settings = settings with
+            {
+                KmsKeyName = GcpKeyName(Get, errors),
+                KmsBaseUrl = GetUrl(Get, "KMS_BASE_URL", GoogleCloudKmsOptions.DefaultBaseUrl, errors),
+                KmsTokenUrl = GetUrl(Get, "KMS_TOKEN_URL", GoogleCloudKmsOptions.DefaultTokenUrl, errors),
+                KmsCredentialsFile = GcpCredentialsFile(Get("GOOGLE_APPLICATION_CREDENTIALS"), errors),
+                KmsTimeout = TimeSpan.FromSeconds(GetInt("KMS_TIMEOUT_SECONDS", 10, 1)),
+            };
+        }
 
         foreach (var origin in settings.CorsOrigins)
         {
@@ -163,6 +191,82 @@ public sealed record ConvergenceSettings
         }
 
         return settings;
+    }
+
+    /// <summary>KMS_KEY_NAME, or the name built from KMS_PROJECT_ID, KMS_LOCATION, KMS_KEYRING and KMS_KEY.</summary>
+    private static string? GcpKeyName(Func<string, string?> get, List<string> errors)
+    {
+        var name = get("KMS_KEY_NAME");
+        if (name is null)
+        {
+            string[] parts = ["KMS_PROJECT_ID", "KMS_LOCATION", "KMS_KEYRING", "KMS_KEY"];
+            var missing = parts.Where(p => get(p) is null).ToList();
+            if (missing.Count > 0)
+            {
+                errors.Add($"CONVERGENCE_KMS=gcp needs KMS_KEY_NAME (projects/*/locations/*/keyRings/*/cryptoKeys/*), or all of KMS_PROJECT_ID, KMS_LOCATION, KMS_KEYRING, KMS_KEY (missing: {string.Join(", ", missing)}).");
+                return null;
+            }
+
+            name = $"projects/{get("KMS_PROJECT_ID")}/locations/{get("KMS_LOCATION")}/keyRings/{get("KMS_KEYRING")}/cryptoKeys/{get("KMS_KEY")}";
+        }
+
+        if (!GoogleCloudKmsOptions.IsValidKeyName(name))
+        {
+            errors.Add($"KMS_KEY_NAME='{name}' is not a CryptoKey name of the form projects/*/locations/*/keyRings/*/cryptoKeys/*.");
+            return null;
+        }
+
+        return name;
+    }
+
+    private static Uri GetUrl(Func<string, string?> get, string name, Uri fallback, List<string> errors)
+    {
+        var text = get(name);
+        if (text is null)
+        {
+            return fallback;
+        }
+
+        if (Uri.TryCreate(text, UriKind.Absolute, out var url) && GoogleCloudKmsOptions.IsHttpUrl(url))
+        {
+            return url;
+        }
+
+        errors.Add($"{name}='{text}' must be an absolute http or https URL.");
+        return fallback;
+    }
+
+    /// <summary>Checks the service-account key file now, so a bad one stops startup rather than the first encrypt.</summary>
+    private static string? GcpCredentialsFile(string? path, List<string> errors)
+    {
+        if (path is null)
+        {
+            errors.Add("CONVERGENCE_KMS=gcp needs GOOGLE_APPLICATION_CREDENTIALS: the path of a service-account key file.");
+            return null;
+        }
+
+        string json;
+        try
+        {
+            json = File.ReadAllText(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            errors.Add($"GOOGLE_APPLICATION_CREDENTIALS='{path}' cannot be read: {ex.GetType().Name}.");
+            return null;
+        }
+
+        try
+        {
+            ServiceAccountKey.Parse(json);
+        }
+        catch (FormatException ex)
+        {
+            errors.Add($"GOOGLE_APPLICATION_CREDENTIALS='{path}': {ex.Message}");
+            return null;
+        }
+
+        return Path.GetFullPath(path);
     }
 
     /// <summary>Every reason production must refuse these settings.</summary>

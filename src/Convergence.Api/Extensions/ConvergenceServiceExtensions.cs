@@ -9,6 +9,7 @@ using Convergence.Api.Http;
 using Convergence.Core.Configuration;
 using Convergence.Core.Keys;
 using Convergence.Core.Kms;
+using Convergence.Kms.Google;
 using Convergence.Core.Organizations;
 using Convergence.Core.Pipelines;
 using Convergence.Core.Storage;
@@ -70,8 +71,19 @@ public static partial class ConvergenceServiceExtensions
         services.AddSingleton(TimeProvider.System);
         Directory.CreateDirectory(settings.DataDirectory);
         services.AddSqliteStorage(settings.DataDirectory, controlPlane: settings.Store == "sqlite", warehouse: settings.Warehouse == "sqlite");
-        services.AddSingleton<IKeyManagementService>(sp =>
-            LocalKeyRing.OpenOrCreate(Path.Combine(settings.DataDirectory, "keyring.json"), sp.GetRequiredService<TimeProvider>()));
+        if (settings.Kms == "gcp")
+        {
+            services.AddSingleton<IKeyManagementService>(sp => new GoogleCloudKms(
+                new GoogleCloudKmsOptions(
+                    settings.KmsKeyName!, settings.KmsBaseUrl, File.ReadAllText(settings.KmsCredentialsFile!), settings.KmsTokenUrl, settings.KmsTimeout),
+                sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILogger<GoogleCloudKms>>()));
+        }
+        else
+        {
+            services.AddSingleton<IKeyManagementService>(sp =>
+                LocalKeyRing.OpenOrCreate(Path.Combine(settings.DataDirectory, "keyring.json"), sp.GetRequiredService<TimeProvider>()));
+        }
         var configs = new ConfigsFolder(settings.ConfigsDirectory);
         services.AddSingleton(configs);
         services.AddSingleton(new TableSchemaCatalog(configs.Root));
