@@ -19,7 +19,13 @@ internal sealed partial class ConvergenceExceptionHandler(ILogger<ConvergenceExc
         }
 
         var (status, title, detail, extensions) = Map(exception, FieldTypeResolver(context));
-        if (exception is DependencyUnavailableException { RetryAfter: { } wait })
+        var retryAfter = exception switch
+        {
+            DependencyUnavailableException d => d.RetryAfter,
+            TransientException t => t.RetryAfter,
+            _ => null,
+        };
+        if (retryAfter is { } wait)
         {
             context.Response.Headers.RetryAfter = ((int)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
@@ -43,6 +49,9 @@ internal sealed partial class ConvergenceExceptionHandler(ILogger<ConvergenceExc
         Apis.ForbiddenException f => (403, f.Title, f.Message, null),
         Apis.InvalidConfigurationException c => (422, c.Title, c.Error.Problem, new() { ["file"] = c.Error.File, ["line"] = c.Error.Line, ["field"] = c.Error.Field }),
         DependencyUnavailableException d => (503, d.Title, d.Message, null),
+        Core.Kms.KmsAccessDeniedException k => (503, "KMS unavailable", k.Message, null),
+        Core.Kms.KmsProtocolException k => (503, "KMS unavailable", k.Message, null),
+        TransientException t => (503, "Dependency unavailable", t.Message, null),
         BadHttpRequestException b when b.InnerException is JsonException json => (400, "Malformed JSON", DescribeJson(json, fieldType), JsonLocation(json)),
         BadHttpRequestException { StatusCode: 413 } => (413, "Request body too large", "The request body exceeds the size limit.", null),
         BadHttpRequestException { StatusCode: 415 } b => (415, "Unsupported media type", b.Message, null),
