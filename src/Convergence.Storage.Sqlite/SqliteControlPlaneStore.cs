@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Convergence.Core.Audit;
+using Convergence.Core.Integrations;
 using Convergence.Core.Keys;
 using Convergence.Core.Organizations;
 using Convergence.Core.Pipelines;
@@ -270,6 +271,58 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
         {
             throw new DuplicateRowException("org_meta_pipeline_runs", ex);
         }
+    }
+
+    public async Task ReplaceCredentialAsync(IntegrationCredential c, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+        var now = SqliteSchema.Timestamp(c.UpdatedAt);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE org_integration_credentials SET is_active = 0, updated_at = @now WHERE org_slug = @org AND provider = @provider AND is_active = 1",
+            new { org = c.OrgSlug.Value, provider = c.Provider.StoredName, now }, transaction, cancellationToken: cancellationToken));
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO org_integration_credentials (credential_id, org_slug, provider, credential_name, encrypted_credential, key_version,
+                validation_status, last_validated_at, last_error, metadata, is_active, created_at, updated_at)
+            VALUES (@CredentialId, @org, @provider, @CredentialName, @EncryptedCredential, @KeyVersion,
+                @ValidationStatus, @validated, @LastError, @metadata, 1, @created, @now)
+            """,
+            new
+            {
+                c.CredentialId, org = c.OrgSlug.Value, provider = c.Provider.StoredName, c.CredentialName, c.EncryptedCredential, c.KeyVersion,
+                c.ValidationStatus, validated = SqliteSchema.Timestamp(c.LastValidatedAt), c.LastError, metadata = JsonSerializer.Serialize(c.Metadata),
+                created = SqliteSchema.Timestamp(c.CreatedAt), now,
+            },
+            transaction,
+            cancellationToken: cancellationToken));
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    public async Task<IntegrationCredential?> FindActiveCredentialAsync(OrgSlug org, IntegrationProvider provider, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<CredentialRow>(new CommandDefinition(
+            "SELECT * FROM org_integration_credentials WHERE org_slug = @org AND provider = @provider AND is_active = 1",
+            new { org = org.Value, provider = provider.StoredName }, cancellationToken: cancellationToken));
+        return row?.ToRecord();
+    }
+
+    public async Task<IReadOnlyList<IntegrationCredential>> ListActiveCredentialsAsync(OrgSlug org, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<CredentialRow>(new CommandDefinition(
+            "SELECT * FROM org_integration_credentials WHERE org_slug = @org AND is_active = 1 ORDER BY provider",
+            new { org = org.Value }, cancellationToken: cancellationToken));
+        return [.. rows.Select(r => r.ToRecord())];
+    }
+
+    public async Task<bool> DeactivateCredentialAsync(OrgSlug org, IntegrationProvider provider, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        return await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE org_integration_credentials SET is_active = 0, updated_at = @at WHERE org_slug = @org AND provider = @provider AND is_active = 1",
+            new { org = org.Value, provider = provider.StoredName, at = SqliteSchema.Timestamp(at) }, cancellationToken: cancellationToken)) > 0;
     }
 
     public async Task<bool> DeletePendingRunAsync(string pipelineLoggingId, CancellationToken cancellationToken)
@@ -631,6 +684,28 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
         public DqResultRecord ToRecord() => new(
             dq_result_id, pipeline_logging_id, step_logging_id, org_slug == "-" ? null : OrgSlug.From(org_slug), table_name, check_name, severity, status,
             observed_value, threshold, failing_sample, SqliteSchema.ParseTimestamp(created_at));
+    }
+    internal sealed class CredentialRow
+    {
+        public string credential_id { get; set; } = "";
+        public string org_slug { get; set; } = "";
+        public string provider { get; set; } = "";
+        public string credential_name { get; set; } = "";
+        public string encrypted_credential { get; set; } = "";
+        public string key_version { get; set; } = "";
+        public string validation_status { get; set; } = "";
+        public string? last_validated_at { get; set; }
+        public string? last_error { get; set; }
+        public string? metadata { get; set; }
+        public long is_active { get; set; }
+        public string created_at { get; set; } = "";
+        public string updated_at { get; set; } = "";
+
+        public IntegrationCredential ToRecord() => new(
+            credential_id, OrgSlug.From(org_slug), IntegrationProvider.FromStored(provider), credential_name, encrypted_credential, key_version,
+            validation_status, SqliteSchema.ParseTimestampOrNull(last_validated_at), last_error,
+            metadata is null ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(metadata) ?? [],
+            is_active != 0, SqliteSchema.ParseTimestamp(created_at), SqliteSchema.ParseTimestamp(updated_at));
     }
 #pragma warning restore IDE1006, SA1300
 }

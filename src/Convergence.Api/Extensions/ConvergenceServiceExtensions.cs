@@ -104,6 +104,7 @@ public static partial class ConvergenceServiceExtensions
         services.AddHostedService<PipelineWorkerService>();
         services.AddHostedService<RunMaintenanceService>();
         services.AddSingleton<ApiKeyIssuer>();
+        services.AddSingleton<Core.Integrations.CredentialVault>();
         services.AddSingleton<OrganizationAdministration>();
         services.AddConvergenceProcessors();
         return services;

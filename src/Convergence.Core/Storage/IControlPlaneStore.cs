@@ -1,4 +1,5 @@
 using Convergence.Core.Audit;
+using Convergence.Core.Integrations;
 using Convergence.Core.Keys;
 using Convergence.Core.Organizations;
 using Convergence.Core.Pipelines;
@@ -54,6 +55,17 @@ public interface IControlPlaneStore
 
     /// <summary>Inserts a new run; throws <see cref="DuplicateRowException"/> when the org already used its idempotency key.</summary>
     Task CreateRunAsync(PipelineRunRecord run, CancellationToken cancellationToken);
+
+    /// <summary>Stores a credential as the org's only active one for its provider (earlier ones are deactivated).</summary>
+    Task ReplaceCredentialAsync(IntegrationCredential credential, CancellationToken cancellationToken);
+
+    Task<IntegrationCredential?> FindActiveCredentialAsync(OrgSlug org, IntegrationProvider provider, CancellationToken cancellationToken);
+
+    /// <summary>The org's active credentials, one per provider at most.</summary>
+    Task<IReadOnlyList<IntegrationCredential>> ListActiveCredentialsAsync(OrgSlug org, CancellationToken cancellationToken);
+
+    /// <summary>Deactivates the org's credential for the provider; false when it had none.</summary>
+    Task<bool> DeactivateCredentialAsync(OrgSlug org, IntegrationProvider provider, DateTimeOffset at, CancellationToken cancellationToken);
 
     /// <summary>Removes a run that never started (PENDING), as when it could not be queued; false when it had started.</summary>
     Task<bool> DeletePendingRunAsync(string pipelineLoggingId, CancellationToken cancellationToken);

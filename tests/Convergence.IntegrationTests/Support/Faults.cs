@@ -90,6 +90,18 @@ internal sealed class FaultyControlPlaneStore(IControlPlaneStore inner, FaultPla
 
     public Task CreateRunAsync(PipelineRunRecord run, CancellationToken cancellationToken) => inner.CreateRunAsync(run, cancellationToken);
 
+    public Task ReplaceCredentialAsync(Convergence.Core.Integrations.IntegrationCredential credential, CancellationToken cancellationToken) =>
+        inner.ReplaceCredentialAsync(credential, cancellationToken);
+
+    public Task<Convergence.Core.Integrations.IntegrationCredential?> FindActiveCredentialAsync(OrgSlug org, Convergence.Core.Integrations.IntegrationProvider provider, CancellationToken cancellationToken) =>
+        inner.FindActiveCredentialAsync(org, provider, cancellationToken);
+
+    public Task<IReadOnlyList<Convergence.Core.Integrations.IntegrationCredential>> ListActiveCredentialsAsync(OrgSlug org, CancellationToken cancellationToken) =>
+        inner.ListActiveCredentialsAsync(org, cancellationToken);
+
+    public Task<bool> DeactivateCredentialAsync(OrgSlug org, Convergence.Core.Integrations.IntegrationProvider provider, DateTimeOffset at, CancellationToken cancellationToken) =>
+        inner.DeactivateCredentialAsync(org, provider, at, cancellationToken);
+
     public Task<bool> DeletePendingRunAsync(string pipelineLoggingId, CancellationToken cancellationToken) => inner.DeletePendingRunAsync(pipelineLoggingId, cancellationToken);
 
     public Task<PipelineRunRecord?> FindRunAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken) => inner.FindRunAsync(pipelineLoggingId, org, cancellationToken);
