@@ -66,6 +66,13 @@ public sealed record ConvergenceSettings
 
     public TimeSpan ApiKeyCacheTtl { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>Provider API base URLs, as the providers' SDKs name them.</summary>
+    public Uri OpenAiBaseUrl { get; init; } = new("https://api.openai.com/v1");
+
+    public Uri AnthropicBaseUrl { get; init; } = new("https://api.anthropic.com");
+
+    public Uri DeepSeekBaseUrl { get; init; } = new("https://api.deepseek.com");
+
     /// <summary>Runs executed at once by this instance's worker pool.</summary>
     public int PipelineWorkers { get; init; } = 4;
 
@@ -154,6 +161,9 @@ public sealed record ConvergenceSettings
             CorsOrigins = (Get("CORS_ORIGINS") ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
             AllowLocalKmsInProduction = GetBool("CONVERGENCE_ALLOW_LOCAL_KMS_IN_PRODUCTION", false),
             MaxRequestBodyBytes = GetInt("CONVERGENCE_MAX_REQUEST_BODY_BYTES", 1024 * 1024, 1024),
+            OpenAiBaseUrl = GetUrl(Get, "OPENAI_BASE_URL", new Uri("https://api.openai.com/v1"), errors),
+            AnthropicBaseUrl = GetUrl(Get, "ANTHROPIC_BASE_URL", new Uri("https://api.anthropic.com"), errors),
+            DeepSeekBaseUrl = GetUrl(Get, "DEEPSEEK_BASE_URL", new Uri("https://api.deepseek.com"), errors),
             PipelineWorkers = GetInt("CONVERGENCE_PIPELINE_WORKERS", 4, 1),
             RunQueueCapacity = GetInt("CONVERGENCE_RUN_QUEUE_CAPACITY", 1000, 1),
             RunHeartbeatInterval = TimeSpan.FromSeconds(GetInt("CONVERGENCE_RUN_HEARTBEAT_SECONDS", 15, 1)),

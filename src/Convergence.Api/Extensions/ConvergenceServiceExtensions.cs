@@ -105,6 +105,9 @@ public static partial class ConvergenceServiceExtensions
         services.AddHostedService<RunMaintenanceService>();
         services.AddSingleton<ApiKeyIssuer>();
         services.AddSingleton<Core.Integrations.CredentialVault>();
+        services.AddSingleton(new Processors.Integrations.ProviderEndpoints(
+            settings.OpenAiBaseUrl, settings.AnthropicBaseUrl, settings.DeepSeekBaseUrl, TimeSpan.FromSeconds(10)));
+        services.AddHttpClient<Processors.Integrations.ProviderCredentialChecker>();
         services.AddSingleton<OrganizationAdministration>();
         services.AddConvergenceProcessors();
         return services;
