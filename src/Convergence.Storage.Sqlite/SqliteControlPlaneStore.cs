@@ -228,7 +228,7 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
             new
             {
                 run.PipelineLoggingId,
-                Org = run.OrgSlug?.Value ?? "-",
+                Org = OrgColumn(run.OrgSlug),
                 run.PipelineId,
                 run.PipelinePath,
                 run.Trigger,
@@ -407,7 +407,7 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
             """,
             new
             {
-                r.DqResultId, r.PipelineLoggingId, r.StepLoggingId, org = r.OrgSlug?.Value ?? "-", r.TableName, r.CheckName, r.Severity, r.Status,
+                r.DqResultId, r.PipelineLoggingId, r.StepLoggingId, org = OrgColumn(r.OrgSlug), r.TableName, r.CheckName, r.Severity, r.Status,
                 r.ObservedValue, r.Threshold, r.FailingSample, created = SqliteSchema.Timestamp(r.CreatedAt),
             },
             cancellationToken: cancellationToken));
@@ -498,7 +498,7 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
             {
                 step.StepLoggingId,
                 step.PipelineLoggingId,
-                Org = step.OrgSlug?.Value ?? "-",
+                Org = OrgColumn(step.OrgSlug),
                 step.StepId,
                 step.PsType,
                 step.Status,
@@ -513,6 +513,13 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
             },
             cancellationToken: cancellationToken));
     }
+
+    /// <summary>Platform runs (bootstrap) have no org; their run-log rows carry this in the NOT NULL org_slug column.</summary>
+    private const string NoOrg = "-";
+
+    private static string OrgColumn(OrgSlug? org) => org?.Value ?? NoOrg;
+
+    private static OrgSlug? OrgFromColumn(string value) => value == NoOrg ? null : OrgSlug.From(value);
 
     private Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken) => _files.OpenAsync(DatasetRef.Central, cancellationToken);
 
@@ -638,7 +645,7 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
         public string created_at { get; set; } = "";
 
         public PipelineRunRecord ToRecord() => new(
-            pipeline_logging_id, org_slug == "-" ? null : OrgSlug.From(org_slug), pipeline_id, pipeline_path, trigger, triggered_by, org_api_key_id, request_id, status,
+            pipeline_logging_id, OrgFromColumn(org_slug), pipeline_id, pipeline_path, trigger, triggered_by, org_api_key_id, request_id, status,
             parameters is null ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(parameters) ?? [],
             resolved_config, SqliteSchema.ParseTimestampOrNull(start_time), SqliteSchema.ParseTimestampOrNull(end_time), error_class, error_message, (int)attempt,
             SqliteSchema.ParseTimestamp(created_at), idempotency_key, worker_id, SqliteSchema.ParseTimestampOrNull(heartbeat_at), SqliteSchema.ParseTimestampOrNull(cancel_requested_at));
@@ -661,7 +668,7 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
         public string? error_message { get; set; }
 
         public StepLogRecord ToRecord() => new(
-            step_logging_id, pipeline_logging_id, org_slug == "-" ? null : OrgSlug.From(org_slug), step_id, ps_type, status,
+            step_logging_id, pipeline_logging_id, OrgFromColumn(org_slug), step_id, ps_type, status,
             SqliteSchema.ParseTimestampOrNull(start_time), SqliteSchema.ParseTimestampOrNull(end_time), rows_processed, (int)attempt,
             metadata is null ? null : JsonSerializer.Deserialize<Dictionary<string, object?>>(metadata), error_class, error_message);
     }
@@ -682,7 +689,7 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
         public string created_at { get; set; } = "";
 
         public DqResultRecord ToRecord() => new(
-            dq_result_id, pipeline_logging_id, step_logging_id, org_slug == "-" ? null : OrgSlug.From(org_slug), table_name, check_name, severity, status,
+            dq_result_id, pipeline_logging_id, step_logging_id, OrgFromColumn(org_slug), table_name, check_name, severity, status,
             observed_value, threshold, failing_sample, SqliteSchema.ParseTimestamp(created_at));
     }
     internal sealed class CredentialRow

@@ -62,17 +62,14 @@ public sealed class FakeGoogleKms : IAsyncDisposable
 
     public static async Task<FakeGoogleKms> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
         FakeGoogleKms? fake = null;
-        app.MapPost("/token", async http => await (await fake!.TokenAsync(http)).ExecuteAsync(http));
-        app.MapPost("/v1/{**resource}", async http =>
-            await (await fake!.KmsAsync(http, http.Request.RouteValues["resource"] as string ?? "")).ExecuteAsync(http));
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-        fake = new FakeGoogleKms(app, new Uri(address));
+        var (app, baseUrl) = await LoopbackHost.StartAsync(app =>
+        {
+            app.MapPost("/token", async http => await (await fake!.TokenAsync(http)).ExecuteAsync(http));
+            app.MapPost("/v1/{**resource}", async http =>
+                await (await fake!.KmsAsync(http, http.Request.RouteValues["resource"] as string ?? "")).ExecuteAsync(http));
+        });
+        fake = new FakeGoogleKms(app, baseUrl);
         return fake;
     }
 

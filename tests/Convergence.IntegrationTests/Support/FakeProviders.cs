@@ -1,10 +1,5 @@
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace Convergence.IntegrationTests.Support;
 
@@ -43,15 +38,10 @@ public sealed class FakeProviders : IAsyncDisposable
 
     public static async Task<FakeProviders> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
         FakeProviders? fake = null;
-        app.Map("/{**path}", async (HttpContext http) => await (await fake!.HandleAsync(http)).ExecuteAsync(http));
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-        fake = new FakeProviders(app, new Uri(address.TrimEnd('/') + "/"));
+        var (app, baseUrl) = await LoopbackHost.StartAsync(app =>
+            app.Map("/{**path}", async (HttpContext http) => await (await fake!.HandleAsync(http)).ExecuteAsync(http)));
+        fake = new FakeProviders(app, baseUrl);
         return fake;
     }
 
