@@ -45,6 +45,7 @@ app.MapAdminApi();
 app.MapOrganizationsApi();
 app.MapPipelinesApi();
 app.MapPricingApi();
+app.MapIntegrationsApi();
 app.AnnounceRootKey();
 await app.RunAsync();
 

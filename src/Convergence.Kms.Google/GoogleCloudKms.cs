@@ -318,14 +318,6 @@ internal sealed partial class GoogleCloudKms : IKeyManagementService, IDisposabl
     [LoggerMessage(EventId = 4103, Level = LogLevel.Warning, Message = "Cloud KMS key {KeyName} is not ready: no access token for service account {ClientEmail}")]
     private static partial void LogNotReady(ILogger logger, Exception exception, string keyName, string clientEmail);
 
-    /// <summary>Google.Apis.Auth's clock, driven by <see cref="TimeProvider"/>.</summary>
-    private sealed class TimeProviderClock(TimeProvider time) : global::Google.Apis.Util.IClock
-    {
-        public DateTime Now => time.GetLocalNow().DateTime;
-
-        public DateTime UtcNow => time.GetUtcNow().UtcDateTime;
-    }
-
     internal sealed record EncryptRequest(
         [property: JsonPropertyName("plaintext")] string Plaintext,
         [property: JsonPropertyName("additionalAuthenticatedData")] string AdditionalAuthenticatedData);

@@ -1,6 +1,7 @@
 using Convergence.Core.Pipelines;
 using Convergence.Processors.Flow;
 using Convergence.Processors.Gcp;
+using Convergence.Processors.Integrations;
 using Convergence.Processors.Setup;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -24,5 +25,12 @@ public static class ProcessorServiceCollectionExtensions
             .AddProcessor<DryRunProcessor>()
             .AddProcessor<OnboardingProcessor>()
             .AddProcessor<BigQueryEtlProcessor>()
-            .AddProcessor<NoopProcessor>();
+            .AddProcessor<NoopProcessor>()
+            .AddProcessor<ValidateOpenAiProcessor>()
+            .AddProcessor<ValidateClaudeProcessor>()
+            .AddProcessor<ValidateDeepSeekProcessor>()
+            .AddProcessor<ValidateGcpProcessor>()
+            .AddProcessor<KmsStoreProcessor>()
+            .AddProcessor<KmsDecryptProcessor>()
+            .AddProcessor<SeedTablesProcessor>();
 }

@@ -279,7 +279,7 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
         var now = SqliteSchema.Timestamp(c.UpdatedAt);
         await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE org_integration_credentials SET is_active = 0, updated_at = @now WHERE org_slug = @org AND provider = @provider AND is_active = 1",
+            "UPDATE org_integration_credentials SET is_active = 0, encrypted_credential = '', updated_at = @now WHERE org_slug = @org AND provider = @provider AND is_active = 1",
             new { org = c.OrgSlug.Value, provider = c.Provider.StoredName, now }, transaction, cancellationToken: cancellationToken));
         await connection.ExecuteAsync(new CommandDefinition(
             """
@@ -317,11 +317,22 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
         return [.. rows.Select(r => r.ToRecord())];
     }
 
+    public async Task<bool> UpdateCredentialValidationAsync(OrgSlug org, string credentialId, string status, string? lastError, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        return await connection.ExecuteAsync(new CommandDefinition(
+            """
+            UPDATE org_integration_credentials SET validation_status = @status, last_error = @lastError, last_validated_at = @at, updated_at = @at
+            WHERE org_slug = @org AND credential_id = @credentialId AND is_active = 1
+            """,
+            new { org = org.Value, credentialId, status, lastError, at = SqliteSchema.Timestamp(at) }, cancellationToken: cancellationToken)) > 0;
+    }
+
     public async Task<bool> DeactivateCredentialAsync(OrgSlug org, IntegrationProvider provider, DateTimeOffset at, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
         return await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE org_integration_credentials SET is_active = 0, updated_at = @at WHERE org_slug = @org AND provider = @provider AND is_active = 1",
+            "UPDATE org_integration_credentials SET is_active = 0, encrypted_credential = '', updated_at = @at WHERE org_slug = @org AND provider = @provider AND is_active = 1",
             new { org = org.Value, provider = provider.StoredName, at = SqliteSchema.Timestamp(at) }, cancellationToken: cancellationToken)) > 0;
     }
 

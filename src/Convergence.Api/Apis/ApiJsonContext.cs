@@ -23,4 +23,11 @@ namespace Convergence.Api.Apis;
 [JsonSerializable(typeof(ApiKeyRevokedResponse))]
 [JsonSerializable(typeof(RunAcceptedResponse))]
 [JsonSerializable(typeof(RunListResponse))]
+[JsonSerializable(typeof(IntegrationSetupBody))]
+[JsonSerializable(typeof(IntegrationListResponse))]
+[JsonSerializable(typeof(IntegrationResponse))]
+[JsonSerializable(typeof(IntegrationSetupResponse))]
+[JsonSerializable(typeof(IntegrationValidateResponse))]
+[JsonSerializable(typeof(IntegrationDeletedResponse))]
+[JsonSerializable(typeof(Dictionary<string, string>))]
 internal sealed partial class ApiJsonContext : JsonSerializerContext;

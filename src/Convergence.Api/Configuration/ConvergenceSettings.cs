@@ -73,6 +73,15 @@ public sealed record ConvergenceSettings
 
     public Uri DeepSeekBaseUrl { get; init; } = new("https://api.deepseek.com");
 
+    /// <summary>
+    /// Where tenants' GCP service-account keys are exchanged for tokens when integrations are checked
+    /// (<c>GCP_TOKEN_URL</c>, default Google's). Keys naming any other <c>token_uri</c> are refused.
+    /// </summary>
+    public Uri GcpTokenUrl { get; init; } = new("https://oauth2.googleapis.com/token");
+
+    /// <summary>The limit on each live credential check (<c>INTEGRATION_CHECK_TIMEOUT_SECONDS</c>).</summary>
+    public TimeSpan IntegrationCheckTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Runs executed at once by this instance's worker pool.</summary>
     public int PipelineWorkers { get; init; } = 4;
 
@@ -164,6 +173,8 @@ public sealed record ConvergenceSettings
             OpenAiBaseUrl = GetUrl(Get, "OPENAI_BASE_URL", new Uri("https://api.openai.com/v1"), errors),
             AnthropicBaseUrl = GetUrl(Get, "ANTHROPIC_BASE_URL", new Uri("https://api.anthropic.com"), errors),
             DeepSeekBaseUrl = GetUrl(Get, "DEEPSEEK_BASE_URL", new Uri("https://api.deepseek.com"), errors),
+            GcpTokenUrl = GetUrl(Get, "GCP_TOKEN_URL", new Uri("https://oauth2.googleapis.com/token"), errors),
+            IntegrationCheckTimeout = TimeSpan.FromSeconds(GetInt("INTEGRATION_CHECK_TIMEOUT_SECONDS", 10, 1)),
             PipelineWorkers = GetInt("CONVERGENCE_PIPELINE_WORKERS", 4, 1),
             RunQueueCapacity = GetInt("CONVERGENCE_RUN_QUEUE_CAPACITY", 1000, 1),
             RunHeartbeatInterval = TimeSpan.FromSeconds(GetInt("CONVERGENCE_RUN_HEARTBEAT_SECONDS", 15, 1)),
@@ -308,6 +319,17 @@ public sealed record ConvergenceSettings
         if (s.CorsOrigins.Contains("*"))
         {
             yield return "CORS_ORIGINS='*' is not allowed in production; list the frontend origins.";
+        }
+
+        foreach (var (name, url) in new[]
+        {
+            ("OPENAI_BASE_URL", s.OpenAiBaseUrl), ("ANTHROPIC_BASE_URL", s.AnthropicBaseUrl), ("DEEPSEEK_BASE_URL", s.DeepSeekBaseUrl), ("GCP_TOKEN_URL", s.GcpTokenUrl),
+        })
+        {
+            if (url.Scheme != Uri.UriSchemeHttps)
+            {
+                yield return $"{name} must be an https URL in production (credentials are sent to it).";
+            }
         }
 
         if (s.Kms == "local" && !s.AllowLocalKmsInProduction)

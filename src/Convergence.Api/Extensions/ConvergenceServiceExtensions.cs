@@ -106,8 +106,17 @@ public static partial class ConvergenceServiceExtensions
         services.AddSingleton<ApiKeyIssuer>();
         services.AddSingleton<Core.Integrations.CredentialVault>();
         services.AddSingleton(new Processors.Integrations.ProviderEndpoints(
-            settings.OpenAiBaseUrl, settings.AnthropicBaseUrl, settings.DeepSeekBaseUrl, TimeSpan.FromSeconds(10)));
-        services.AddHttpClient<Processors.Integrations.ProviderCredentialChecker>();
+            settings.OpenAiBaseUrl, settings.AnthropicBaseUrl, settings.DeepSeekBaseUrl, settings.IntegrationCheckTimeout));
+        // Tenants' API keys travel in Authorization and x-api-key. HttpClient's logging redacts header values in its
+        // messages, but the canary test saw them in its Trace-level structured state: the credential checker's client has
+        // no HttpClient loggers at all (its outcome is recorded on the run's step).
+        services.ConfigureHttpClientDefaults(http => http.RedactLoggedHeaders(_ => true));
+        services.AddHttpClient<Processors.Integrations.ProviderCredentialChecker>().RemoveAllLoggers();
+        services.AddSingleton(new Processors.Integrations.GcpTokenEndpoint(settings.GcpTokenUrl, settings.IntegrationCheckTimeout));
+        services.AddSingleton<Processors.Integrations.GcpServiceAccountChecker>();
+        services.AddSingleton<Core.Integrations.IOrgSeedTable>(sp => new Pricing.PriceSeedTable(sp.GetRequiredService<Pricing.PriceTableService>(), "openai"));
+        services.AddSingleton<Core.Integrations.IOrgSeedTable>(sp => new Pricing.PriceSeedTable(sp.GetRequiredService<Pricing.PriceTableService>(), "anthropic"));
+        services.AddSingleton<Core.Integrations.IOrgSeedTable>(sp => new Pricing.PriceSeedTable(sp.GetRequiredService<Pricing.PriceTableService>(), "deepseek"));
         services.AddSingleton<OrganizationAdministration>();
         services.AddConvergenceProcessors();
         return services;

@@ -152,3 +152,12 @@ public sealed class PriceTableService(IWarehouse warehouse, TableSchemaCatalog t
             Text("currency")!, Day("effective_from")!.Value, Day("effective_to"), Text("source"));
     }
 }
+
+/// <summary>A provider's price list as a seed table of integration setup (<c>{provider}_pricing</c>).</summary>
+public sealed class PriceSeedTable(PriceTableService prices, string provider) : Core.Integrations.IOrgSeedTable
+{
+    public string Table => $"{provider}_pricing";
+
+    public async Task<int> SeedIfAbsentAsync(OrgSlug org, CancellationToken cancellationToken) =>
+        (await prices.ListAsync(org, provider, cancellationToken)).Count;
+}

@@ -37,8 +37,13 @@ public sealed class CredentialVault(IControlPlaneStore store, IKeyManagementServ
     public async Task<byte[]?> DecryptAsync(OrgSlug org, IntegrationProvider provider, CancellationToken cancellationToken)
     {
         var credential = await store.FindActiveCredentialAsync(org, provider, cancellationToken);
-        return credential is null ? null : await kms.DecryptAsync(credential.EncryptedCredential, Context(org, provider, credential.CredentialId), cancellationToken);
+        return credential is null ? null : await DecryptAsync(credential, cancellationToken);
     }
+
+    /// <summary>Decrypts a stored credential row.</summary>
+    /// <exception cref="KmsDecryptionException">The ciphertext does not belong to this row's org, provider and id.</exception>
+    public Task<byte[]> DecryptAsync(IntegrationCredential credential, CancellationToken cancellationToken) =>
+        kms.DecryptAsync(credential.EncryptedCredential, Context(credential.OrgSlug, credential.Provider, credential.CredentialId), cancellationToken);
 
     public static KmsContext Context(OrgSlug org, IntegrationProvider provider, string credentialId) => new(org, provider.StoredName, credentialId);
 }

@@ -72,11 +72,11 @@ public sealed partial class PipelineExecutor(
             await store.CreateRunAsync(run, cancellationToken);
         }
 
-        return await ExecuteAsync(run, request.Actor, cancellationToken);
+        return await ExecuteAsync(run, request.Actor, cancellationToken, request.Secrets);
     }
 
     /// <summary>Executes a prepared run (stored as PENDING, or not stored when bootstrap has not run yet).</summary>
-    public async Task<PipelineRunResult> ExecuteAsync(PipelineRunRecord pending, Actor actor, CancellationToken cancellationToken)
+    public async Task<PipelineRunResult> ExecuteAsync(PipelineRunRecord pending, Actor actor, CancellationToken cancellationToken, RunSecrets? secrets = null)
     {
         var pipeline = catalog.Get(pending.PipelinePath);
         var steps = StepOrder.Resolve(pipeline);
@@ -95,6 +95,7 @@ public sealed partial class PipelineExecutor(
             Slice = slice,
             Placeholders = placeholders,
             WarehouseKind = warehouse.Kind,
+            Secrets = secrets ?? new RunSecrets(),
         };
 
         var journal = new RunJournal(store, logger, await store.IsBootstrappedAsync(cancellationToken));

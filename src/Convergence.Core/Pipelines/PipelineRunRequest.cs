@@ -11,7 +11,11 @@ public sealed record PipelineRunRequest(
     OrgSlug? Org,
     IReadOnlyDictionary<string, string> Parameters,
     Actor Actor,
-    string Trigger);
+    string Trigger)
+{
+    /// <summary>Secrets the run's steps need, in memory only (see <see cref="RunSecrets"/>); the caller disposes them.</summary>
+    public RunSecrets? Secrets { get; init; }
+}
 
 /// <summary>The outcome of a completed run.</summary>
 public sealed record PipelineRunResult(string PipelineLoggingId, string PipelineId, string Status, IReadOnlyDictionary<string, StepResult> Steps)

@@ -98,6 +98,9 @@ public sealed class RunContext
     /// <summary>The warehouse's dialect name (<c>sqlite</c>, <c>postgres</c>, <c>bigquery</c>), for per-dialect SQL.</summary>
     public required string WarehouseKind { get; init; }
 
+    /// <summary>Secrets handed to the run in memory; never persisted, logged or put in step metadata.</summary>
+    public RunSecrets Secrets { get; init; } = new();
+
     /// <summary>Results of the steps that completed so far, by step id.</summary>
     public Dictionary<string, StepResult> CompletedSteps { get; } = new(StringComparer.Ordinal);
 

@@ -56,7 +56,7 @@ public interface IControlPlaneStore
     /// <summary>Inserts a new run; throws <see cref="DuplicateRowException"/> when the org already used its idempotency key.</summary>
     Task CreateRunAsync(PipelineRunRecord run, CancellationToken cancellationToken);
 
-    /// <summary>Stores a credential as the org's only active one for its provider (earlier ones are deactivated).</summary>
+    /// <summary>Stores a credential as the org's only active one for its provider (earlier ones are deactivated and their ciphertext erased).</summary>
     Task ReplaceCredentialAsync(IntegrationCredential credential, CancellationToken cancellationToken);
 
     Task<IntegrationCredential?> FindActiveCredentialAsync(OrgSlug org, IntegrationProvider provider, CancellationToken cancellationToken);
@@ -64,7 +64,13 @@ public interface IControlPlaneStore
     /// <summary>The org's active credentials, one per provider at most.</summary>
     Task<IReadOnlyList<IntegrationCredential>> ListActiveCredentialsAsync(OrgSlug org, CancellationToken cancellationToken);
 
-    /// <summary>Deactivates the org's credential for the provider; false when it had none.</summary>
+    /// <summary>
+    /// Records the outcome of a check of the org's credential <paramref name="credentialId"/>; false when that credential
+    /// is gone or no longer active (replaced meanwhile), so a late check never overwrites a newer credential's status.
+    /// </summary>
+    Task<bool> UpdateCredentialValidationAsync(OrgSlug org, string credentialId, string status, string? lastError, DateTimeOffset at, CancellationToken cancellationToken);
+
+    /// <summary>Deactivates the org's credential for the provider and erases its ciphertext; false when it had none.</summary>
     Task<bool> DeactivateCredentialAsync(OrgSlug org, IntegrationProvider provider, DateTimeOffset at, CancellationToken cancellationToken);
 
     /// <summary>Removes a run that never started (PENDING), as when it could not be queued; false when it had started.</summary>

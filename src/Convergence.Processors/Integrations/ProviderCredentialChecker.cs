@@ -16,6 +16,9 @@ public sealed record ProviderEndpoints(Uri OpenAi, Uri Anthropic, Uri DeepSeek, 
 public sealed record CredentialCheck(string Status, string? Reason, int? HttpStatus)
 {
     public bool IsDefinitive => Status != CredentialStatus.Pending;
+
+    /// <summary>Non-secret facts the check learned (a service account's email and project), kept as metadata.</summary>
+    public IReadOnlyDictionary<string, string> Facts { get; init; } = new Dictionary<string, string>();
 }
 
 /// <summary>
@@ -130,7 +133,17 @@ public sealed partial class ProviderCredentialChecker(HttpClient http, ProviderE
             return null;
         }
 
-        message = message.Replace(credential, "[redacted]", StringComparison.Ordinal);
+        return Redact(message, credential);
+    }
+
+    /// <summary><paramref name="message"/> without the credential or anything shaped like a key, cut to a short length.</summary>
+    internal static string Redact(string message, string credential)
+    {
+        if (credential.Length > 0)
+        {
+            message = message.Replace(credential, "[redacted]", StringComparison.Ordinal);
+        }
+
         message = KeyLike().Replace(message, "[redacted]");
         return message.Length > MaxReasonLength ? message[..MaxReasonLength] + "…" : message;
     }

@@ -15,6 +15,13 @@ public sealed class ShippedConfigsTests
         "setup.organizations.onboarding",
         "gcp.bq_etl",
         "flow.noop",
+        "integrations.validate_openai",
+        "integrations.validate_claude",
+        "integrations.validate_deepseek",
+        "integrations.validate_gcp",
+        "integrations.kms_store",
+        "integrations.kms_decrypt",
+        "integrations.seed_tables",
     ];
 
     private static readonly Lazy<PipelineLoadContext> LazyContext = new(() => new PipelineLoadContext(
@@ -60,7 +67,7 @@ public sealed class ShippedConfigsTests
     public void ShippedPipelines_IncludeTheKnownOnes()
     {
         ShippedFiles().ShouldBe(
-            ["gcp/example/dryrun.yml", "setup/bootstrap/pipeline.yml", "setup/organizations/dryrun.yml", "setup/organizations/onboarding.yml"],
+            ["gcp/example/dryrun.yml", "integrations/anthropic/setup.yml", "integrations/anthropic/validate.yml", "integrations/deepseek/setup.yml", "integrations/deepseek/validate.yml", "integrations/gcp/setup.yml", "integrations/gcp/validate.yml", "integrations/openai/setup.yml", "integrations/openai/validate.yml", "setup/bootstrap/pipeline.yml", "setup/organizations/dryrun.yml", "setup/organizations/onboarding.yml"],
             ignoreOrder: true);
     }
 
@@ -70,7 +77,7 @@ public sealed class ShippedConfigsTests
         var catalog = new PipelineCatalog(RepoPaths.Configs, Context);
 
         catalog.ValidateAll().Select(e => e.Message).ShouldBeEmpty();
-        catalog.ListPaths().ShouldBe(["gcp/example/dryrun", "setup/bootstrap/pipeline", "setup/organizations/dryrun", "setup/organizations/onboarding"]);
+        catalog.ListPaths().ShouldBe(["gcp/example/dryrun", "integrations/anthropic/setup", "integrations/anthropic/validate", "integrations/deepseek/setup", "integrations/deepseek/validate", "integrations/gcp/setup", "integrations/gcp/validate", "integrations/openai/setup", "integrations/openai/validate", "setup/bootstrap/pipeline", "setup/organizations/dryrun", "setup/organizations/onboarding"]);
     }
 
     [Fact]

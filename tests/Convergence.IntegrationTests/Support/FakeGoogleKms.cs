@@ -27,6 +27,9 @@ namespace Convergence.IntegrationTests.Support;
 public sealed class FakeGoogleKms : IAsyncDisposable
 {
     public const string KmsScope = "https://www.googleapis.com/auth/cloudkms";
+
+    /// <summary>The scope integration checks of tenants' service accounts ask for.</summary>
+    public const string ReadOnlyScope = "https://www.googleapis.com/auth/cloud-platform.read-only";
     public const string JwtBearerGrant = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
     private readonly WebApplication _app;
@@ -34,6 +37,7 @@ public sealed class FakeGoogleKms : IAsyncDisposable
     private readonly byte[] _aesKey = RandomNumberGenerator.GetBytes(32);
     private readonly ConcurrentDictionary<string, byte> _tokens = new();
     private readonly ConcurrentQueue<Failure> _failures = new();
+    private readonly ConcurrentQueue<int> _tokenFailures = new();
     private int _tokenRequests;
     private int _kmsRequests;
 
@@ -56,6 +60,9 @@ public sealed class FakeGoogleKms : IAsyncDisposable
 
     /// <summary>Encrypt/decrypt requests received so far (successful or not).</summary>
     public int KmsRequests => Volatile.Read(ref _kmsRequests);
+
+    /// <summary>The fake's clock for JWT expiry checks; tests whose service runs on a fake clock point it there.</summary>
+    public Func<DateTimeOffset> Now { get; set; } = () => DateTimeOffset.UtcNow;
 
     /// <summary>Every access token issued, so tests can check none leaks into messages.</summary>
     public IReadOnlyCollection<string> IssuedTokens => [.. _tokens.Keys];
@@ -100,9 +107,23 @@ public sealed class FakeGoogleKms : IAsyncDisposable
         _serviceAccountKey.Dispose();
     }
 
+    /// <summary>Answers the next <paramref name="count"/> token requests with <paramref name="status"/> (Google's OAuth error body).</summary>
+    public void FailNextToken(int status, int count = 1)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            _tokenFailures.Enqueue(status);
+        }
+    }
+
     private async Task<IResult> TokenAsync(HttpContext http)
     {
         Interlocked.Increment(ref _tokenRequests);
+        if (_tokenFailures.TryDequeue(out var failed))
+        {
+            return Results.Json(new { error = failed == 429 ? "rate_limit_exceeded" : "internal_failure", error_description = "Try again later." }, statusCode: failed);
+        }
+
         if (!http.Request.HasFormContentType)
         {
             return TokenError("invalid_request", "Expected application/x-www-form-urlencoded.");
@@ -148,7 +169,7 @@ public sealed class FakeGoogleKms : IAsyncDisposable
 
             using var payload = JsonDocument.Parse(Base64UrlDecode(parts[1]));
             var claims = payload.RootElement;
-            var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+            var now = Now().ToUnixTimeSeconds();
             if (claims.GetProperty("iss").GetString() != ClientEmail)
             {
                 return "Invalid issuer.";
@@ -161,9 +182,10 @@ public sealed class FakeGoogleKms : IAsyncDisposable
                 return "Invalid audience.";
             }
 
-            if (!(claims.GetProperty("scope").GetString() ?? "").Split(' ').Contains(KmsScope))
+            var scopes = (claims.GetProperty("scope").GetString() ?? "").Split(' ');
+            if (!scopes.Contains(KmsScope) && !scopes.Contains(ReadOnlyScope))
             {
-                return "Missing the cloudkms scope.";
+                return "Missing the cloudkms or cloud-platform.read-only scope.";
             }
 
             var iat = claims.GetProperty("iat").GetInt64();

@@ -31,7 +31,7 @@ public sealed class FakeProviders : IAsyncDisposable
 
     public Uri DeepSeekBase => new(BaseUrl, "deepseek");
 
-    /// <summary>"ok" (default), "429", "500", "malformed" or "hang".</summary>
+    /// <summary>"ok" (default), "429", "500", "malformed", "hang", or "revoked" (every key is refused as unknown).</summary>
     public string Mode { get; set; } = "ok";
 
     public List<string> Requests { get; } = [];
@@ -75,6 +75,11 @@ public sealed class FakeProviders : IAsyncDisposable
 
         var bearer = http.Request.Headers.Authorization.ToString() is { Length: > 7 } auth && auth.StartsWith("Bearer ", StringComparison.Ordinal) ? auth[7..] : null;
         var apiKey = http.Request.Headers["x-api-key"].ToString();
+        if (Mode == "revoked")
+        {
+            bearer = apiKey = "revoked";
+        }
+
         return path switch
         {
             "/openai/v1/models" => bearer is OpenAiKey

@@ -99,6 +99,9 @@ internal sealed class FaultyControlPlaneStore(IControlPlaneStore inner, FaultPla
     public Task<IReadOnlyList<Convergence.Core.Integrations.IntegrationCredential>> ListActiveCredentialsAsync(OrgSlug org, CancellationToken cancellationToken) =>
         inner.ListActiveCredentialsAsync(org, cancellationToken);
 
+    public Task<bool> UpdateCredentialValidationAsync(OrgSlug org, string credentialId, string status, string? lastError, DateTimeOffset at, CancellationToken cancellationToken) =>
+        inner.UpdateCredentialValidationAsync(org, credentialId, status, lastError, at, cancellationToken);
+
     public Task<bool> DeactivateCredentialAsync(OrgSlug org, Convergence.Core.Integrations.IntegrationProvider provider, DateTimeOffset at, CancellationToken cancellationToken) =>
         inner.DeactivateCredentialAsync(org, provider, at, cancellationToken);
 
