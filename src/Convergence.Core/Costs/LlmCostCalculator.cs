@@ -30,7 +30,7 @@ public sealed class LlmCostCalculator
 
     private readonly PriceList _prices;
     private readonly HashSet<string> _models;
-    private readonly ConcurrentDictionary<(string Model, DateOnly Day), ModelPrice?> _lookups = new();
+    private readonly ConcurrentDictionary<(string Model, DateOnly Day), Lookup> _lookups = new();
 
     public LlmCostCalculator(PriceList prices)
     {
@@ -49,10 +49,10 @@ public sealed class LlmCostCalculator
             return LlmCost.Unpriced(UnpricedReason.NegativeTokens);
         }
 
-        var price = _lookups.GetOrAdd((row.Model, row.Day), static (key, list) => list.Find(key.Model, key.Day), _prices);
-        if (price is null)
+        var lookup = _lookups.GetOrAdd((row.Model, row.Day), static (key, self) => self.Find(key.Model, key.Day), this);
+        if (lookup.Price is not { } price)
         {
-            return LlmCost.Unpriced(IsKnown(row.Model) ? UnpricedReason.NoPriceOnDate : UnpricedReason.UnknownModel);
+            return LlmCost.Unpriced(lookup.Reason);
         }
 
         if (!TryRate(row.CachedInputTokens, price.CachedInputPerMtok, out var cachedRate))
@@ -106,6 +106,11 @@ public sealed class LlmCostCalculator
         return new LlmCost(UnpricedReason.None, null, price, uncached, cached, write5m, write1h, output, total, list, fallback);
     }
 
+    private Lookup Find(string model, DateOnly day) =>
+        _prices.Find(model, day) is { } price
+            ? new Lookup(price, UnpricedReason.None)
+            : new Lookup(null, IsKnown(model) ? UnpricedReason.NoPriceOnDate : UnpricedReason.UnknownModel);
+
     private bool IsKnown(string model)
     {
         foreach (var candidate in PriceList.Candidates(model))
@@ -127,4 +132,6 @@ public sealed class LlmCostCalculator
     }
 
     private static decimal Cost(long tokens, decimal ratePerMillion) => tokens == 0 ? 0m : tokens * ratePerMillion * PerToken;
+
+    private readonly record struct Lookup(ModelPrice? Price, UnpricedReason Reason);
 }
