@@ -4,8 +4,9 @@ namespace Convergence.Core.Costs;
 
 /// <summary>
 /// The cost of one <see cref="LlmUsageRow"/>: one amount per token kind, their <see cref="Total"/>, and
-/// <see cref="ListTotal"/> at the standard (non-batch) rates. Amounts are exact decimals (tokens × price per million
-/// ÷ 10⁶), never rounded here. When <see cref="Reason"/> is not <see cref="UnpricedReason.None"/> every amount is
+/// <see cref="ListTotal"/> at the standard (non-batch) rates. Amounts are decimals (tokens × price per million ÷ 10⁶),
+/// never rounded here: exact, except that a batch discount ratio which does not terminate (batch input ÷ input, for
+/// cached and cache-write parts) carries 28 significant digits. When <see cref="Reason"/> is not <see cref="UnpricedReason.None"/> every amount is
 /// zero and must not be reported as a cost.
 /// </summary>
 /// <param name="Detail">For <see cref="UnpricedReason.MissingPartPrice"/>, the empty price column.</param>

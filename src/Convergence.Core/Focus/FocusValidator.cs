@@ -15,7 +15,8 @@ public sealed class FocusValidator
     private readonly (FocusColumn Column, Func<FocusRow, object?> Read)[] _notNull;
 
     /// <exception cref="InvalidOperationException">
-    /// <see cref="FocusRow"/> lacks a Mandatory column of the catalog, or carries a column the catalog does not know.
+    /// <see cref="FocusRow"/> lacks a Mandatory column of the catalog, carries a column the catalog does not know, or
+    /// types a column otherwise than the catalog's data type.
     /// </exception>
     public FocusValidator(FocusColumnCatalog catalog)
     {
@@ -30,6 +31,16 @@ public sealed class FocusValidator
         if (unknown.Count > 0)
         {
             throw new InvalidOperationException($"FocusRow carries {string.Join(", ", unknown)}, which the FOCUS catalog does not list.");
+        }
+
+        var mistyped = FocusRow.Columns.Keys
+            .Select(id => (Column: catalog.Get(id), Type: typeof(FocusRow).GetProperty(id)!.PropertyType))
+            .Where(c => !MatchesDataType(c.Column.DataType, c.Type))
+            .Select(c => $"{c.Column.Id} ({c.Column.DataType}, FocusRow has {c.Type.Name})")
+            .ToList();
+        if (mistyped.Count > 0)
+        {
+            throw new InvalidOperationException($"FocusRow types differ from the FOCUS catalog: {string.Join(", ", mistyped)}.");
         }
 
         Catalog = catalog;
@@ -170,6 +181,19 @@ public sealed class FocusValidator
                 AtMostZero(nameof(FocusRow.EffectiveCost), row.EffectiveCost);
                 break;
         }
+    }
+
+    /// <summary>Decimal columns are decimal, Date/Time columns DateTimeOffset, JSON columns dictionaries, the rest strings.</summary>
+    private static bool MatchesDataType(string dataType, Type type)
+    {
+        type = Nullable.GetUnderlyingType(type) ?? type;
+        return dataType switch
+        {
+            "Decimal" => type == typeof(decimal),
+            "Date/Time" => type == typeof(DateTimeOffset),
+            "JSON" => type == typeof(IReadOnlyDictionary<string, string>),
+            _ => type == typeof(string),
+        };
     }
 
     private static bool IsCurrencyCode(string value) => value.Length == 3 && value.All(char.IsAsciiLetterUpper);

@@ -93,4 +93,16 @@ public sealed class FocusValidatorTests
 
         Should.Throw<InvalidOperationException>(() => new FocusValidator(FocusColumnCatalog.Load(path))).Message.ShouldContain("HostingFee");
     }
+
+    [Fact]
+    public void Constructor_CatalogTypingAColumnOtherwise_Throws()
+    {
+        using var temp = new TestSupport.TempDirectory();
+        var path = temp.WriteFile("c.csv",
+            "ColumnId,DisplayName,ColumnType,FeatureLevel,AllowsNulls,DataType,ValueFormat,Introduced,PresenceRule,Description\n" +
+            string.Concat(FocusFixtures.Catalog.Columns.Select(c =>
+                $"{c.Id},x,{c.ColumnType},{c.FeatureLevel},{c.AllowsNulls},{(c.Id == "ListCost" ? "String" : c.DataType)},x,1.2,x,x\n")));
+
+        Should.Throw<InvalidOperationException>(() => new FocusValidator(FocusColumnCatalog.Load(path))).Message.ShouldContain("ListCost (String, FocusRow has Decimal)");
+    }
 }
