@@ -216,4 +216,25 @@ public sealed class LlmCostCalculatorTests
             })
             .Check(PropertyConfig.Default);
     }
+
+    [Theory]
+    [InlineData(LlmProvider.OpenAI)]
+    [InlineData(LlmProvider.Anthropic)]
+    [InlineData(LlmProvider.DeepSeek)]
+    public void Price_ShippedSeedList_OneMillionOfEachKindCostsTheListedRates(LlmProvider provider)
+    {
+        var name = provider.ToString().ToLowerInvariant();
+        var prices = PriceListCsv.Load(Path.Combine(RepoPaths.Configs, name, "seed", "data", $"{name}_pricing.csv"));
+        var calculator = new LlmCostCalculator(PriceList.Create(prices));
+
+        foreach (var price in prices)
+        {
+            // 1,000,000 tokens of a kind cost exactly its per-million rate
+            var cost = calculator.Price(Row(price.ModelId, provider, uncached: 1_000_000, output: 1_000_000, day: price.EffectiveFrom));
+
+            cost.UncachedInput.ShouldBe(price.InputPerMtok, price.ModelId);
+            cost.Output.ShouldBe(price.OutputPerMtok, price.ModelId);
+            cost.Total.ShouldBe(price.InputPerMtok + price.OutputPerMtok, price.ModelId);
+        }
+    }
 }
