@@ -12,6 +12,14 @@ using Microsoft.Extensions.Logging;
 // Orchestration overhead: a no-op 5-step pipeline run end to end through the real executor on SQLite (every run,
 // step and state change recorded), sequentially and with parallel callers. Usage:
 //   dotnet run -c Release --project bench/Convergence.Bench -- [runs=2000] [parallel=4]
+// LLM pricing throughput (PricingBench.cs):
+//   dotnet run -c Release --project bench/Convergence.Bench -- pricing [rows=1000000] [rounds=5]
+if (args is ["pricing", .. var pricingArgs])
+{
+    PricingBench.Run(pricingArgs, RepositoryConfigs());
+    return;
+}
+
 var runs = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 2000;
 var parallel = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 4;
 
@@ -76,7 +84,7 @@ finally
     work.Delete(recursive: true);
 }
 
-static string CopyConfigs(string work)
+static string RepositoryConfigs()
 {
     var repo = new DirectoryInfo(AppContext.BaseDirectory);
     while (repo is not null && !File.Exists(Path.Combine(repo.FullName, "Convergence.slnx")))
@@ -84,7 +92,12 @@ static string CopyConfigs(string work)
         repo = repo.Parent;
     }
 
-    var source = Path.Combine(repo?.FullName ?? throw new InvalidOperationException("Run from inside the repository."), "configs");
+    return Path.Combine(repo?.FullName ?? throw new InvalidOperationException("Run from inside the repository."), "configs");
+}
+
+static string CopyConfigs(string work)
+{
+    var source = RepositoryConfigs();
     var target = Path.Combine(work, "configs");
     foreach (var file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
     {
