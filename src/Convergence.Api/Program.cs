@@ -45,6 +45,7 @@ app.MapAdminApi();
 app.MapOrganizationsApi();
 app.MapPipelinesApi();
 app.MapPricingApi();
+app.MapSubscriptionsApi();
 app.AnnounceRootKey();
 await app.RunAsync();
 

@@ -23,4 +23,9 @@ namespace Convergence.Api.Apis;
 [JsonSerializable(typeof(ApiKeyRevokedResponse))]
 [JsonSerializable(typeof(RunAcceptedResponse))]
 [JsonSerializable(typeof(RunListResponse))]
+[JsonSerializable(typeof(OpenAiSubscriptionBody))]
+[JsonSerializable(typeof(OpenAiSubscriptionListResponse))]
+[JsonSerializable(typeof(OpenAiSubscriptionResponse))]
+[JsonSerializable(typeof(OpenAiSubscriptionDeletedResponse))]
+[JsonSerializable(typeof(OpenAiSubscriptionResetResponse))]
 internal sealed partial class ApiJsonContext : JsonSerializerContext;

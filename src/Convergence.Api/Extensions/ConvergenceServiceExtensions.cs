@@ -101,6 +101,7 @@ public static partial class ConvergenceServiceExtensions
         services.AddSingleton(new PipelineWorkQueue(workers.QueueCapacity));
         services.AddSingleton<PipelineRunService>();
         services.AddSingleton<Pricing.PriceTableService>();
+        services.AddSingleton<Pricing.SubscriptionTableService>();
         services.AddHostedService<PipelineWorkerService>();
         services.AddHostedService<RunMaintenanceService>();
         services.AddSingleton<ApiKeyIssuer>();
