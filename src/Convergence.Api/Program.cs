@@ -42,6 +42,7 @@ if (ConfigValidation.ValidateShippedConfigs(app.Services) is { Count: > 0 } prob
 app.UseConvergenceHttp();
 app.MapHealthApi();
 app.MapAdminApi();
+app.MapKmsAdminApi();
 app.MapOrganizationsApi();
 app.MapPipelinesApi();
 app.MapPricingApi();

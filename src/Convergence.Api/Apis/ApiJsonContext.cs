@@ -23,6 +23,8 @@ namespace Convergence.Api.Apis;
 [JsonSerializable(typeof(ApiKeyRevokedResponse))]
 [JsonSerializable(typeof(RunAcceptedResponse))]
 [JsonSerializable(typeof(RunListResponse))]
+[JsonSerializable(typeof(KmsRotateBody))]
+[JsonSerializable(typeof(KmsRotateResponse))]
 [JsonSerializable(typeof(OpenAiSubscriptionBody))]
 [JsonSerializable(typeof(OpenAiSubscriptionListResponse))]
 [JsonSerializable(typeof(OpenAiSubscriptionResponse))]

@@ -81,9 +81,13 @@ public static partial class ConvergenceServiceExtensions
         }
         else
         {
-            services.AddSingleton<IKeyManagementService>(sp =>
-                LocalKeyRing.OpenOrCreate(Path.Combine(settings.DataDirectory, "keyring.json"), sp.GetRequiredService<TimeProvider>()));
+            // One key ring serves both contracts: decryption keeps working while the rotation re-wraps stored rows.
+            services.AddSingleton(sp => LocalKeyRing.OpenOrCreate(Path.Combine(settings.DataDirectory, "keyring.json"), sp.GetRequiredService<TimeProvider>()));
+            services.AddSingleton<IKeyManagementService>(sp => sp.GetRequiredService<LocalKeyRing>());
+            services.AddSingleton<IKeyEncryptionKeyRotation>(sp => sp.GetRequiredService<LocalKeyRing>());
         }
+
+        services.AddSingleton<KeyRotationService>();
         var configs = new ConfigsFolder(settings.ConfigsDirectory);
         services.AddSingleton(configs);
         services.AddSingleton(new TableSchemaCatalog(configs.Root));
