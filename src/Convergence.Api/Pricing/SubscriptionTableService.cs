@@ -81,6 +81,7 @@ public sealed class SubscriptionTableService(IWarehouse warehouse, TableSchemaCa
     /// <summary>
     /// Changes a plan from <paramref name="plan"/>'s <c>effective_from</c>: the row open on that day is closed the day
     /// before and the new row added, so earlier months keep their price; a row starting that very day is replaced.
+    /// A change without <c>display_name</c> keeps the name of the row it follows.
     /// </summary>
     public Task<OpenAiSubscription> ChangeAsync(OrgSlug org, OpenAiSubscription plan, CancellationToken cancellationToken) =>
         MutateAsync<OpenAiSubscription>(org, plans =>
@@ -96,7 +97,8 @@ public sealed class SubscriptionTableService(IWarehouse warehouse, TableSchemaCa
                     ? p with { EffectiveTo = plan.EffectiveFrom.AddDays(-1) }
                     : p).ToList();
             var next = rows.Where(p => p.EffectiveFrom > plan.EffectiveFrom).Select(p => (DateOnly?)p.EffectiveFrom).Min();
-            var added = plan with { EffectiveTo = plan.EffectiveTo ?? next?.AddDays(-1) };
+            var open = rows.Where(p => p.EffectiveFrom <= plan.EffectiveFrom).MaxBy(p => p.EffectiveFrom);
+            var added = plan with { DisplayName = plan.DisplayName ?? open?.DisplayName, EffectiveTo = plan.EffectiveTo ?? next?.AddDays(-1) };
             updated.Add(added);
             return (updated, added);
         }, cancellationToken);

@@ -160,6 +160,36 @@ public sealed class KeyRotationTests : IAsyncLifetime, IDisposable
         _factory.Services.GetRequiredService<IKeyEncryptionKeyRotation>().PrimaryVersion.ShouldBe(1);
     }
 
+    [Fact]
+    public async Task Store_ListCiphertexts_PagesByIdAndReplaceIsCompareAndSwap()
+    {
+        var store = _factory.Services.GetRequiredService<Core.Storage.IControlPlaneStore>();
+        var seen = new List<string>();
+        string? after = null;
+        while (true)
+        {
+            var page = await store.ListCiphertextsAsync(Core.Storage.CiphertextTable.IntegrationCredentials, after, 2, CancellationToken.None);
+            page.Count.ShouldBeLessThanOrEqualTo(2);
+            seen.AddRange(page.Select(r => r.RecordId));
+            if (page.Count < 2)
+            {
+                break;
+            }
+
+            after = page[^1].RecordId;
+        }
+
+        seen.Count.ShouldBe(4, "active and inactive credentials alike");
+        seen.ShouldBe(seen.Order(StringComparer.Ordinal).ToList());
+        var keys = await store.ListCiphertextsAsync(Core.Storage.CiphertextTable.OrgApiKeys, null, 10, CancellationToken.None);
+        keys.Select(k => k.Org.Value).ShouldBe(["rot_acme", "rot_globex"], ignoreOrder: true);
+        var first = keys[0];
+
+        (await store.ReplaceCiphertextAsync(first.Table, first.RecordId, "lkr1.9.stale.x", "lkr1.9.new.x", CancellationToken.None)).ShouldBeFalse();
+        (await store.ReplaceCiphertextAsync(first.Table, "no_such_key", first.Ciphertext, "lkr1.9.new.x", CancellationToken.None)).ShouldBeFalse();
+        (await store.ListCiphertextsAsync(first.Table, null, 10, CancellationToken.None)).Single(k => k.RecordId == first.RecordId).Ciphertext.ShouldBe(first.Ciphertext);
+    }
+
     private int CiphertextCount() => AllCiphertexts().Count;
 
     private List<string> AllCiphertexts()

@@ -47,6 +47,7 @@ public sealed class SubscriptionsApiTests : IAsyncLifetime, IDisposable
             var body = await response.ShouldBeJsonAsync(HttpStatusCode.OK);
             body.Str("effective_from").ShouldBe("2026-01-01");
             body.GetProperty("seats").GetInt64().ShouldBe(5);
+            body.Str("display_name").ShouldBe("ChatGPT Plus", "a change keeps the plan's name unless it gives one");
         }
 
         var rows = (await ListAsync(client, org.Slug)).Where(p => p.Str("plan_name") == "chatgpt_plus").ToList();
