@@ -42,10 +42,12 @@ if (ConfigValidation.ValidateShippedConfigs(app.Services) is { Count: > 0 } prob
 app.UseConvergenceHttp();
 app.MapHealthApi();
 app.MapAdminApi();
+app.MapKmsAdminApi();
 app.MapOrganizationsApi();
 app.MapPipelinesApi();
 app.MapPricingApi();
 app.MapIntegrationsApi();
+app.MapSubscriptionsApi();
 app.AnnounceRootKey();
 await app.RunAsync();
 

@@ -336,6 +336,34 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
             new { org = org.Value, provider = provider.StoredName, at = SqliteSchema.Timestamp(at) }, cancellationToken: cancellationToken)) > 0;
     }
 
+    public async Task<IReadOnlyList<StoredCiphertext>> ListCiphertextsAsync(CiphertextTable table, string? afterRecordId, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
+        var (name, id, column, provider) = CiphertextColumns(table);
+        await using var connection = await OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<(string Id, string Org, string? Provider, string Ciphertext)>(new CommandDefinition(
+            // Erased ciphertexts (deleted or replaced credentials) hold nothing to re-wrap.
+            $"SELECT {id}, org_slug, {provider}, {column} FROM {name} WHERE (@after IS NULL OR {id} > @after) AND {column} <> '' ORDER BY {id} LIMIT @limit",
+            new { after = afterRecordId, limit }, cancellationToken: cancellationToken));
+        return [.. rows.Select(r => new StoredCiphertext(table, r.Id, OrgSlug.From(r.Org), r.Provider, r.Ciphertext))];
+    }
+
+    public async Task<bool> ReplaceCiphertextAsync(CiphertextTable table, string recordId, string expected, string replacement, CancellationToken cancellationToken)
+    {
+        var (name, id, column, _) = CiphertextColumns(table);
+        await using var connection = await OpenAsync(cancellationToken);
+        return await connection.ExecuteAsync(new CommandDefinition(
+            $"UPDATE {name} SET {column} = @replacement WHERE {id} = @recordId AND {column} = @expected",
+            new { recordId, expected, replacement }, cancellationToken: cancellationToken)) > 0;
+    }
+
+    private static (string Table, string Id, string Column, string Provider) CiphertextColumns(CiphertextTable table) => table switch
+    {
+        CiphertextTable.IntegrationCredentials => ("org_integration_credentials", "credential_id", "encrypted_credential", "provider"),
+        CiphertextTable.OrgApiKeys => ("org_api_keys", "org_api_key_id", "encrypted_org_api_key", "NULL"),
+        _ => throw new ArgumentOutOfRangeException(nameof(table), table, "not a ciphertext table"),
+    };
+
     public async Task<bool> DeletePendingRunAsync(string pipelineLoggingId, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);

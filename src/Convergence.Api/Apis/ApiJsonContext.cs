@@ -30,4 +30,11 @@ namespace Convergence.Api.Apis;
 [JsonSerializable(typeof(IntegrationValidateResponse))]
 [JsonSerializable(typeof(IntegrationDeletedResponse))]
 [JsonSerializable(typeof(Dictionary<string, string>))]
+[JsonSerializable(typeof(KmsRotateBody))]
+[JsonSerializable(typeof(KmsRotateResponse))]
+[JsonSerializable(typeof(OpenAiSubscriptionBody))]
+[JsonSerializable(typeof(OpenAiSubscriptionListResponse))]
+[JsonSerializable(typeof(OpenAiSubscriptionResponse))]
+[JsonSerializable(typeof(OpenAiSubscriptionDeletedResponse))]
+[JsonSerializable(typeof(OpenAiSubscriptionResetResponse))]
 internal sealed partial class ApiJsonContext : JsonSerializerContext;

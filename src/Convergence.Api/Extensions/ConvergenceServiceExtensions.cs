@@ -81,9 +81,13 @@ public static partial class ConvergenceServiceExtensions
         }
         else
         {
-            services.AddSingleton<IKeyManagementService>(sp =>
-                LocalKeyRing.OpenOrCreate(Path.Combine(settings.DataDirectory, "keyring.json"), sp.GetRequiredService<TimeProvider>()));
+            // One key ring serves both contracts: decryption keeps working while the rotation re-wraps stored rows.
+            services.AddSingleton(sp => LocalKeyRing.OpenOrCreate(Path.Combine(settings.DataDirectory, "keyring.json"), sp.GetRequiredService<TimeProvider>()));
+            services.AddSingleton<IKeyManagementService>(sp => sp.GetRequiredService<LocalKeyRing>());
+            services.AddSingleton<IKeyEncryptionKeyRotation>(sp => sp.GetRequiredService<LocalKeyRing>());
         }
+
+        services.AddSingleton<KeyRotationService>();
         var configs = new ConfigsFolder(settings.ConfigsDirectory);
         services.AddSingleton(configs);
         services.AddSingleton(new TableSchemaCatalog(configs.Root));
@@ -101,6 +105,7 @@ public static partial class ConvergenceServiceExtensions
         services.AddSingleton(new PipelineWorkQueue(workers.QueueCapacity));
         services.AddSingleton<PipelineRunService>();
         services.AddSingleton<Pricing.PriceTableService>();
+        services.AddSingleton<Pricing.SubscriptionTableService>();
         services.AddHostedService<PipelineWorkerService>();
         services.AddHostedService<RunMaintenanceService>();
         services.AddSingleton<ApiKeyIssuer>();
@@ -117,6 +122,7 @@ public static partial class ConvergenceServiceExtensions
         services.AddSingleton<Core.Integrations.IOrgSeedTable>(sp => new Pricing.PriceSeedTable(sp.GetRequiredService<Pricing.PriceTableService>(), "openai"));
         services.AddSingleton<Core.Integrations.IOrgSeedTable>(sp => new Pricing.PriceSeedTable(sp.GetRequiredService<Pricing.PriceTableService>(), "anthropic"));
         services.AddSingleton<Core.Integrations.IOrgSeedTable>(sp => new Pricing.PriceSeedTable(sp.GetRequiredService<Pricing.PriceTableService>(), "deepseek"));
+        services.AddSingleton<Core.Integrations.IOrgSeedTable, Pricing.SubscriptionSeedTable>();
         services.AddSingleton<OrganizationAdministration>();
         services.AddConvergenceProcessors();
         return services;

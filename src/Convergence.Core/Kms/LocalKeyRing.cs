@@ -15,7 +15,7 @@ namespace Convergence.Core.Kms;
 /// <para>The key file is created with mode 0600. It is meant for development and single-machine installs;
 /// production refuses it unless explicitly allowed.</para>
 /// </remarks>
-public sealed class LocalKeyRing : IKeyManagementService
+public sealed class LocalKeyRing : IKeyManagementService, IKeyEncryptionKeyRotation
 {
     private const string FormatTag = "lkr1";
     private const int KeySize = 32;
@@ -121,7 +121,10 @@ public sealed class LocalKeyRing : IKeyManagementService
         }
     }
 
-    /// <summary>Re-wraps the data key of <paramref name="ciphertext"/> with the primary key-encryption key.</summary>
+    /// <summary>
+    /// Re-wraps the data key of <paramref name="ciphertext"/> with the primary key-encryption key, after checking that
+    /// both layers authenticate under <paramref name="context"/>; a ciphertext already on the primary is returned as is.
+    /// </summary>
     public Task<string> RewrapAsync(string ciphertext, KmsContext context, CancellationToken cancellationToken)
     {
         var (version, wrapped, payload) = Split(ciphertext);
@@ -137,6 +140,8 @@ public sealed class LocalKeyRing : IKeyManagementService
         var dataKey = Open(oldKek.Material, wrapped, WrapAssociatedData(associatedData, version));
         try
         {
+            // Authenticate the payload too, so a tampered row is reported now rather than carried to the new version.
+            CryptographicOperations.ZeroMemory(Open(dataKey, payload, associatedData));
             var rewrapped = Seal(primary.Material, dataKey, WrapAssociatedData(associatedData, primary.Version));
             return Task.FromResult($"{FormatTag}.{primary.Version}.{Base64Url(rewrapped)}.{Base64Url(payload)}");
         }

@@ -73,6 +73,18 @@ public interface IControlPlaneStore
     /// <summary>Deactivates the org's credential for the provider and erases its ciphertext; false when it had none.</summary>
     Task<bool> DeactivateCredentialAsync(OrgSlug org, IntegrationProvider provider, DateTimeOffset at, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// A page of the ciphertexts in <paramref name="table"/>, ordered by record id, after <paramref name="afterRecordId"/>
+    /// (keyset paging: pass the last id of the previous page; null for the first). At most <paramref name="limit"/> rows.
+    /// </summary>
+    Task<IReadOnlyList<StoredCiphertext>> ListCiphertextsAsync(CiphertextTable table, string? afterRecordId, int limit, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Replaces one row's ciphertext if it still is <paramref name="expected"/> (compare-and-swap, so a concurrent change
+    /// of the row wins); false when the row is gone or changed.
+    /// </summary>
+    Task<bool> ReplaceCiphertextAsync(CiphertextTable table, string recordId, string expected, string replacement, CancellationToken cancellationToken);
+
     /// <summary>Removes a run that never started (PENDING), as when it could not be queued; false when it had started.</summary>
     Task<bool> DeletePendingRunAsync(string pipelineLoggingId, CancellationToken cancellationToken);
 

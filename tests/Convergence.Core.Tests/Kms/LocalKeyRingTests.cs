@@ -261,6 +261,20 @@ public sealed class LocalKeyRingTests : IDisposable
     }
 
     [Fact]
+    public async Task RewrapAsync_TamperedPayload_ThrowsInsteadOfCarryingItToTheNewVersion()
+    {
+        var ring = Open();
+        var parts = (await ring.EncryptAsync(Plaintext, Context, CancellationToken.None)).Split('.');
+        ring.Rotate();
+        var payload = Base64Url.DecodeFromChars(parts[3]);
+        payload[^1] ^= 0x01;
+
+        var tampered = string.Join('.', parts[0], parts[1], parts[2], Base64Url.EncodeToString(payload));
+
+        await Should.ThrowAsync<KmsDecryptionException>(() => ring.RewrapAsync(tampered, Context, CancellationToken.None));
+    }
+
+    [Fact]
     public async Task DecryptAsync_VersionFieldChangedToAnotherExistingVersion_ThrowsKmsDecryptionException()
     {
         var ring = Open();

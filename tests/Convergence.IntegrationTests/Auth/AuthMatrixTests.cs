@@ -193,6 +193,7 @@ public sealed class AuthMatrixTests
     public static TheoryData<string, string, string?> RootRoutes { get; } = new()
     {
         { "POST", "/api/v1/admin/bootstrap", """{"force_recreate_dataset":true}""" },
+        { "POST", "/api/v1/admin/kms/rotate", """{"rewrap_only":false}""" },
         { "POST", "/api/v1/organizations/dryrun", """{"org_slug":"other","company_name":"Other","admin_email":"admin@example.com"}""" },
         { "POST", "/api/v1/organizations/onboard", """{"org_slug":"other","company_name":"Other","admin_email":"admin@example.com"}""" },
         { "PATCH", "/api/v1/organizations/acme", """{"status":"SUSPENDED"}""" },

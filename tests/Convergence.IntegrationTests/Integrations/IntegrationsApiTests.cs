@@ -66,6 +66,10 @@ public sealed class IntegrationsApiTests : IAsyncLifetime
         integration.GetProperty("metadata").Str("team").ShouldBe("finops");
         integration.GetProperty("last_validated_at").ValueKind.ShouldBe(JsonValueKind.String);
         body.GetProperty("seeded_tables").GetProperty($"{provider}_pricing").GetInt32().ShouldBeGreaterThan(0);
+        if (provider == "openai")
+        {
+            body.GetProperty("seeded_tables").GetProperty("openai_subscriptions").GetInt32().ShouldBe(5);
+        }
         response.Headers.Location!.OriginalString.ShouldBe($"/api/v1/integrations/{org.Slug}/{provider}");
 
         var status = await (await client.GetAsync($"/api/v1/integrations/{org.Slug}/{provider}")).ShouldBeJsonAsync(HttpStatusCode.OK);
@@ -363,5 +367,25 @@ public sealed class IntegrationsApiTests : IAsyncLifetime
             body.Str("validation_status").ShouldBe("PENDING");
             body.Str("message").ShouldContain("503");
         }
+    }
+
+    [Fact]
+    public async Task KeyRotation_ReWrapsLiveCredentialsSkipsErasedOnesAndValidateStillDecrypts()
+    {
+        var org = await _factory.OnboardAsync("rotating");
+        using var client = _factory.OrgClient(org.ApiKey);
+        (await client.PostJsonAsync($"/api/v1/integrations/{org.Slug}/openai/setup", new { credential = FakeProviders.OpenAiKey })).StatusCode.ShouldBe(HttpStatusCode.Created);
+        (await client.PostJsonAsync($"/api/v1/integrations/{org.Slug}/openai/setup", new { credential = FakeProviders.OpenAiAdminKey })).StatusCode.ShouldBe(HttpStatusCode.Created);
+        (await client.PostJsonAsync($"/api/v1/integrations/{org.Slug}/deepseek/setup", new { credential = FakeProviders.DeepSeekKey })).StatusCode.ShouldBe(HttpStatusCode.Created);
+        (await client.DeleteAsync($"/api/v1/integrations/{org.Slug}/deepseek")).StatusCode.ShouldBe(HttpStatusCode.OK);
+        using var root = _factory.RootClient();
+
+        var rotated = await (await root.PostJsonAsync("/api/v1/admin/kms/rotate", new { })).ShouldBeJsonAsync(HttpStatusCode.OK);
+
+        rotated.GetProperty("failed").GetInt32().ShouldBe(0);
+        rotated.GetProperty("rewrapped").GetInt32().ShouldBeGreaterThanOrEqualTo(2, "the live credential and the org's API key copy");
+        var validate = await (await client.PostAsync($"/api/v1/integrations/{org.Slug}/openai/validate", null)).ShouldBeJsonAsync(HttpStatusCode.OK);
+        validate.Str("validation_status").ShouldBe("VALID");
+        _providers.Requests.ShouldContain("GET /openai/v1/organization/projects?limit=1");
     }
 }

@@ -102,6 +102,12 @@ internal sealed class FaultyControlPlaneStore(IControlPlaneStore inner, FaultPla
     public Task<bool> UpdateCredentialValidationAsync(OrgSlug org, string credentialId, string status, string? lastError, DateTimeOffset at, CancellationToken cancellationToken) =>
         inner.UpdateCredentialValidationAsync(org, credentialId, status, lastError, at, cancellationToken);
 
+    public Task<IReadOnlyList<StoredCiphertext>> ListCiphertextsAsync(CiphertextTable table, string? afterRecordId, int limit, CancellationToken cancellationToken) =>
+        inner.ListCiphertextsAsync(table, afterRecordId, limit, cancellationToken);
+
+    public Task<bool> ReplaceCiphertextAsync(CiphertextTable table, string recordId, string expected, string replacement, CancellationToken cancellationToken) =>
+        inner.ReplaceCiphertextAsync(table, recordId, expected, replacement, cancellationToken);
+
     public Task<bool> DeactivateCredentialAsync(OrgSlug org, Convergence.Core.Integrations.IntegrationProvider provider, DateTimeOffset at, CancellationToken cancellationToken) =>
         inner.DeactivateCredentialAsync(org, provider, at, cancellationToken);
 
