@@ -48,6 +48,8 @@ app.MapPipelinesApi();
 app.MapPricingApi();
 app.MapIntegrationsApi();
 app.MapSubscriptionsApi();
+app.MapUsageEventsApi();
+app.MapDataApi();
 app.AnnounceRootKey();
 await app.RunAsync();
 

@@ -37,4 +37,7 @@ namespace Convergence.Api.Apis;
 [JsonSerializable(typeof(OpenAiSubscriptionResponse))]
 [JsonSerializable(typeof(OpenAiSubscriptionDeletedResponse))]
 [JsonSerializable(typeof(OpenAiSubscriptionResetResponse))]
+[JsonSerializable(typeof(UsageEventsBody))]
+[JsonSerializable(typeof(UsageEventsResponse))]
+[JsonSerializable(typeof(DailyCostsResponse))]
 internal sealed partial class ApiJsonContext : JsonSerializerContext;

@@ -105,6 +105,7 @@ public static partial class ConvergenceServiceExtensions
         services.AddSingleton(new PipelineWorkQueue(workers.QueueCapacity));
         services.AddSingleton<PipelineRunService>();
         services.AddSingleton<Pricing.PriceTableService>();
+        services.AddSingleton<Core.Pricing.IOrgPriceLists>(sp => sp.GetRequiredService<Pricing.PriceTableService>());
         services.AddSingleton<Pricing.SubscriptionTableService>();
         services.AddHostedService<PipelineWorkerService>();
         services.AddHostedService<RunMaintenanceService>();

@@ -13,6 +13,11 @@ internal sealed partial class RequestContextMiddleware(RequestDelegate next, Con
 {
     public const string RequestIdHeader = "X-Request-ID";
 
+    /// <summary>Routes of usage-event batches, which may carry up to <see cref="UsageEventsMaxBodyBytes"/>.</summary>
+    public const string UsageEventsPath = "/api/v1/usage";
+
+    public const long UsageEventsMaxBodyBytes = 16 * 1024 * 1024;
+
     public async Task InvokeAsync(HttpContext context)
     {
         var requestId = context.Request.Headers[RequestIdHeader].ToString();
@@ -25,15 +30,17 @@ internal sealed partial class RequestContextMiddleware(RequestDelegate next, Con
         context.Response.Headers[RequestIdHeader] = requestId;
 
         var started = Stopwatch.GetTimestamp();
-        if (context.Request.ContentLength > settings.MaxRequestBodyBytes)
+        // Usage-event batches (up to 10,000 events) may be larger than other bodies.
+        var maxBody = context.Request.Path.StartsWithSegments(UsageEventsPath) ? Math.Max(settings.MaxRequestBodyBytes, UsageEventsMaxBodyBytes) : settings.MaxRequestBodyBytes;
+        if (context.Request.ContentLength > maxBody)
         {
-            await Problems.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, "Request body too large", $"The body is {context.Request.ContentLength} bytes; the limit is {settings.MaxRequestBodyBytes}.");
+            await Problems.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, "Request body too large", $"The body is {context.Request.ContentLength} bytes; the limit is {maxBody}.");
         }
         else
         {
             if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
             {
-                limit.MaxRequestBodySize = settings.MaxRequestBodyBytes;
+                limit.MaxRequestBodySize = maxBody;
             }
 
             await next(context);

@@ -20,7 +20,11 @@ namespace Convergence.Api.Pricing;
 /// race until the PostgreSQL adapter (#7) takes row locks.
 /// </remarks>
 public sealed class PriceTableService(IWarehouse warehouse, TableSchemaCatalog tables, ConfigsFolder configs, DeploymentEnvironment environment, TimeProvider time)
+    : IOrgPriceLists
 {
+    public async Task<PriceList> GetAsync(OrgSlug org, string provider, CancellationToken cancellationToken) =>
+        PriceList.Create(await ListAsync(org, provider, cancellationToken));
+
     public static readonly IReadOnlyList<string> Providers = ["openai", "anthropic", "deepseek"];
 
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new(StringComparer.Ordinal);

@@ -47,17 +47,28 @@ public static class LlmFocusMapper
             throw new ArgumentException($"{usage.Model} on {usage.Day:yyyy-MM-dd} is unpriced ({cost.Reason}); report it instead of mapping it to FOCUS.", nameof(cost));
         }
 
+        return Map(usage, cost.Total, cost.ListTotal, price.Currency, price.ModelId, price.EffectiveFrom, billingAccountId, billingAccountName);
+    }
+
+    /// <summary>Maps one priced row stored in a <c>{provider}_cost_daily</c> table.</summary>
+    /// <param name="priceModelId">The price list's model id that priced the row.</param>
+    /// <param name="priceEffectiveFrom">The day the price row took effect.</param>
+    public static FocusRow Map(
+        LlmUsageRow usage, decimal total, decimal listTotal, string currency, string priceModelId, DateOnly priceEffectiveFrom, string billingAccountId, string? billingAccountName = null)
+    {
+        ArgumentNullException.ThrowIfNull(usage);
+        ArgumentException.ThrowIfNullOrEmpty(billingAccountId);
         var chargeStart = new DateTimeOffset(usage.Day.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
         var billingStart = new DateTimeOffset(usage.Day.Year, usage.Day.Month, 1, 0, 0, 0, TimeSpan.Zero);
         var provider = ProviderName(usage.Provider);
         decimal tokens = usage.TotalTokens;
         return new FocusRow
         {
-            BilledCost = cost.Total,
-            EffectiveCost = cost.Total,
-            ListCost = cost.ListTotal,
-            ContractedCost = cost.Total,
-            BillingCurrency = price.Currency,
+            BilledCost = total,
+            EffectiveCost = total,
+            ListCost = listTotal,
+            ContractedCost = total,
+            BillingCurrency = currency,
             BillingAccountId = billingAccountId,
             BillingAccountName = billingAccountName,
             BillingPeriodStart = billingStart,
@@ -79,7 +90,7 @@ public static class LlmFocusMapper
             ServiceName = ServiceName(usage.Provider),
             ServiceSubcategory = ServiceSubcategory,
             SkuId = usage.Model,
-            SkuPriceId = $"{price.ModelId}@{price.EffectiveFrom:yyyy-MM-dd}{(usage.Batch ? "/batch" : string.Empty)}",
+            SkuPriceId = $"{priceModelId}@{priceEffectiveFrom:yyyy-MM-dd}{(usage.Batch ? "/batch" : string.Empty)}",
             SubAccountId = usage.ProjectId,
             Tags = usage.ApiKeyId is { Length: > 0 } key ? new Dictionary<string, string>(StringComparer.Ordinal) { ["api_key_id"] = key } : null,
         };
