@@ -3,6 +3,15 @@ using Convergence.Api.Configuration;
 using Convergence.Api.Extensions;
 
 var builder = WebApplication.CreateBuilder(args);
+
+// `demo` runs the whole job on the embedded default with sample data, prints the cost, and exits.
+var demo = args.Length > 0 && args[0] == "demo";
+if (demo)
+{
+    builder.Configuration.AddInMemoryCollection(Convergence.Api.Demo.DemoCommand.Settings(builder.Configuration["CONVERGENCE_DATA_DIR"]));
+    builder.WebHost.UseUrls("http://127.0.0.1:0");
+}
+
 ConvergenceSettings settings;
 try
 {
@@ -50,6 +59,12 @@ app.MapIntegrationsApi();
 app.MapSubscriptionsApi();
 app.MapUsageEventsApi();
 app.MapDataApi();
+if (demo)
+{
+    Environment.ExitCode = await Convergence.Api.Demo.DemoCommand.RunAsync(app, settings.RootApiKey!, Console.Out, CancellationToken.None);
+    return;
+}
+
 app.AnnounceRootKey();
 await app.RunAsync();
 
