@@ -38,5 +38,6 @@ public static class ProcessorServiceCollectionExtensions
             .AddProcessor<OpenAiCostProcessor>()
             .AddProcessor<AnthropicCostProcessor>()
             .AddProcessor<DeepSeekCostProcessor>()
-            .AddProcessor<FocusNormalizeProcessor>();
+            .AddProcessor<FocusNormalizeProcessor>()
+            .AddProcessor<DeepSeek.DeepSeekBalanceProcessor>();
 }

@@ -118,6 +118,7 @@ public static partial class ConvergenceServiceExtensions
         // no HttpClient loggers at all (its outcome is recorded on the run's step).
         services.ConfigureHttpClientDefaults(http => http.RedactLoggedHeaders(_ => true));
         services.AddHttpClient<Processors.Integrations.ProviderCredentialChecker>().RemoveAllLoggers();
+        services.AddHttpClient(Processors.DeepSeek.DeepSeekBalanceProcessor.HttpClientName).RemoveAllLoggers();
         services.AddSingleton(new Processors.Integrations.GcpTokenEndpoint(settings.GcpTokenUrl, settings.IntegrationCheckTimeout));
         services.AddSingleton<Processors.Integrations.GcpServiceAccountChecker>();
         services.AddSingleton<Core.Integrations.IOrgSeedTable>(sp => new Pricing.PriceSeedTable(sp.GetRequiredService<Pricing.PriceTableService>(), "openai"));
