@@ -1,7 +1,9 @@
 using Convergence.Core.Pipelines;
+using Convergence.Processors.Anthropic;
 using Convergence.Processors.Flow;
 using Convergence.Processors.Gcp;
 using Convergence.Processors.Integrations;
+using Convergence.Processors.OpenAi;
 using Convergence.Processors.Setup;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -32,5 +34,9 @@ public static class ProcessorServiceCollectionExtensions
             .AddProcessor<ValidateGcpProcessor>()
             .AddProcessor<KmsStoreProcessor>()
             .AddProcessor<KmsDecryptProcessor>()
-            .AddProcessor<SeedTablesProcessor>();
+            .AddProcessor<SeedTablesProcessor>()
+            .AddProcessor<OpenAiUsageProcessor>()
+            .AddProcessor<OpenAiCostsProcessor>()
+            .AddProcessor<AnthropicUsageProcessor>()
+            .AddProcessor<AnthropicCostsProcessor>();
 }

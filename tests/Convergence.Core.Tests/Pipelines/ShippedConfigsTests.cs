@@ -22,6 +22,10 @@ public sealed class ShippedConfigsTests
         "integrations.kms_store",
         "integrations.kms_decrypt",
         "integrations.seed_tables",
+        "openai.usage",
+        "openai.costs",
+        "anthropic.usage",
+        "anthropic.costs",
     ];
 
     private static readonly Lazy<PipelineLoadContext> LazyContext = new(() => new PipelineLoadContext(
@@ -67,7 +71,7 @@ public sealed class ShippedConfigsTests
     public void ShippedPipelines_IncludeTheKnownOnes()
     {
         ShippedFiles().ShouldBe(
-            ["gcp/example/dryrun.yml", "integrations/anthropic/setup.yml", "integrations/anthropic/validate.yml", "integrations/deepseek/setup.yml", "integrations/deepseek/validate.yml", "integrations/gcp/setup.yml", "integrations/gcp/validate.yml", "integrations/openai/setup.yml", "integrations/openai/validate.yml", "setup/bootstrap/pipeline.yml", "setup/organizations/dryrun.yml", "setup/organizations/onboarding.yml"],
+            ["anthropic/usage_cost.yml", "gcp/example/dryrun.yml", "integrations/anthropic/setup.yml", "integrations/anthropic/validate.yml", "integrations/deepseek/setup.yml", "integrations/deepseek/validate.yml", "integrations/gcp/setup.yml", "integrations/gcp/validate.yml", "integrations/openai/setup.yml", "integrations/openai/validate.yml", "openai/usage_cost.yml", "setup/bootstrap/pipeline.yml", "setup/organizations/dryrun.yml", "setup/organizations/onboarding.yml"],
             ignoreOrder: true);
     }
 
@@ -77,7 +81,7 @@ public sealed class ShippedConfigsTests
         var catalog = new PipelineCatalog(RepoPaths.Configs, Context);
 
         catalog.ValidateAll().Select(e => e.Message).ShouldBeEmpty();
-        catalog.ListPaths().ShouldBe(["gcp/example/dryrun", "integrations/anthropic/setup", "integrations/anthropic/validate", "integrations/deepseek/setup", "integrations/deepseek/validate", "integrations/gcp/setup", "integrations/gcp/validate", "integrations/openai/setup", "integrations/openai/validate", "setup/bootstrap/pipeline", "setup/organizations/dryrun", "setup/organizations/onboarding"]);
+        catalog.ListPaths().ShouldBe(["anthropic/usage_cost", "gcp/example/dryrun", "integrations/anthropic/setup", "integrations/anthropic/validate", "integrations/deepseek/setup", "integrations/deepseek/validate", "integrations/gcp/setup", "integrations/gcp/validate", "integrations/openai/setup", "integrations/openai/validate", "openai/usage_cost", "setup/bootstrap/pipeline", "setup/organizations/dryrun", "setup/organizations/onboarding"]);
     }
 
     [Fact]
@@ -188,7 +192,7 @@ public sealed class ShippedConfigsTests
 
         var runnable = catalog.ListPaths().Where(PipelineCatalog.IsOrgRunnable).ToList();
 
-        runnable.ShouldBe(["gcp/example/dryrun"]);
+        runnable.ShouldBe(["anthropic/usage_cost", "gcp/example/dryrun", "openai/usage_cost"]);
     }
 
     private sealed class DestinationComparer : IEqualityComparer<DestinationDefinition?>
