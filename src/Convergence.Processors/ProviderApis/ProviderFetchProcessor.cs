@@ -15,8 +15,9 @@ namespace Convergence.Processors.ProviderApis;
 /// whose integration is marked INVALID when the provider answers 401/403; <c>page_size</c> — buckets per page
 /// (default 31, the providers' maximum for daily buckets).</para>
 /// <para>Every page is read before anything is written, and the executor commits the write with the step, so a fetch
-/// that fails part-way leaves the table as it was. Buckets outside the slice (a provider answering more than asked) are
-/// skipped and counted in the step's metadata.</para>
+/// that fails part-way leaves the table as it was. Rows of buckets outside the slice (a provider answering more than
+/// asked) are skipped and counted in the step's metadata (<c>rows_outside_slice_skipped</c>): merge_partition replaces
+/// exactly the slice, so other days keep what earlier runs wrote.</para>
 /// </remarks>
 public abstract class ProviderFetchProcessor(ProviderApiClient client, IControlPlaneStore store, TimeProvider time) : IProcessor
 {
@@ -71,7 +72,7 @@ public abstract class ProviderFetchProcessor(ProviderApiClient client, IControlP
         {
             ["provider"] = Provider.RouteName,
             ["rows_written"] = written,
-            ["buckets_outside_slice_skipped"] = outside,
+            ["rows_outside_slice_skipped"] = outside,
         };
         return new StepResult(written, metadata);
     }

@@ -31,6 +31,7 @@ public sealed class FakeUsageApis : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly Dictionary<string, List<string>> _pages = [];
     private readonly Dictionary<(string Path, int Page), Queue<string>> _faults = [];
+    private readonly Dictionary<(string Path, int Page), string> _overrides = [];
 
     private FakeUsageApis(WebApplication app, Uri baseUrl)
     {
@@ -74,7 +75,7 @@ public sealed class FakeUsageApis : IAsyncDisposable
 
     /// <summary>
     /// The next requests for <paramref name="page"/> (1-based) of <paramref name="path"/> answer, in order: "429" (with
-    /// Retry-After), "500", "hang" (no answer), "truncated" (a 200 whose JSON stops half-way) or "401".
+    /// Retry-After), "500", "hang" (no answer), "truncated" (a 200 whose JSON stops half-way), "401" or "403".
     /// </summary>
     public void Fail(string path, int page, params string[] faults)
     {
@@ -92,6 +93,15 @@ public sealed class FakeUsageApis : IAsyncDisposable
         }
     }
 
+    /// <summary>Serves <paramref name="body"/> as page <paramref name="page"/> of <paramref name="path"/> until <see cref="Reset"/> (a late correction, a broken envelope).</summary>
+    public void Replace(string path, int page, string body)
+    {
+        lock (_overrides)
+        {
+            _overrides[(path, page)] = body;
+        }
+    }
+
     /// <summary>Forgets recorded requests and pending faults and accepts keys again (tests of a class share one fake).</summary>
     public void Reset()
     {
@@ -99,6 +109,11 @@ public sealed class FakeUsageApis : IAsyncDisposable
         lock (_faults)
         {
             _faults.Clear();
+        }
+
+        lock (_overrides)
+        {
+            _overrides.Clear();
         }
 
         lock (Requests)
@@ -182,11 +197,23 @@ public sealed class FakeUsageApis : IAsyncDisposable
                 return Results.Text(text[..(text.Length / 2)], "application/json");
             case "401":
                 return openAi ? OpenAiInvalid() : AnthropicInvalid();
+            case "403":
+                return openAi
+                    ? Results.Json(new { error = new { message = "You have insufficient permissions for this operation. Missing scopes: api.usage.read.", type = "invalid_request_error", param = (string?)null, code = (string?)null } }, statusCode: 403)
+                    : Results.Json(new { type = "error", error = new { type = "permission_error", message = "Your API key does not have permission to use the specified resource." } }, statusCode: 403);
         }
 
         if (!(openAi ? openAiAuthorized : anthropicAuthorized))
         {
             return openAi ? OpenAiInvalid() : AnthropicInvalid();
+        }
+
+        lock (_overrides)
+        {
+            if (_overrides.TryGetValue((path, page), out var replaced))
+            {
+                return Results.Text(replaced, "application/json");
+            }
         }
 
         return index >= 0 && index < pages.Count

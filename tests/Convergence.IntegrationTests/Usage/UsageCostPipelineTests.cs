@@ -22,6 +22,10 @@ public sealed class UsageApisFixture : IAsyncLifetime
             ["ANTHROPIC_BASE_URL"] = Fake.AnthropicBase.AbsoluteUri,
             // A hanging provider is cut after 1 s of real time (the request timeout is not on the manual clock).
             ["INTEGRATION_CHECK_TIMEOUT_SECONDS"] = "1",
+            // Everything is logged, so the canary test sees what HttpClient and the retries would write.
+            ["Logging:LogLevel:Default"] = "Trace",
+            ["Logging:LogLevel:Microsoft"] = "Trace",
+            ["Logging:LogLevel:System"] = "Trace",
         });
         await Harness.Factory.BootstrapAsync();
     }
@@ -151,6 +155,39 @@ public sealed class UsageCostPipelineTests : IClassFixture<UsageApisFixture>, ID
     }
 
     [Fact]
+    public async Task OpenAi_OneDayRerunWithALateCorrection_ReplacesThatDayOnlyAndSkipsBucketsOutsideTheSlice()
+    {
+        var (org, client) = await SetUpAsync("openai");
+        var first = await RunAsync(client, org, "openai");
+        // OpenAI revised 2025-11-20: the mini model's day grew; the fake still answers both days.
+        var corrected = File.ReadAllText(FixturePath("openai_completions", 1))
+            .Replace("\"input_tokens\": 5120000", "\"input_tokens\": 5200000", StringComparison.Ordinal)
+            .Replace("\"num_model_requests\": 4300", "\"num_model_requests\": 4321", StringComparison.Ordinal);
+        Fake.Replace(OpenAiCompletions, 1, corrected);
+
+        var id = await PipelineHarness.StartRunAsync(client, org, "openai/usage_cost", new { date = "2025-11-20" });
+        JsonElement second = default;
+        (await Api.DriveAsync(Task.Run(async () => second = await Api.WaitForRunAsync(client, id)), Horizon)).ShouldBeNull();
+
+        second.Str("status").ShouldBe("COMPLETED", second.ToString());
+        Fake.RequestsTo(OpenAiCompletions).First(r => r.Page == 1 && r.Query.Contains("end_time=1763683200", StringComparison.Ordinal)).Query
+            .ShouldStartWith("?start_time=1763596800&end_time=1763683200&bucket_width=1d&");
+        UsageRows(org, "openai_usage_daily_raw").ShouldBe(
+        [
+            "2025-11-20|gpt-4o-2024-08-06|proj_7hKc2Lq9|key_a1B2c3D4|0|921600|921600|0|0|204800|812|",
+            "2025-11-20|gpt-4o-mini-2024-07-18|proj_Q2mZ81xa|key_Z9y8X7w6|0|5200000|0|0|0|640000|4321|",
+            "2025-11-20|text-embedding-3-small|proj_7hKc2Lq9|key_a1B2c3D4|0|16|0|0|0|0|2|",
+            "2025-11-21|gpt-4o-2024-08-06|proj_7hKc2Lq9|key_a1B2c3D4|1|500|400|100|0|500|5|",
+        ]);
+        Db(org).Rows("SELECT usage_date, pipeline_logging_id FROM openai_usage_daily_raw GROUP BY usage_date, pipeline_logging_id ORDER BY usage_date")
+            .Select(r => ((string)r["usage_date"]!, (string)r["pipeline_logging_id"]!))
+            .ShouldBe([("2025-11-20", second.Str("pipeline_logging_id")), ("2025-11-21", first.Str("pipeline_logging_id"))], "the day outside the slice keeps the first run's rows");
+        var metadata = (await StepAsync(client, second, "fetch_usage")).GetProperty("metadata");
+        metadata.GetProperty("rows_outside_slice_skipped").GetInt32().ShouldBe(1);
+        metadata.GetProperty("rows_written").GetInt32().ShouldBe(3);
+    }
+
+    [Fact]
     public async Task OpenAi_429WithRetryAfter_WaitsOnTheClockAndResumesAtThatPage()
     {
         var (org, client) = await SetUpAsync("openai");
@@ -251,6 +288,43 @@ public sealed class UsageCostPipelineTests : IClassFixture<UsageApisFixture>, ID
         status.Str("validation_status").ShouldBe("INVALID");
         status.Str("last_error").ShouldContain(providerMessage);
         status.Str("last_error").ShouldNotContain(key[^8..]);
+    }
+
+    [Fact]
+    public async Task Credentials_NeverAppearInLogsRunRecordsOrStoredFiles()
+    {
+        var (openAiOrg, openAiClient) = await SetUpAsync("openai");
+        var (anthropicOrg, anthropicClient) = await SetUpAsync("anthropic");
+        Fake.Fail(OpenAiCompletions, 2, "429");
+        Fake.Fail(AnthropicCostReport, 1, "500");
+        var bodies = new List<string>
+        {
+            (await RunAsync(openAiClient, openAiOrg, "openai")).ToString(),
+            (await RunAsync(anthropicClient, anthropicOrg, "anthropic")).ToString(),
+        };
+        Fake.Revoked = true;
+        bodies.Add((await RunAsync(openAiClient, openAiOrg, "openai")).ToString());
+        bodies.Add((await RunAsync(anthropicClient, anthropicOrg, "anthropic")).ToString());
+        foreach (var (org, client) in new[] { (openAiOrg, openAiClient), (anthropicOrg, anthropicClient) })
+        {
+            bodies.Add(await (await client.GetAsync($"/api/v1/organizations/{org}/comprehensive-view")).Content.ReadAsStringAsync());
+        }
+
+        var logs = Api.Factory.Logs.Records.SelectMany(r => r.AllText()).ToList();
+        logs.ShouldContain(l => l.Contains("attempt 2", StringComparison.Ordinal), "the retries were logged");
+        foreach (var key in new[] { FakeProviders.OpenAiAdminKey, FakeProviders.AnthropicAdminKey })
+        {
+            // The fake's keys end in zeros, which trace ids have too: look for their distinctive start.
+            var tail = key[..16];
+            logs.Where(l => l.Contains(tail, StringComparison.Ordinal)).ShouldBeEmpty();
+            bodies.ShouldNotContain(b => b.Contains(tail, StringComparison.Ordinal));
+            foreach (var file in Directory.EnumerateFiles(Api.Factory.DataDirectory, "*", SearchOption.AllDirectories))
+            {
+                using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                using var reader = new StreamReader(stream, System.Text.Encoding.Latin1);
+                (await reader.ReadToEndAsync()).ShouldNotContain(tail, Case.Sensitive, file);
+            }
+        }
     }
 
     // ---- helpers -------------------------------------------------------------------------------------------------
