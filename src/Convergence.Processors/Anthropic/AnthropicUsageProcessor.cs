@@ -15,7 +15,8 @@ namespace Convergence.Processors.Anthropic;
 /// <c>uncached_input_tokens</c>, <c>cache_read_input_tokens</c> → cached, <c>cache_creation.ephemeral_5m/1h_input_tokens</c>
 /// → the cache-write columns, <c>output_tokens</c>, <c>server_tool_use.web_search_requests</c>; <c>project_id</c> is the
 /// workspace (null for the default workspace); <c>batch</c> is <c>service_tier = batch</c>. The report has no request
-/// count, so <c>requests</c> is 0.
+/// count, so <c>requests</c> is 0. Grouping by service tier as well keeps batch usage apart (priced at batch rates), so a
+/// key may have one row per tier on a day. A result without a model is stored as model <c>unknown</c>.
 /// </remarks>
 public sealed class AnthropicUsageProcessor(ProviderApiClient client, IControlPlaneStore store, TimeProvider time)
     : ProviderFetchProcessor(client, store, time)

@@ -16,7 +16,8 @@ namespace Convergence.Processors.OpenAi;
 /// Token columns are disjoint, as pricing needs: <c>uncached_input_tokens</c> is <c>input_uncached_tokens</c> when the
 /// provider sends it, else <c>input_tokens − input_cached_tokens − input_cache_write_tokens</c> (older responses have
 /// neither of the last, so it is input − cached); cache writes (no TTL split at OpenAI) go to
-/// <c>cache_write_5m_tokens</c>; <c>requests</c> is <c>num_model_requests</c>.
+/// <c>cache_write_5m_tokens</c>; <c>requests</c> is <c>num_model_requests</c>. A result without a model (only when the
+/// provider ignores the grouping) is stored as model <c>unknown</c>, so it stays visible and unpriced rather than lost.
 /// </remarks>
 public sealed class OpenAiUsageProcessor(ProviderApiClient client, IControlPlaneStore store, TimeProvider time)
     : ProviderFetchProcessor(client, store, time)

@@ -90,6 +90,7 @@ public sealed partial class ProviderApiClient
 
     private async Task<JsonDocument> GetPageAsync(ProviderApiCall call, string? cursor, int page, CancellationToken cancellationToken)
     {
+        // Built per page: the count of malformed bodies belongs to this page's attempts only.
         var malformed = 0;
         var retry = new ResiliencePipelineBuilder<JsonDocument> { TimeProvider = _time };
         if (_options.MaxAttempts > 1)
@@ -230,7 +231,8 @@ public sealed partial class ProviderApiClient
         return request;
     }
 
-    private static TimeSpan? RetryAfter(HttpResponseMessage response)
+    /// <summary>Retry-After as seconds or as an HTTP date (measured from the response's Date, else our clock).</summary>
+    private TimeSpan? RetryAfter(HttpResponseMessage response)
     {
         if (response.Headers.RetryAfter is not { } header)
         {
@@ -242,7 +244,13 @@ public sealed partial class ProviderApiClient
             return delta;
         }
 
-        return header.Date is { } date ? date - (response.Headers.Date ?? date) : null;
+        if (header.Date is not { } date)
+        {
+            return null;
+        }
+
+        var wait = date - (response.Headers.Date ?? _time.GetUtcNow());
+        return wait > TimeSpan.Zero ? wait : TimeSpan.Zero;
     }
 
     private async Task<string> ReadBodyAsync(HttpResponseMessage response, CancellationToken cancellationToken)

@@ -116,11 +116,23 @@ public abstract class ProviderFetchProcessor(ProviderApiClient client, IControlP
         item.TryGetProperty(parent, out var p) && p.ValueKind == JsonValueKind.Object ? Count(p, name) : 0;
 
     /// <summary>A money amount as an exact decimal from the raw JSON text, whether the provider sent a number or a string.</summary>
-    protected static decimal? Amount(JsonElement value, string what) => value.ValueKind switch
+    protected static decimal? Amount(JsonElement value, string what)
     {
-        JsonValueKind.Number => decimal.Parse(value.GetRawText(), NumberStyles.Float, CultureInfo.InvariantCulture),
-        JsonValueKind.String when decimal.TryParse(value.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => d,
-        JsonValueKind.Null or JsonValueKind.Undefined => null,
-        _ => throw new ProviderResponseException($"{what}: '{value.GetRawText()}' is not a decimal amount."),
-    };
+        var text = value.ValueKind switch
+        {
+            JsonValueKind.Number => value.GetRawText(),
+            JsonValueKind.String => value.GetString(),
+            JsonValueKind.Null or JsonValueKind.Undefined => null,
+            _ => throw new ProviderResponseException($"{what}: {value.GetRawText()} is not a decimal amount."),
+        };
+        if (text is null)
+        {
+            return null;
+        }
+
+        // Float allows the exponent a JSON number may carry ("1.5e-3"); out-of-range values fail instead of rounding.
+        return decimal.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var amount)
+            ? amount
+            : throw new ProviderResponseException($"{what}: '{text}' is not a decimal amount in range.");
+    }
 }

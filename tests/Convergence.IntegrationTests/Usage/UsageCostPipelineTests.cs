@@ -93,6 +93,10 @@ public sealed class UsageCostPipelineTests : IClassFixture<UsageApisFixture>, ID
         ], ignoreOrder: true);
         SumAmount(org, "openai_billed_cost_daily").ShouldBe(4.4185m);
 
+        var dq = (await PipelineHarness.GetStepsAsync(client, run.Str("pipeline_logging_id"))).GetProperty("dq_results").EnumerateArray().ToList();
+        dq.Select(d => d.Str("check_name")).ShouldContain("unique_usage_date_model_project_id_api_key_id_batch", dq.Count.ToString(CultureInfo.InvariantCulture));
+        dq.ShouldAllBe(d => d.Str("status") == "PASSED");
+
         Fake.RequestsTo(OpenAiCompletions).Select(r => r.Page).ShouldBe([1, 2]);
         Fake.RequestsTo(OpenAiEmbeddings).Select(r => r.Page).ShouldBe([1]);
         Fake.RequestsTo(OpenAiCosts).Select(r => r.Page).ShouldBe([1, 2]);
