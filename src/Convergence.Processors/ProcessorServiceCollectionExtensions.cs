@@ -1,9 +1,11 @@
 using Convergence.Core.Pipelines;
+using Convergence.Processors.Anthropic;
 using Convergence.Processors.Flow;
 using Convergence.Processors.Gcp;
 using Convergence.Processors.Focus;
 using Convergence.Processors.Integrations;
 using Convergence.Processors.Llm;
+using Convergence.Processors.OpenAi;
 using Convergence.Processors.Setup;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -39,5 +41,10 @@ public static class ProcessorServiceCollectionExtensions
             .AddProcessor<AnthropicCostProcessor>()
             .AddProcessor<DeepSeekCostProcessor>()
             .AddProcessor<FocusNormalizeProcessor>()
-            .AddProcessor<DeepSeek.DeepSeekBalanceProcessor>();
+            .AddProcessor<DeepSeek.DeepSeekBalanceProcessor>()
+            .AddProcessor<CostReconciliationProcessor>()
+            .AddProcessor<OpenAiUsageProcessor>()
+            .AddProcessor<OpenAiCostsProcessor>()
+            .AddProcessor<AnthropicUsageProcessor>()
+            .AddProcessor<AnthropicCostsProcessor>();
 }

@@ -119,6 +119,9 @@ public static partial class ConvergenceServiceExtensions
         services.ConfigureHttpClientDefaults(http => http.RedactLoggedHeaders(_ => true));
         services.AddHttpClient<Processors.Integrations.ProviderCredentialChecker>().RemoveAllLoggers();
         services.AddHttpClient(Processors.DeepSeek.DeepSeekBalanceProcessor.HttpClientName).RemoveAllLoggers();
+        // The usage and cost fetchers send the same admin keys: no HttpClient loggers either. Their retries log themselves.
+        services.AddSingleton(Processors.ProviderApis.ProviderApiOptions.Default);
+        services.AddHttpClient<Processors.ProviderApis.ProviderApiClient>().RemoveAllLoggers();
         services.AddSingleton(new Processors.Integrations.GcpTokenEndpoint(settings.GcpTokenUrl, settings.IntegrationCheckTimeout));
         services.AddSingleton<Processors.Integrations.GcpServiceAccountChecker>();
         services.AddSingleton<Core.Integrations.IOrgSeedTable>(sp => new Pricing.PriceSeedTable(sp.GetRequiredService<Pricing.PriceTableService>(), "openai"));

@@ -60,7 +60,9 @@ public sealed class LlmCostCalculator
             return LlmCost.Unpriced(UnpricedReason.MissingPartPrice, "cached_input_per_mtok", price);
         }
 
-        if (!TryRate(row.CacheWrite5mTokens, price.CacheWrite5mPerMtok, out var write5mRate))
+        // OpenAI lists no cache-write price: it bills tokens written to its prompt cache at the input rate.
+        var write5mPrice = price.CacheWrite5mPerMtok ?? (row.Provider == LlmProvider.OpenAI ? price.InputPerMtok : null);
+        if (!TryRate(row.CacheWrite5mTokens, write5mPrice, out var write5mRate))
         {
             return LlmCost.Unpriced(UnpricedReason.MissingPartPrice, "cache_write_5m_per_mtok", price);
         }

@@ -179,6 +179,20 @@ public sealed class LlmCostCalculatorTests
     }
 
     [Fact]
+    public void Price_OpenAiCacheWritesWithoutACacheWritePrice_AreBilledAtTheInputRate_OthersStayUnpriced()
+    {
+        // OpenAI: 200,000 cache-write tokens × 2.50 / 1e6 = 0.50; 100,000 uncached × 2.50 / 1e6 = 0.25   total 0.75
+        var openai = Calculator(Gpt4o).Price(Row("gpt-4o", uncached: 100_000, write5m: 200_000));
+        openai.Reason.ShouldBe(UnpricedReason.None);
+        openai.CacheWrite5m.ShouldBe(0.50m);
+        openai.Total.ShouldBe(0.75m);
+
+        var deepseek = Calculator(DeepSeekChat).Price(Row("deepseek-chat", LlmProvider.DeepSeek, uncached: 10, write5m: 5));
+        deepseek.Reason.ShouldBe(UnpricedReason.MissingPartPrice);
+        deepseek.Detail.ShouldBe("cache_write_5m_per_mtok");
+    }
+
+    [Fact]
     public void Price_NoCachedTokensAndNoCachedPrice_IsPriced()
     {
         var noCache = Gpt4o with { CachedInputPerMtok = null, CacheWrite1hPerMtok = null };

@@ -27,6 +27,11 @@ public sealed class ShippedConfigsTests
         "deepseek.cost",
         "focus.normalize",
         "deepseek.balance",
+        "costs.reconcile",
+        "openai.usage",
+        "openai.costs",
+        "anthropic.usage",
+        "anthropic.costs",
     ];
 
     private static readonly Lazy<PipelineLoadContext> LazyContext = new(() => new PipelineLoadContext(
@@ -72,7 +77,7 @@ public sealed class ShippedConfigsTests
     public void ShippedPipelines_IncludeTheKnownOnes()
     {
         ShippedFiles().ShouldBe(
-            ["deepseek/usage_cost.yml", "gcp/example/dryrun.yml", "integrations/anthropic/setup.yml", "integrations/anthropic/validate.yml", "integrations/deepseek/setup.yml", "integrations/deepseek/validate.yml", "integrations/gcp/setup.yml", "integrations/gcp/validate.yml", "integrations/openai/setup.yml", "integrations/openai/validate.yml", "setup/bootstrap/pipeline.yml", "setup/organizations/dryrun.yml", "setup/organizations/onboarding.yml", "usage/events_cost.yml"],
+            ["anthropic/usage_cost.yml", "deepseek/usage_cost.yml", "gcp/example/dryrun.yml", "integrations/anthropic/setup.yml", "integrations/anthropic/validate.yml", "integrations/deepseek/setup.yml", "integrations/deepseek/validate.yml", "integrations/gcp/setup.yml", "integrations/gcp/validate.yml", "integrations/openai/setup.yml", "integrations/openai/validate.yml", "openai/usage_cost.yml", "setup/bootstrap/pipeline.yml", "setup/organizations/dryrun.yml", "setup/organizations/onboarding.yml", "usage/events_cost.yml"],
             ignoreOrder: true);
     }
 
@@ -82,7 +87,7 @@ public sealed class ShippedConfigsTests
         var catalog = new PipelineCatalog(RepoPaths.Configs, Context);
 
         catalog.ValidateAll().Select(e => e.Message).ShouldBeEmpty();
-        catalog.ListPaths().ShouldBe(["deepseek/usage_cost", "gcp/example/dryrun", "integrations/anthropic/setup", "integrations/anthropic/validate", "integrations/deepseek/setup", "integrations/deepseek/validate", "integrations/gcp/setup", "integrations/gcp/validate", "integrations/openai/setup", "integrations/openai/validate", "setup/bootstrap/pipeline", "setup/organizations/dryrun", "setup/organizations/onboarding", "usage/events_cost"]);
+        catalog.ListPaths().ShouldBe(["anthropic/usage_cost", "deepseek/usage_cost", "gcp/example/dryrun", "integrations/anthropic/setup", "integrations/anthropic/validate", "integrations/deepseek/setup", "integrations/deepseek/validate", "integrations/gcp/setup", "integrations/gcp/validate", "integrations/openai/setup", "integrations/openai/validate", "openai/usage_cost", "setup/bootstrap/pipeline", "setup/organizations/dryrun", "setup/organizations/onboarding", "usage/events_cost"]);
     }
 
     [Fact]
@@ -193,7 +198,7 @@ public sealed class ShippedConfigsTests
 
         var runnable = catalog.ListPaths().Where(PipelineCatalog.IsOrgRunnable).ToList();
 
-        runnable.ShouldBe(["deepseek/usage_cost", "gcp/example/dryrun", "usage/events_cost"]);
+        runnable.ShouldBe(["anthropic/usage_cost", "deepseek/usage_cost", "gcp/example/dryrun", "openai/usage_cost", "usage/events_cost"]);
     }
 
     private sealed class DestinationComparer : IEqualityComparer<DestinationDefinition?>

@@ -1,0 +1,284 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Convergence.Core.Integrations;
+using Convergence.Processors.Integrations;
+using Microsoft.Extensions.Logging;
+using Polly;
+using Polly.Retry;
+
+namespace Convergence.Processors.ProviderApis;
+
+/// <summary>One paged GET against a provider's admin API: the endpoint, its query (repeated keys allowed) and the key.</summary>
+/// <param name="Path">Relative to the provider's base URL, such as <c>organization/usage/completions</c>.</param>
+public sealed record ProviderApiCall(IntegrationProvider Provider, string Path, IReadOnlyList<KeyValuePair<string, string>> Query, string Credential);
+
+/// <summary>
+/// Reads every page of an OpenAI or Anthropic usage/cost endpoint (envelope <c>{data, has_more, next_page}</c>,
+/// cursor sent back as <c>page</c>) and returns the buckets of <c>data</c> in order.
+/// </summary>
+/// <remarks>
+/// <para>Each request is retried on its own, so a failure on page 3 does not restart at page 1: 429 (waiting the
+/// provider's <c>Retry-After</c>, capped), 5xx, timeouts (<see cref="ProviderEndpoints.Timeout"/>) and dropped
+/// connections, with exponential backoff on the injected <see cref="TimeProvider"/>; when the attempts run out a
+/// <see cref="ProviderUnavailableException"/> (transient) lets the step retry later. A malformed body (truncated JSON,
+/// no <c>data</c> array) is retried once, then fails with a <see cref="ProviderResponseException"/> naming the endpoint
+/// and page. 401/403 throw <see cref="ProviderCredentialRejectedException"/> at once.</para>
+/// <para>The credential travels only in a request header; messages carry the provider's text with keys redacted.</para>
+/// </remarks>
+public sealed partial class ProviderApiClient
+{
+    public const string AnthropicVersion = ProviderCredentialChecker.AnthropicVersion;
+    private const string UserAgent = "Convergence/1.0 (+usage-ingest)";
+
+    private readonly HttpClient _http;
+    private readonly ProviderEndpoints _endpoints;
+    private readonly TimeProvider _time;
+    private readonly ILogger<ProviderApiClient> _logger;
+    private readonly ProviderApiOptions _options;
+
+    public ProviderApiClient(HttpClient http, ProviderEndpoints endpoints, TimeProvider time, ILogger<ProviderApiClient> logger, ProviderApiOptions? options = null)
+    {
+        _http = http;
+        _endpoints = endpoints;
+        _time = time;
+        _logger = logger;
+        _options = (options ?? ProviderApiOptions.Default).Validate();
+    }
+
+    /// <summary>Follows <c>next_page</c> until <c>has_more</c> is false; returns every bucket of every page, in order.</summary>
+    public async Task<IReadOnlyList<JsonElement>> GetAllBucketsAsync(ProviderApiCall call, CancellationToken cancellationToken)
+    {
+        var buckets = new List<JsonElement>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        string? cursor = null;
+        for (var page = 1; ; page++)
+        {
+            if (page > _options.MaxPages)
+            {
+                throw new ProviderResponseException($"{Describe(call, page)}: more than {_options.MaxPages} pages; the cursor does not seem to advance.");
+            }
+
+            using var document = await GetPageAsync(call, cursor, page, cancellationToken);
+            var root = document.RootElement;
+            foreach (var bucket in root.GetProperty("data").EnumerateArray())
+            {
+                buckets.Add(bucket.Clone());
+            }
+
+            var hasMore = root.TryGetProperty("has_more", out var more) && more.ValueKind == JsonValueKind.True;
+            var next = root.TryGetProperty("next_page", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null;
+            if (!hasMore || string.IsNullOrEmpty(next))
+            {
+                if (hasMore)
+                {
+                    throw new ProviderResponseException($"{Describe(call, page)}: has_more is true but next_page is empty.");
+                }
+
+                return buckets;
+            }
+
+            if (!seen.Add(next))
+            {
+                throw new ProviderResponseException($"{Describe(call, page)}: next_page repeats an earlier cursor.");
+            }
+
+            cursor = next;
+        }
+    }
+
+    private async Task<JsonDocument> GetPageAsync(ProviderApiCall call, string? cursor, int page, CancellationToken cancellationToken)
+    {
+        // Built per page: the count of malformed bodies belongs to this page's attempts only.
+        var malformed = 0;
+        var retry = new ResiliencePipelineBuilder<JsonDocument> { TimeProvider = _time };
+        if (_options.MaxAttempts > 1)
+        {
+            retry.AddRetry(new RetryStrategyOptions<JsonDocument>
+            {
+                MaxRetryAttempts = _options.MaxAttempts - 1,
+                ShouldHandle = args => ValueTask.FromResult(
+                    !cancellationToken.IsCancellationRequested
+                    && args.Outcome.Exception switch
+                    {
+                        ProviderUnavailableException => true,
+                        ProviderMalformedResponseException => ++malformed == 1,
+                        _ => false,
+                    }),
+                DelayGenerator = args => ValueTask.FromResult<TimeSpan?>(Delay(args.AttemptNumber, (args.Outcome.Exception as ProviderUnavailableException)?.RetryAfter)),
+                OnRetry = args =>
+                {
+                    LogRetry(_logger, call.Provider.RouteName, call.Path, page, args.AttemptNumber + 2, args.RetryDelay.TotalSeconds, args.Outcome.Exception?.Message ?? string.Empty);
+                    return ValueTask.CompletedTask;
+                },
+            });
+        }
+
+        try
+        {
+            return await retry.Build().ExecuteAsync(async token => await SendAsync(call, cursor, page, token), cancellationToken);
+        }
+        catch (ProviderMalformedResponseException ex)
+        {
+            throw new ProviderResponseException($"{ex.Message} It was still malformed on a retry; nothing was written.", ex);
+        }
+    }
+
+    /// <summary><c>BaseDelay × 2^retry</c>, at least the provider's Retry-After, never above <c>MaxDelay</c>.</summary>
+    internal TimeSpan Delay(int retry, TimeSpan? retryAfter)
+    {
+        var backoff = _options.BaseDelay * Math.Pow(2, Math.Min(retry, 16));
+        var wait = retryAfter is { } after && after > backoff ? after : backoff;
+        return wait > _options.MaxDelay ? _options.MaxDelay : wait;
+    }
+
+    private async Task<JsonDocument> SendAsync(ProviderApiCall call, string? cursor, int page, CancellationToken cancellationToken)
+    {
+        using var request = BuildRequest(call, cursor);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_endpoints.Timeout);
+        string body;
+        HttpStatusCode status;
+        TimeSpan? retryAfter;
+        try
+        {
+            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            status = response.StatusCode;
+            retryAfter = RetryAfter(response);
+            body = await ReadBodyAsync(response, timeout.Token);
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new ProviderUnavailableException($"{Describe(call, page)}: no answer within {_endpoints.Timeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s.", ex);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new ProviderUnavailableException($"{Describe(call, page)}: the connection failed ({ex.HttpRequestError}).", ex);
+        }
+        catch (IOException ex)
+        {
+            throw new ProviderUnavailableException($"{Describe(call, page)}: the response was cut off.", ex);
+        }
+
+        var code = (int)status;
+        if (code is >= 200 and < 300)
+        {
+            return Parse(call, page, body);
+        }
+
+        var message = ProviderCredentialChecker.ProviderMessage(body, call.Credential);
+        var suffix = message is null ? "." : $": {message}";
+        if (status is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
+        {
+            throw new ProviderCredentialRejectedException(call.Provider, code, $"{call.Provider.RouteName} refused the credential ({code}) on {call.Path}{suffix}");
+        }
+
+        if (status == HttpStatusCode.TooManyRequests || code >= 500 || status == HttpStatusCode.RequestTimeout)
+        {
+            throw new ProviderUnavailableException($"{Describe(call, page)}: {code}{suffix}", retryAfter: retryAfter);
+        }
+
+        throw new ProviderResponseException($"{Describe(call, page)}: {code}{suffix}");
+    }
+
+    private static JsonDocument Parse(ProviderApiCall call, int page, string body)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(body);
+        }
+        catch (JsonException ex)
+        {
+            throw new ProviderMalformedResponseException($"{Describe(call, page)}: the body is not valid JSON ({ex.Message})", ex);
+        }
+
+        if (document.RootElement.ValueKind != JsonValueKind.Object
+            || !document.RootElement.TryGetProperty("data", out var data)
+            || data.ValueKind != JsonValueKind.Array)
+        {
+            document.Dispose();
+            throw new ProviderMalformedResponseException($"{Describe(call, page)}: the body has no data array.");
+        }
+
+        return document;
+    }
+
+    private HttpRequestMessage BuildRequest(ProviderApiCall call, string? cursor)
+    {
+        var baseUrl = call.Provider == IntegrationProvider.OpenAi ? _endpoints.OpenAi
+            : call.Provider == IntegrationProvider.Anthropic ? _endpoints.Anthropic
+            : throw new ArgumentException($"{call.Provider.RouteName} has no usage API client here.", nameof(call));
+        var query = new StringBuilder();
+        foreach (var (key, value) in cursor is null ? call.Query : call.Query.Append(new("page", cursor)))
+        {
+            query.Append(query.Length == 0 ? '?' : '&').Append(Uri.EscapeDataString(key)).Append('=').Append(Uri.EscapeDataString(value));
+        }
+
+        var request = new HttpRequestMessage(HttpMethod.Get, new Uri(baseUrl.AbsoluteUri.TrimEnd('/') + "/" + call.Path + query));
+        request.Headers.TryAddWithoutValidation("User-Agent", UserAgent);
+        if (call.Provider == IntegrationProvider.OpenAi)
+        {
+            request.Headers.Authorization = new("Bearer", call.Credential);
+        }
+        else
+        {
+            request.Headers.Add("x-api-key", call.Credential);
+            request.Headers.Add("anthropic-version", AnthropicVersion);
+        }
+
+        return request;
+    }
+
+    /// <summary>Retry-After as seconds or as an HTTP date (measured from the response's Date, else our clock).</summary>
+    private TimeSpan? RetryAfter(HttpResponseMessage response)
+    {
+        if (response.Headers.RetryAfter is not { } header)
+        {
+            return null;
+        }
+
+        if (header.Delta is { } delta)
+        {
+            return delta;
+        }
+
+        if (header.Date is not { } date)
+        {
+            return null;
+        }
+
+        var wait = date - (response.Headers.Date ?? _time.GetUtcNow());
+        return wait > TimeSpan.Zero ? wait : TimeSpan.Zero;
+    }
+
+    private async Task<string> ReadBodyAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        if (response.Content.Headers.ContentLength > _options.MaxBodyBytes)
+        {
+            throw new IOException($"The body is larger than {_options.MaxBodyBytes} bytes.");
+        }
+
+        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+        using var buffer = new MemoryStream();
+        var chunk = new byte[81920];
+        int read;
+        while ((read = await stream.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            if (buffer.Length + read > _options.MaxBodyBytes)
+            {
+                throw new IOException($"The body is larger than {_options.MaxBodyBytes} bytes.");
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+    }
+
+    private static string Describe(ProviderApiCall call, int page) => $"{call.Provider.RouteName} GET {call.Path} (page {page})";
+
+    [LoggerMessage(EventId = 5101, Level = LogLevel.Warning, Message = "{Provider} GET {Path} page {Page}: attempt {Attempt} in {DelaySeconds} s after: {Reason}")]
+    private static partial void LogRetry(ILogger logger, string provider, string path, int page, int attempt, double delaySeconds, string reason);
+}
