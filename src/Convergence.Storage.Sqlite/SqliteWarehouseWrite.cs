@@ -40,15 +40,26 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
 
     public async Task<long> WriteRowsAsync(IAsyncEnumerable<IReadOnlyDictionary<string, object?>> rows, CancellationToken cancellationToken)
     {
+        var columns = schema.Columns;
+        var columnIndex = new Dictionary<string, int>(columns.Count, StringComparer.Ordinal);
+        for (var i = 0; i < columns.Count; i++)
+        {
+            columnIndex[columns[i].Name] = i;
+        }
+
         await using var insert = connection.CreateCommand();
         insert.Transaction = transaction;
-        insert.CommandText = $"INSERT INTO {Table} ({string.Join(", ", schema.Columns.Select(c => SqliteSchema.Quote(c.Name)))}) " +
-                             $"VALUES ({string.Join(", ", schema.Columns.Select((_, i) => "$c" + i))})";
-        var values = schema.Columns.Select((_, i) => insert.Parameters.Add(new SqliteParameter("$c" + i, null))).ToArray();
+        insert.CommandText = $"INSERT INTO {Table} ({string.Join(", ", columns.Select(c => SqliteSchema.Quote(c.Name)))}) " +
+                             $"VALUES ({string.Join(", ", columns.Select((_, i) => "$c" + i))})";
+        var values = columns.Select((_, i) => insert.Parameters.Add(new SqliteParameter("$c" + i, null))).ToArray();
 
+        // Upsert deletes each row's key before inserting it; replace_partitions deletes a partition's earlier rows
+        // the first time the write meets it, so rows this write adds to the partition are never deleted.
         SqliteCommand? delete = null;
         SqliteParameter[] keyValues = [];
-        if (spec.Mode == WriteMode.Upsert)
+        var keyColumns = spec.Keys.Select(k => columnIndex[k]).ToArray();
+        HashSet<string>? seenPartitions = spec.Mode == WriteMode.ReplacePartitions ? new(StringComparer.Ordinal) : null;
+        if (spec.Mode is WriteMode.Upsert or WriteMode.ReplacePartitions)
         {
             delete = connection.CreateCommand();
             delete.Transaction = transaction;
@@ -63,15 +74,15 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
             {
                 foreach (var key in row.Keys)
                 {
-                    if (schema.FindColumn(key) is null)
+                    if (!columnIndex.ContainsKey(key))
                     {
                         throw new ArgumentException($"Table {schema.Name} has no column '{key}'.");
                     }
                 }
 
-                for (var i = 0; i < schema.Columns.Count; i++)
+                for (var i = 0; i < columns.Count; i++)
                 {
-                    var column = schema.Columns[i];
+                    var column = columns[i];
                     var value = row.TryGetValue(column.Name, out var v) ? v : null;
                     if (value is null && column.Required)
                     {
@@ -86,11 +97,11 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
                     EnsureInSlice(row, count + 1);
                 }
 
-                if (delete is not null)
+                if (delete is not null && (seenPartitions is null || seenPartitions.Add(PartitionKey(values, keyColumns))))
                 {
-                    for (var k = 0; k < spec.Keys.Count; k++)
+                    for (var k = 0; k < keyColumns.Length; k++)
                     {
-                        keyValues[k].Value = values[schema.Columns.ToList().FindIndex(c => c.Name == spec.Keys[k])].Value;
+                        keyValues[k].Value = values[keyColumns[k]].Value;
                     }
 
                     await delete.ExecuteNonQueryAsync(cancellationToken);
@@ -110,6 +121,23 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
         }
     }
 
+    private static string PartitionKey(SqliteParameter[] values, int[] keyColumns)
+    {
+        if (keyColumns.Length == 1)
+        {
+            return Convert.ToString(values[keyColumns[0]].Value, CultureInfo.InvariantCulture) ?? string.Empty;
+        }
+
+        var parts = new string[keyColumns.Length];
+        for (var k = 0; k < keyColumns.Length; k++)
+        {
+            // DBNull and "" differ: a NULL key is its own partition.
+            parts[k] = values[keyColumns[k]].Value is DBNull ? "\u0000" : Convert.ToString(values[keyColumns[k]].Value, CultureInfo.InvariantCulture) ?? string.Empty;
+        }
+
+        return string.Join('\u001f', parts);
+    }
+
     public async Task<long> WriteQueryAsync(SqlQuery query, CancellationToken cancellationToken)
     {
         var source = $"(SELECT * FROM ({query.Text}))";
@@ -124,7 +152,7 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
             }
         }
 
-        if (spec.Mode == WriteMode.Upsert)
+        if (spec.Mode is WriteMode.Upsert or WriteMode.ReplacePartitions)
         {
             var keys = string.Join(", ", spec.Keys.Select(SqliteSchema.Quote));
             await ExecuteAsync(new SqlQuery($"DELETE FROM {Table} WHERE ({keys}) IN (SELECT {keys} FROM {source})", query.Parameters), cancellationToken);
