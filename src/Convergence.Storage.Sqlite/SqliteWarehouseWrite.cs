@@ -38,23 +38,30 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
         }
     }
 
+    /// <summary>Rows per multi-row INSERT: far below SQLite's 32,766 parameters for any table of ours.</summary>
+    private const int InsertBatchRows = 16;
+
     public async Task<long> WriteRowsAsync(IAsyncEnumerable<IReadOnlyDictionary<string, object?>> rows, CancellationToken cancellationToken)
     {
         var columns = schema.Columns;
-        var columnIndex = new Dictionary<string, int>(columns.Count, StringComparer.Ordinal);
-        for (var i = 0; i < columns.Count; i++)
+        var width = columns.Count;
+        var columnIndex = new Dictionary<string, int>(width, StringComparer.Ordinal);
+        for (var i = 0; i < width; i++)
         {
             columnIndex[columns[i].Name] = i;
         }
 
-        await using var insert = connection.CreateCommand();
-        insert.Transaction = transaction;
-        insert.CommandText = $"INSERT INTO {Table} ({string.Join(", ", columns.Select(c => SqliteSchema.Quote(c.Name)))}) " +
-                             $"VALUES ({string.Join(", ", columns.Select((_, i) => "$c" + i))})";
-        var values = columns.Select((_, i) => insert.Parameters.Add(new SqliteParameter("$c" + i, null))).ToArray();
+        // Upsert deletes each row's key before inserting it, so its rows go one at a time (a later row of a batch may
+        // replace an earlier one). Other modes insert batches of rows per statement, prepared once and rebound:
+        // replace_partitions deletes a partition's earlier rows the first time the write meets it, before any row of
+        // that partition is buffered, so rows this write adds are never deleted.
+        var batchRows = spec.Mode == WriteMode.Upsert ? 1 : InsertBatchRows;
+        var quoted = columns.Select(c => SqliteSchema.Quote(c.Name)).ToList();
+        using var single = new SqliteBulkInsert(connection, Table, quoted, 1);
+        using var batch = batchRows > 1 ? new SqliteBulkInsert(connection, Table, quoted, batchRows) : null;
+        var pending = new object[batchRows * width];
+        var buffered = 0;
 
-        // Upsert deletes each row's key before inserting it; replace_partitions deletes a partition's earlier rows
-        // the first time the write meets it, so rows this write adds to the partition are never deleted.
         SqliteCommand? delete = null;
         SqliteParameter[] keyValues = [];
         var keyColumns = spec.Keys.Select(k => columnIndex[k]).ToArray();
@@ -80,34 +87,47 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
                     }
                 }
 
-                for (var i = 0; i < columns.Count; i++)
+                var offset = buffered * width;
+                for (var i = 0; i < width; i++)
                 {
                     var column = columns[i];
                     var value = row.TryGetValue(column.Name, out var v) ? v : null;
                     if (value is null && column.Required)
                     {
-                        throw new ArgumentException($"Row {count + 1} for {schema.Name} has no value for required column '{column.Name}'.");
+                        throw new ArgumentException($"Row {count + buffered + 1} for {schema.Name} has no value for required column '{column.Name}'.");
                     }
 
-                    values[i].Value = SqliteSchema.ToDb(value, column.Type, column.Name);
+                    pending[offset + i] = SqliteSchema.ToDb(value, column.Type, column.Name);
                 }
 
                 if (spec.Mode == WriteMode.MergePartition)
                 {
-                    EnsureInSlice(row, count + 1);
+                    EnsureInSlice(row, count + buffered + 1);
                 }
 
-                if (delete is not null && (seenPartitions is null || seenPartitions.Add(PartitionKey(values, keyColumns))))
+                if (delete is not null && (seenPartitions is null || seenPartitions.Add(PartitionKey(pending, offset, keyColumns))))
                 {
                     for (var k = 0; k < keyColumns.Length; k++)
                     {
-                        keyValues[k].Value = values[keyColumns[k]].Value;
+                        keyValues[k].Value = pending[offset + keyColumns[k]];
                     }
 
-                    await delete.ExecuteNonQueryAsync(cancellationToken);
+                    delete.ExecuteNonQuery();
                 }
 
-                count += await insert.ExecuteNonQueryAsync(cancellationToken);
+                if (++buffered == batchRows)
+                {
+                    count += (batch ?? single).Execute(pending);
+                    buffered = 0;
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
+            }
+
+            // The remainder of the last batch, one row per statement.
+            for (var r = 0; r < buffered; r++)
+            {
+                Array.Copy(pending, r * width, pending, 0, width);
+                count += single.Execute(pending);
             }
 
             return count;
@@ -121,18 +141,14 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
         }
     }
 
-    private static string PartitionKey(SqliteParameter[] values, int[] keyColumns)
+    /// <summary>The partition of a row as text; NULL differs from an empty string.</summary>
+    private static string PartitionKey(object[] values, int offset, int[] keyColumns)
     {
-        if (keyColumns.Length == 1)
-        {
-            return Convert.ToString(values[keyColumns[0]].Value, CultureInfo.InvariantCulture) ?? string.Empty;
-        }
-
         var parts = new string[keyColumns.Length];
         for (var k = 0; k < keyColumns.Length; k++)
         {
-            // DBNull and "" differ: a NULL key is its own partition.
-            parts[k] = values[keyColumns[k]].Value is DBNull ? "\u0000" : Convert.ToString(values[keyColumns[k]].Value, CultureInfo.InvariantCulture) ?? string.Empty;
+            var value = values[offset + keyColumns[k]];
+            parts[k] = value is DBNull ? "\u0000" : "=" + Convert.ToString(value, CultureInfo.InvariantCulture);
         }
 
         return string.Join('\u001f', parts);
