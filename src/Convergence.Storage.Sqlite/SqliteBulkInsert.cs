@@ -11,12 +11,15 @@ namespace Convergence.Storage.Sqlite;
 /// Microsoft.Data.Sqlite binds parameters by name on every execution, and SQLite looks a name up by a linear scan, so
 /// binding costs grow with the square of the parameter count; this statement binds by index instead. It runs on the
 /// write's connection inside its open transaction, so commit and rollback cover its rows like any other statement's.
-/// Values are what <see cref="SqliteSchema.ToDb"/> returns: DBNull, string, integers, doubles or decimals (as text).
+/// Values are what <see cref="SqliteSchema.ToBulkValue"/> returns; text is bound as UTF-8 (the database's encoding),
+/// and decimals, timestamps and dates are formatted straight into the bind buffer exactly as
+/// <see cref="SqliteSchema.ToDb"/> would store them, without a string per value.
 /// </remarks>
 internal sealed class SqliteBulkInsert : IDisposable
 {
     private readonly SqliteConnection _connection;
     private readonly sqlite3_stmt _statement;
+    private byte[] _utf8 = new byte[1024];
 
     public SqliteBulkInsert(SqliteConnection connection, string table, IReadOnlyList<string> columns, int rows)
     {
@@ -43,15 +46,18 @@ internal sealed class SqliteBulkInsert : IDisposable
             var rc = values[i] switch
             {
                 null or DBNull => raw.sqlite3_bind_null(_statement, index),
-                string s => raw.sqlite3_bind_text16(_statement, index, s.AsSpan()),
+                string s => BindText(index, s),
                 long l => raw.sqlite3_bind_int64(_statement, index, l),
                 int n => raw.sqlite3_bind_int64(_statement, index, n),
                 short n => raw.sqlite3_bind_int64(_statement, index, n),
+                bool b => raw.sqlite3_bind_int64(_statement, index, b ? 1 : 0),
                 double d => raw.sqlite3_bind_double(_statement, index, d),
                 float f => raw.sqlite3_bind_double(_statement, index, f),
-                decimal m => raw.sqlite3_bind_text16(_statement, index, m.ToString(CultureInfo.InvariantCulture).AsSpan()),
+                decimal m => BindFormatted(index, m, default),
+                DateOnly d => BindFormatted(index, d, "yyyy-MM-dd"),
+                DateTimeOffset t => BindTimestamp(index, t.UtcDateTime),
                 byte[] b => raw.sqlite3_bind_blob(_statement, index, b),
-                var other => raw.sqlite3_bind_text16(_statement, index, Convert.ToString(other, CultureInfo.InvariantCulture).AsSpan()),
+                var other => BindText(index, Convert.ToString(other, CultureInfo.InvariantCulture) ?? string.Empty),
             };
             Check(rc);
         }
@@ -67,6 +73,34 @@ internal sealed class SqliteBulkInsert : IDisposable
     }
 
     public void Dispose() => raw.sqlite3_finalize(_statement);
+
+    private int BindText(int index, string text)
+    {
+        var max = System.Text.Encoding.UTF8.GetMaxByteCount(text.Length);
+        if (max > _utf8.Length)
+        {
+            _utf8 = new byte[Math.Max(max, _utf8.Length * 2)];
+        }
+
+        var length = System.Text.Encoding.UTF8.GetBytes(text, _utf8);
+        return raw.sqlite3_bind_text(_statement, index, _utf8.AsSpan(0, length));
+    }
+
+    private int BindFormatted<T>(int index, T value, ReadOnlySpan<char> format)
+        where T : IUtf8SpanFormattable
+    {
+        Span<byte> buffer = stackalloc byte[64];
+        return value.TryFormat(buffer, out var length, format, CultureInfo.InvariantCulture)
+            ? raw.sqlite3_bind_text(_statement, index, buffer[..length])
+            : BindText(index, string.Create(CultureInfo.InvariantCulture, $"{value}"));
+    }
+
+    private int BindTimestamp(int index, DateTime utc)
+    {
+        Span<byte> buffer = stackalloc byte[SqliteSchema.TimestampLength];
+        SqliteSchema.FormatTimestamp(utc, buffer);
+        return raw.sqlite3_bind_text(_statement, index, buffer);
+    }
 
     private void Check(int rc)
     {

@@ -39,7 +39,7 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
     }
 
     /// <summary>Rows per multi-row INSERT: far below SQLite's 32,766 parameters for any table of ours.</summary>
-    private const int InsertBatchRows = 16;
+    private const int InsertBatchRows = 1;
 
     public async Task<long> WriteRowsAsync(IAsyncEnumerable<IReadOnlyDictionary<string, object?>> rows, CancellationToken cancellationToken)
     {
@@ -74,6 +74,9 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
             keyValues = [.. spec.Keys.Select((_, i) => delete.Parameters.Add(new SqliteParameter("$k" + i, null)))];
         }
 
+        // A bulk write touches far more pages than the default 2 MB cache holds: with a larger cache for the write, SQLite
+        // stops spilling and re-reading index pages through the WAL. Set back to the default when the write ends.
+        SetCacheSize(BulkCacheKibibytes);
         try
         {
             long count = 0;
@@ -97,7 +100,7 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
                         throw new ArgumentException($"Row {count + buffered + 1} for {schema.Name} has no value for required column '{column.Name}'.");
                     }
 
-                    pending[offset + i] = SqliteSchema.ToDb(value, column.Type, column.Name);
+                    pending[offset + i] = SqliteSchema.ToBulkValue(value, column.Type, column.Name);
                 }
 
                 if (spec.Mode == WriteMode.MergePartition)
@@ -109,7 +112,9 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
                 {
                     for (var k = 0; k < keyColumns.Length; k++)
                     {
-                        keyValues[k].Value = pending[offset + keyColumns[k]];
+                        var key = columns[keyColumns[k]];
+                        var keyValue = pending[offset + keyColumns[k]];
+                        keyValues[k].Value = keyValue is DBNull ? DBNull.Value : SqliteSchema.ToDb(keyValue, key.Type, key.Name);
                     }
 
                     delete.ExecuteNonQuery();
@@ -138,7 +143,21 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
             {
                 await delete.DisposeAsync();
             }
+
+            SetCacheSize(DefaultCacheKibibytes);
         }
+    }
+
+    /// <summary>Page cache of a connection while it writes rows in bulk, and SQLite's default.</summary>
+    private const int BulkCacheKibibytes = 64 * 1024;
+    private const int DefaultCacheKibibytes = 2000;
+
+    private void SetCacheSize(int kibibytes)
+    {
+        using var pragma = connection.CreateCommand();
+        pragma.Transaction = transaction;
+        pragma.CommandText = $"PRAGMA cache_size = -{kibibytes.ToString(CultureInfo.InvariantCulture)}";
+        pragma.ExecuteNonQuery();
     }
 
     /// <summary>The partition of a row as text; NULL differs from an empty string.</summary>
@@ -148,7 +167,7 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
         for (var k = 0; k < keyColumns.Length; k++)
         {
             var value = values[offset + keyColumns[k]];
-            parts[k] = value is DBNull ? "\u0000" : "=" + Convert.ToString(value, CultureInfo.InvariantCulture);
+            parts[k] = value is DBNull ? "\u0000" : "=" + (value is DateOnly d ? d.ToString("O", CultureInfo.InvariantCulture) : Convert.ToString(value, CultureInfo.InvariantCulture));
         }
 
         return string.Join('\u001f', parts);
