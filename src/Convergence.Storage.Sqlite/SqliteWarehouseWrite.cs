@@ -38,9 +38,6 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
         }
     }
 
-    /// <summary>Rows per multi-row INSERT: far below SQLite's 32,766 parameters for any table of ours.</summary>
-    private const int InsertBatchRows = 1;
-
     public async Task<long> WriteRowsAsync(IAsyncEnumerable<IReadOnlyDictionary<string, object?>> rows, CancellationToken cancellationToken)
     {
         var columns = schema.Columns;
@@ -51,16 +48,12 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
             columnIndex[columns[i].Name] = i;
         }
 
-        // Upsert deletes each row's key before inserting it, so its rows go one at a time (a later row of a batch may
-        // replace an earlier one). Other modes insert batches of rows per statement, prepared once and rebound:
-        // replace_partitions deletes a partition's earlier rows the first time the write meets it, before any row of
-        // that partition is buffered, so rows this write adds are never deleted.
-        var batchRows = spec.Mode == WriteMode.Upsert ? 1 : InsertBatchRows;
-        var quoted = columns.Select(c => SqliteSchema.Quote(c.Name)).ToList();
-        using var single = new SqliteBulkInsert(connection, Table, quoted, 1);
-        using var batch = batchRows > 1 ? new SqliteBulkInsert(connection, Table, quoted, batchRows) : null;
-        var pending = new object[batchRows * width];
-        var buffered = 0;
+        // One INSERT prepared once and rebound by position for every row. (Multi-row INSERTs measured slower: SQLite
+        // then keeps a statement journal for each.) Upsert deletes each row's key before inserting it;
+        // replace_partitions deletes a partition's earlier rows the first time the write meets it, before inserting
+        // any row of it, so rows this write adds are never deleted.
+        using var insert = new SqliteBulkInsert(connection, Table, [.. columns.Select(c => SqliteSchema.Quote(c.Name))], 1);
+        var values = new object[width];
 
         SqliteCommand? delete = null;
         SqliteParameter[] keyValues = [];
@@ -90,49 +83,37 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
                     }
                 }
 
-                var offset = buffered * width;
                 for (var i = 0; i < width; i++)
                 {
                     var column = columns[i];
                     var value = row.TryGetValue(column.Name, out var v) ? v : null;
                     if (value is null && column.Required)
                     {
-                        throw new ArgumentException($"Row {count + buffered + 1} for {schema.Name} has no value for required column '{column.Name}'.");
+                        throw new ArgumentException($"Row {count + 1} for {schema.Name} has no value for required column '{column.Name}'.");
                     }
 
-                    pending[offset + i] = SqliteSchema.ToBulkValue(value, column.Type, column.Name);
+                    values[i] = SqliteSchema.ToBulkValue(value, column.Type, column.Name);
                 }
 
                 if (spec.Mode == WriteMode.MergePartition)
                 {
-                    EnsureInSlice(row, count + buffered + 1);
+                    EnsureInSlice(row, count + 1);
                 }
 
-                if (delete is not null && (seenPartitions is null || seenPartitions.Add(PartitionKey(pending, offset, keyColumns))))
+                if (delete is not null && (seenPartitions is null || seenPartitions.Add(PartitionKey(values, keyColumns))))
                 {
                     for (var k = 0; k < keyColumns.Length; k++)
                     {
                         var key = columns[keyColumns[k]];
-                        var keyValue = pending[offset + keyColumns[k]];
+                        var keyValue = values[keyColumns[k]];
                         keyValues[k].Value = keyValue is DBNull ? DBNull.Value : SqliteSchema.ToDb(keyValue, key.Type, key.Name);
                     }
 
                     delete.ExecuteNonQuery();
                 }
 
-                if (++buffered == batchRows)
-                {
-                    count += (batch ?? single).Execute(pending);
-                    buffered = 0;
-                    cancellationToken.ThrowIfCancellationRequested();
-                }
-            }
-
-            // The remainder of the last batch, one row per statement.
-            for (var r = 0; r < buffered; r++)
-            {
-                Array.Copy(pending, r * width, pending, 0, width);
-                count += single.Execute(pending);
+                cancellationToken.ThrowIfCancellationRequested();
+                count += insert.Execute(values);
             }
 
             return count;
@@ -161,12 +142,12 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
     }
 
     /// <summary>The partition of a row as text; NULL differs from an empty string.</summary>
-    private static string PartitionKey(object[] values, int offset, int[] keyColumns)
+    private static string PartitionKey(object[] values, int[] keyColumns)
     {
         var parts = new string[keyColumns.Length];
         for (var k = 0; k < keyColumns.Length; k++)
         {
-            var value = values[offset + keyColumns[k]];
+            var value = values[keyColumns[k]];
             parts[k] = value is DBNull ? "\u0000" : "=" + (value is DateOnly d ? d.ToString("O", CultureInfo.InvariantCulture) : Convert.ToString(value, CultureInfo.InvariantCulture));
         }
 
