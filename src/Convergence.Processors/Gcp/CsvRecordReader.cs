@@ -12,6 +12,7 @@ internal sealed class CsvRecordReader(TextReader reader)
     private char[] _field = new char[256];
     private int _fieldLength;
     private long _line = 1;
+    private string[] _previous = new string[64];
 
     /// <summary>The 1-based line the last record read starts on.</summary>
     public long RecordLine { get; private set; }
@@ -39,7 +40,7 @@ internal sealed class CsvRecordReader(TextReader reader)
                 ReadUnquoted(fields.Count + 1);
             }
 
-            fields.Add(_fieldLength == 0 ? string.Empty : new string(_field, 0, _fieldLength));
+            fields.Add(Text(fields.Count));
             if (!Available())
             {
                 return true;
@@ -65,6 +66,32 @@ internal sealed class CsvRecordReader(TextReader reader)
             _line++;
             return true;
         }
+    }
+
+    /// <summary>
+    /// The current field as a string, reusing the previous record's string for the same column when the text is the
+    /// same: billing exports repeat accounts, services, SKUs and units row after row, and this saves most allocations.
+    /// </summary>
+    private string Text(int column)
+    {
+        if (_fieldLength == 0)
+        {
+            return string.Empty;
+        }
+
+        if (column >= _previous.Length)
+        {
+            Array.Resize(ref _previous, column * 2);
+        }
+
+        var field = _field.AsSpan(0, _fieldLength);
+        var previous = _previous[column];
+        if (previous is not null && field.SequenceEqual(previous))
+        {
+            return previous;
+        }
+
+        return _previous[column] = new string(field);
     }
 
     private void ReadUnquoted(int column)
