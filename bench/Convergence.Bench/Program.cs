@@ -14,6 +14,27 @@ using Microsoft.Extensions.Logging;
 //   dotnet run -c Release --project bench/Convergence.Bench -- [runs=2000] [parallel=4]
 // LLM pricing throughput (PricingBench.cs):
 //   dotnet run -c Release --project bench/Convergence.Bench -- pricing [rows=1000000] [rounds=5]
+// GCP billing export ingest (GcpBench.cs; bench/gcp/run.sh compares with sqlite3 .import):
+//   dotnet run -c Release --project bench/Convergence.Bench -- gcp-generate 1000000 /tmp/gcp.csv
+//   dotnet run -c Release --project bench/Convergence.Bench -- gcp-ingest /tmp/gcp.csv
+if (args is ["gcp-generate", .. var generateArgs])
+{
+    GcpBench.Generate(generateArgs);
+    return;
+}
+
+if (args is ["gcp-parse", .. var parseArgs])
+{
+    GcpBench.Parse(parseArgs);
+    return;
+}
+
+if (args is ["gcp-ingest", .. var ingestArgs])
+{
+    await GcpBench.IngestAsync(ingestArgs, RepositoryConfigs());
+    return;
+}
+
 if (args is ["pricing", .. var pricingArgs])
 {
     PricingBench.Run(pricingArgs, RepositoryConfigs());

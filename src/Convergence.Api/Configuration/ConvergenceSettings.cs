@@ -26,6 +26,12 @@ public sealed record ConvergenceSettings
 
     public required string ConfigsDirectory { get; init; }
 
+    /// <summary>
+    /// The only folder file imports (such as GCP billing exports named by <c>source_uri</c>) are read from
+    /// (<c>CONVERGENCE_IMPORT_DIR</c>, default <c>{CONVERGENCE_DATA_DIR}/imports</c>).
+    /// </summary>
+    public required string ImportDirectory { get; init; }
+
     public required string Store { get; init; }
 
     public required string Warehouse { get; init; }
@@ -153,10 +159,12 @@ public sealed record ConvergenceSettings
             environment = DeploymentEnvironment.Production; // Fail safe: validate the rest as strictly as production.
         }
 
+        var dataDirectory = Path.GetFullPath(Get("CONVERGENCE_DATA_DIR") ?? "data");
         var settings = new ConvergenceSettings
         {
             Environment = environment,
-            DataDirectory = Path.GetFullPath(Get("CONVERGENCE_DATA_DIR") ?? "data"),
+            DataDirectory = dataDirectory,
+            ImportDirectory = Path.GetFullPath(Get("CONVERGENCE_IMPORT_DIR") ?? Path.Combine(dataDirectory, "imports")),
             ConfigsDirectory = Path.GetFullPath(Get("CONVERGENCE_CONFIGS_DIR") ?? Path.Combine(AppContext.BaseDirectory, "configs")),
             // PostgreSQL and BigQuery adapters are not in this build yet; naming them is an error, not a silent fallback.
             Store = GetChoice("CONVERGENCE_STORE", "sqlite", "sqlite"),

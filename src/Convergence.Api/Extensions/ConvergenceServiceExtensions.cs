@@ -129,6 +129,7 @@ public static partial class ConvergenceServiceExtensions
         services.AddSingleton<Core.Integrations.IOrgSeedTable>(sp => new Pricing.PriceSeedTable(sp.GetRequiredService<Pricing.PriceTableService>(), "deepseek"));
         services.AddSingleton<Core.Integrations.IOrgSeedTable, Pricing.SubscriptionSeedTable>();
         services.AddSingleton<OrganizationAdministration>();
+        services.AddSingleton(new Processors.Imports.ImportDirectory(settings.ImportDirectory));
         services.AddConvergenceProcessors();
         return services;
     }

@@ -39,7 +39,7 @@ public sealed record StepDefinition(
 
 /// <summary>Where a step writes, and how.</summary>
 /// <param name="DatasetType"><c>org_dataset</c> (the run's org) or <c>central</c>.</param>
-/// <param name="Keys">Columns identifying a row, for <see cref="WriteMode.Upsert"/>.</param>
+/// <param name="Keys">Columns identifying a row, for <see cref="WriteMode.Upsert"/>, or a partition, for <see cref="WriteMode.ReplacePartitions"/>.</param>
 /// <param name="PartitionColumn">The date column whose run slice <see cref="WriteMode.MergePartition"/> replaces.</param>
 public sealed record DestinationDefinition(string DatasetType, string Table, WriteMode WriteMode, IReadOnlyList<string> Keys, string? PartitionColumn)
 {
@@ -61,6 +61,12 @@ public enum WriteMode
 
     /// <summary>Insert or replace rows by the declared keys.</summary>
     Upsert,
+
+    /// <summary>
+    /// Replace every partition the write touches: each distinct value of the declared keys (such as billing account and
+    /// usage day) among the written rows first loses all its earlier rows; partitions the write does not mention stay.
+    /// </summary>
+    ReplacePartitions,
 }
 
 /// <summary>The names write modes have in pipeline configs.</summary>
@@ -72,6 +78,7 @@ public static class WriteModeNames
         WriteMode.Truncate => "truncate",
         WriteMode.MergePartition => "merge_partition",
         WriteMode.Upsert => "upsert",
+        WriteMode.ReplacePartitions => "replace_partitions",
         _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, null),
     };
 }

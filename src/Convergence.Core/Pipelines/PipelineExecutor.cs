@@ -47,6 +47,14 @@ public sealed partial class PipelineExecutor(
         var now = time.GetUtcNow();
         var parameters = new Dictionary<string, string>(request.Parameters, StringComparer.Ordinal);
         var slice = RunParameters.Parse(parameters, DateOnly.FromDateTime(now.UtcDateTime), pipeline.MaxDateRangeDays);
+        foreach (var step in pipeline.Steps)
+        {
+            if (processors.TryGet(step.PsType, out var processor) && processor is IRunRequestValidator validator)
+            {
+                validator.ValidateRequest(step, parameters);
+            }
+        }
+
         if (!parameters.ContainsKey(RunParameters.DateKey) && !parameters.ContainsKey(RunParameters.StartDateKey))
         {
             // Pin the logical date now, so a run queued before midnight still processes the day it was asked for.

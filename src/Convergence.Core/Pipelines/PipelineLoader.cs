@@ -287,6 +287,11 @@ public static partial class PipelineLoader
             throw reader.Error(map, $"{where}.keys", "write_mode upsert needs keys: the columns that identify a row");
         }
 
+        if (mode == WriteMode.ReplacePartitions && keys.Count == 0)
+        {
+            throw reader.Error(map, $"{where}.keys", "write_mode replace_partitions needs keys: the columns that identify a partition (such as an account and a day)");
+        }
+
         if (mode == WriteMode.MergePartition && partition is null)
         {
             throw reader.Error(map, $"{where}.partition_column", "write_mode merge_partition needs partition_column: the date column of the run's slice");

@@ -3,7 +3,7 @@ using Convergence.Core.Pipelines;
 namespace Convergence.Core.Storage;
 
 /// <summary>How one atomic write replaces what the destination table holds.</summary>
-/// <param name="Keys">Row identity for <see cref="WriteMode.Upsert"/>.</param>
+/// <param name="Keys">Row identity for <see cref="WriteMode.Upsert"/>; partition identity for <see cref="WriteMode.ReplacePartitions"/>.</param>
 /// <param name="PartitionColumn">The date column of <see cref="WriteMode.MergePartition"/>.</param>
 /// <param name="SliceStart">First day of the run's slice (inclusive).</param>
 /// <param name="SliceEnd">Last day of the run's slice (inclusive).</param>
@@ -22,9 +22,9 @@ public sealed record WriteSpec(WriteMode Mode, IReadOnlyList<string> Keys, strin
             }
         }
 
-        if (Mode == WriteMode.Upsert && Keys.Count == 0)
+        if (Mode is WriteMode.Upsert or WriteMode.ReplacePartitions && Keys.Count == 0)
         {
-            throw new ArgumentException($"An upsert into {schema.Name} needs keys.");
+            throw new ArgumentException($"A {Mode.ToConfigName()} write into {schema.Name} needs keys.");
         }
 
         if (Mode == WriteMode.MergePartition && (PartitionColumn is null || SliceStart is null || SliceEnd is null))

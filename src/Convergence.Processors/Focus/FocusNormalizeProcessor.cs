@@ -22,13 +22,17 @@ public sealed class FocusNormalizeProcessor : IProcessor
     private static readonly (string Provider, LlmProvider Llm)[] LlmSources =
         [("openai", LlmProvider.OpenAI), ("anthropic", LlmProvider.Anthropic), ("deepseek", LlmProvider.DeepSeek)];
 
+    public const string GcpTable = "gcp_billing_daily_raw";
+
     private readonly IWarehouse _warehouse;
     private readonly Lazy<FocusValidator> _validator;
+    private readonly Lazy<GcpFocusMapper> _gcp;
 
     public FocusNormalizeProcessor(IWarehouse warehouse, ConfigsFolder configs)
     {
         _warehouse = warehouse;
         _validator = new(() => new FocusValidator(FocusColumnCatalog.Load(configs.Resolve(FocusColumnCatalog.RelativePath))));
+        _gcp = new(() => new GcpFocusMapper(GcpServiceCategoryMap.Load(configs.Resolve(GcpServiceCategoryMap.RelativePath))));
     }
 
     public string PsType => Type;
@@ -40,7 +44,7 @@ public sealed class FocusNormalizeProcessor : IProcessor
         var slice = context.Run.Slice;
         var tables = await _warehouse.ListTablesAsync(dataset, cancellationToken);
         var parameters = new Dictionary<string, object?> { ["start"] = slice.StartDate, ["end"] = slice.EndDate };
-        var mapped = new List<(FocusRow Row, string Provider, string Table)>();
+        var mapped = new List<(FocusRow Row, string Provider, string Table, DateOnly Day)>();
         var perProvider = new Dictionary<string, int>(StringComparer.Ordinal);
 
         foreach (var (provider, llm) in LlmSources)
@@ -65,10 +69,25 @@ public sealed class FocusNormalizeProcessor : IProcessor
                 var focus = LlmFocusMapper.Map(
                     usage, r.Decimal("total_cost"), r.Decimal("list_cost"), r.RequireText("currency"), r.Text("price_model_id") ?? usage.Model,
                     r.Text("price_effective_from") is null ? usage.Day : r.Date("price_effective_from"), $"{org}/{provider}");
-                mapped.Add((focus, provider, table));
+                mapped.Add((focus, provider, table, usage.Day));
             }
 
             perProvider[provider] = rows.Count;
+        }
+
+        if (tables.Contains(GcpTable))
+        {
+            var rows = await _warehouse.QueryAsync(
+                dataset,
+                new SqlQuery($"SELECT * FROM {GcpTable} WHERE usage_date >= @start AND usage_date <= @end ORDER BY billing_account_id, usage_date, source_uri, source_line", parameters),
+                int.MaxValue,
+                cancellationToken);
+            foreach (var r in rows)
+            {
+                mapped.Add((_gcp.Value.Map(ToGcpRow(r)), "gcp", GcpTable, r.Date("usage_date")));
+            }
+
+            perProvider["gcp"] = rows.Count;
         }
 
         var violations = _validator.Value.Validate(mapped.Select(m => m.Row));
@@ -79,7 +98,7 @@ public sealed class FocusNormalizeProcessor : IProcessor
         }
 
         var runId = context.Run.PipelineLoggingId;
-        var written = await context.RequireDestination().WriteRowsAsync(mapped.Select(m => ToRow(m.Row, m.Provider, m.Table, runId)), cancellationToken);
+        var written = await context.RequireDestination().WriteRowsAsync(mapped.Select(m => ToRow(m.Row, m.Provider, m.Table, m.Day, runId)), cancellationToken);
         return new StepResult(
             written,
             new Dictionary<string, object?>
@@ -90,11 +109,51 @@ public sealed class FocusNormalizeProcessor : IProcessor
             });
     }
 
-    internal static IReadOnlyDictionary<string, object?> ToRow(FocusRow row, string provider, string sourceTable, string runId)
+    /// <summary>A stored billing-export row as the FOCUS mapper takes it (credits and labels from their JSON columns).</summary>
+    internal static GcpBillingRow ToGcpRow(IReadOnlyDictionary<string, object?> r)
+    {
+        var credits = new List<GcpCredit>();
+        if (r.Text("credits") is { Length: > 0 } creditsJson)
+        {
+            using var json = JsonDocument.Parse(creditsJson);
+            foreach (var credit in json.RootElement.EnumerateArray())
+            {
+                var amount = credit.TryGetProperty("amount", out var a) ? a : default;
+                var text = amount.ValueKind == JsonValueKind.String ? amount.GetString()! : amount.GetRawText();
+                credits.Add(new GcpCredit(
+                    credit.TryGetProperty("name", out var n) ? n.GetString() ?? "credit" : "credit",
+                    decimal.Parse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture),
+                    credit.TryGetProperty("type", out var t) ? t.GetString() : null));
+            }
+        }
+
+        var labels = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (r.Text("labels") is { Length: > 0 } labelsJson)
+        {
+            using var json = JsonDocument.Parse(labelsJson);
+            if (json.RootElement.ValueKind == JsonValueKind.Object)
+            {
+                foreach (var label in json.RootElement.EnumerateObject())
+                {
+                    labels[label.Name] = label.Value.ValueKind == JsonValueKind.String ? label.Value.GetString()! : label.Value.GetRawText();
+                }
+            }
+        }
+
+        decimal? Optional(string column) => r.Text(column) is null ? null : r.Decimal(column);
+        DateTimeOffset Time(string column) => DateTimeOffset.Parse(r.RequireText(column), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal);
+        return new GcpBillingRow(
+            r.RequireText("billing_account_id"), r.Text("service_id") ?? string.Empty, r.Text("service_description") ?? string.Empty, r.Text("sku_id") ?? string.Empty,
+            r.Text("sku_description"), r.Text("project_id"), r.Text("project_name"), Time("usage_start_time"), Time("usage_end_time"), r.Decimal("cost"), credits,
+            r.RequireText("currency"), Optional("usage_amount"), r.Text("usage_unit"), Optional("usage_amount_in_pricing_units"), r.Text("usage_pricing_unit"),
+            r.Text("location"), r.Text("region"), labels, r.Text("invoice_month"), r.Text("cost_type"), null, r.Text("resource_name"));
+    }
+
+    internal static IReadOnlyDictionary<string, object?> ToRow(FocusRow row, string provider, string sourceTable, DateOnly chargeDate, string runId)
     {
         var values = new Dictionary<string, object?>(StringComparer.Ordinal)
         {
-            ["charge_date"] = DateOnly.FromDateTime(row.ChargePeriodStart.UtcDateTime),
+            ["charge_date"] = chargeDate,
             ["x_provider"] = provider,
             ["x_source_table"] = sourceTable,
             ["pipeline_logging_id"] = runId,

@@ -1,34 +1,109 @@
+using Convergence.Core.Errors;
 using Convergence.Core.Pipelines;
+using Convergence.Processors.Imports;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Convergence.Processors.Gcp;
 
 /// <summary>
-/// <c>gcp.bq_etl</c>: runs the step's source query and writes its rows to the step's destination with its write mode.
+/// <c>gcp.bq_etl</c>: writes rows from its source to the step's destination with its write mode.
 /// </summary>
 /// <remarks>
 /// <para><c>config.source: warehouse</c> (the default) runs <c>config.query</c> in the org's dataset on the configured
 /// warehouse. Dialects: a config may carry <c>query_sqlite</c>, <c>query_postgres</c> or <c>query_bigquery</c> beside a
 /// portable <c>query</c>; the one matching the warehouse wins. Placeholders in the SQL are bound parameters.</para>
-/// <para>Queries against a tenant's own BigQuery project (<c>source: bigquery</c>) and billing-export files arrive with
-/// the GCP integration; naming them today is a configuration error, not a silent no-op.</para>
+/// <para><c>config.source: file</c> streams a GCP billing export file named by the run parameter <c>source_uri</c>,
+/// relative to the import folder (<see cref="ImportDirectory"/>): CSV or JSON lines (<c>config.format</c>: csv, jsonl or
+/// auto by extension). Only rows whose usage day is in the run's slice are written. The file is checked when the run is
+/// requested, so a missing or unsafe <c>source_uri</c> is a 422 before anything is queued; a row that does not parse
+/// fails the step naming file, line and column, and nothing is written.</para>
+/// <para>Queries against a tenant's own BigQuery project (<c>source: bigquery</c>) arrive with the BigQuery adapter;
+/// naming it today is a configuration error, not a silent no-op.</para>
 /// </remarks>
-internal sealed class BigQueryEtlProcessor : IProcessor
+internal sealed partial class BigQueryEtlProcessor(ImportDirectory? imports = null, ILogger<BigQueryEtlProcessor>? logger = null) : IProcessor, IRunRequestValidator
 {
     public const string Type = "gcp.bq_etl";
 
+    private readonly ILogger _logger = (ILogger?)logger ?? NullLogger.Instance;
+
     public string PsType => Type;
+
+    public void ValidateRequest(StepDefinition step, IReadOnlyDictionary<string, string> parameters)
+    {
+        if (SourceOf(step.Config) == "file")
+        {
+            Imports.Resolve(parameters.GetValueOrDefault(GcpBillingExportReader.Parameter), GcpBillingExportReader.Parameter);
+        }
+    }
 
     public async Task<StepResult> ExecuteAsync(StepContext context, CancellationToken cancellationToken)
     {
-        var source = context.Config.TryGetValue("source", out var s) && s is string text ? text : "warehouse";
-        if (source != "warehouse")
+        var source = SourceOf(context.Config);
+        var destination = context.RequireDestination();
+        switch (source)
         {
-            throw new InvalidOperationException($"Step '{context.Step.StepId}': config.source '{source}' is not available in this build; use 'warehouse'.");
+            case "warehouse":
+                var rows = await destination.WriteQueryAsync(context.Sql(), cancellationToken);
+                return StepResult.Of(rows, ("source", source), ("table", destination.Schema.Name), ("write_mode", destination.Spec.Mode.ToConfigName()));
+            case "file":
+                return await LoadFileAsync(context, destination, cancellationToken);
+            default:
+                throw new InvalidOperationException($"Step '{context.Step.StepId}': config.source '{source}' is not available in this build; use 'warehouse' or 'file'.");
+        }
+    }
+
+    private ImportDirectory Imports => imports ?? throw new InvalidOperationException("No import folder is configured (CONVERGENCE_IMPORT_DIR); source: file cannot run.");
+
+    private static string SourceOf(IReadOnlyDictionary<string, object?> config) =>
+        config.TryGetValue("source", out var s) && s is string text ? text : "warehouse";
+
+    private async Task<StepResult> LoadFileAsync(StepContext context, StepDestination destination, CancellationToken cancellationToken)
+    {
+        var sourceUri = context.Parameter(GcpBillingExportReader.Parameter);
+        var path = Imports.Resolve(sourceUri, GcpBillingExportReader.Parameter);
+        var format = context.Config.TryGetValue("format", out var f) ? f as string : null;
+        var jsonLines = GcpBillingExportReader.IsJsonLines(path, format);
+        var slice = context.Run.Slice;
+        long read = 0, outside = 0;
+
+        IEnumerable<IReadOnlyDictionary<string, object?>> InSlice()
+        {
+            foreach (var row in GcpBillingExportReader.Read(path, sourceUri!, jsonLines, cancellationToken))
+            {
+                read++;
+                var day = (DateOnly)row["usage_date"]!;
+                if (day < slice.StartDate || day > slice.EndDate)
+                {
+                    outside++;
+                    continue;
+                }
+
+                row["source_uri"] = sourceUri;
+                yield return row;
+            }
         }
 
-        var destination = context.RequireDestination();
-        var query = context.Sql();
-        var rows = await destination.WriteQueryAsync(query, cancellationToken);
-        return StepResult.Of(rows, ("source", source), ("table", destination.Schema.Name), ("write_mode", destination.Spec.Mode.ToConfigName()));
+        var written = await destination.WriteRowsAsync(InSlice(), cancellationToken);
+        if (read > 0 && written == 0)
+        {
+            throw RequestValidationException.For(
+                GcpBillingExportReader.Parameter,
+                $"none of the {read} rows of {sourceUri} has a usage day in {slice.StartDate:yyyy-MM-dd}..{slice.EndDate:yyyy-MM-dd}; pass start_date and end_date covering the export. Nothing was written.");
+        }
+
+        LogFileLoaded(_logger, context.Run.PipelineLoggingId, sourceUri!, read, written, outside);
+        return StepResult.Of(
+            written,
+            ("source", "file"),
+            ("source_uri", sourceUri),
+            ("format", jsonLines ? "jsonl" : "csv"),
+            ("rows_read", read),
+            ("rows_outside_slice", outside),
+            ("table", destination.Schema.Name),
+            ("write_mode", destination.Spec.Mode.ToConfigName()));
     }
+
+    [LoggerMessage(EventId = 5101, Level = LogLevel.Information, Message = "Run {PipelineLoggingId}: loaded {SourceUri}: {RowsRead} rows read, {RowsWritten} written, {RowsOutsideSlice} outside the run's slice")]
+    private static partial void LogFileLoaded(ILogger logger, string pipelineLoggingId, string sourceUri, long rowsRead, long rowsWritten, long rowsOutsideSlice);
 }

@@ -77,7 +77,7 @@ public sealed class ShippedConfigsTests
     public void ShippedPipelines_IncludeTheKnownOnes()
     {
         ShippedFiles().ShouldBe(
-            ["anthropic/usage_cost.yml", "deepseek/usage_cost.yml", "gcp/example/dryrun.yml", "integrations/anthropic/setup.yml", "integrations/anthropic/validate.yml", "integrations/deepseek/setup.yml", "integrations/deepseek/validate.yml", "integrations/gcp/setup.yml", "integrations/gcp/validate.yml", "integrations/openai/setup.yml", "integrations/openai/validate.yml", "openai/usage_cost.yml", "setup/bootstrap/pipeline.yml", "setup/organizations/dryrun.yml", "setup/organizations/onboarding.yml", "usage/events_cost.yml"],
+            ["anthropic/usage_cost.yml", "deepseek/usage_cost.yml", "gcp/billing.yml", "gcp/example/dryrun.yml", "integrations/anthropic/setup.yml", "integrations/anthropic/validate.yml", "integrations/deepseek/setup.yml", "integrations/deepseek/validate.yml", "integrations/gcp/setup.yml", "integrations/gcp/validate.yml", "integrations/openai/setup.yml", "integrations/openai/validate.yml", "openai/usage_cost.yml", "setup/bootstrap/pipeline.yml", "setup/organizations/dryrun.yml", "setup/organizations/onboarding.yml", "usage/events_cost.yml"],
             ignoreOrder: true);
     }
 
@@ -87,7 +87,7 @@ public sealed class ShippedConfigsTests
         var catalog = new PipelineCatalog(RepoPaths.Configs, Context);
 
         catalog.ValidateAll().Select(e => e.Message).ShouldBeEmpty();
-        catalog.ListPaths().ShouldBe(["anthropic/usage_cost", "deepseek/usage_cost", "gcp/example/dryrun", "integrations/anthropic/setup", "integrations/anthropic/validate", "integrations/deepseek/setup", "integrations/deepseek/validate", "integrations/gcp/setup", "integrations/gcp/validate", "integrations/openai/setup", "integrations/openai/validate", "openai/usage_cost", "setup/bootstrap/pipeline", "setup/organizations/dryrun", "setup/organizations/onboarding", "usage/events_cost"]);
+        catalog.ListPaths().ShouldBe(["anthropic/usage_cost", "deepseek/usage_cost", "gcp/billing", "gcp/example/dryrun", "integrations/anthropic/setup", "integrations/anthropic/validate", "integrations/deepseek/setup", "integrations/deepseek/validate", "integrations/gcp/setup", "integrations/gcp/validate", "integrations/openai/setup", "integrations/openai/validate", "openai/usage_cost", "setup/bootstrap/pipeline", "setup/organizations/dryrun", "setup/organizations/onboarding", "usage/events_cost"]);
     }
 
     [Fact]
@@ -99,6 +99,22 @@ public sealed class ShippedConfigsTests
         {
             catalog.Get(path).Path.ShouldBe(path);
         }
+    }
+
+    [Fact]
+    public void GcpBilling_LoadsAsDocumented()
+    {
+        var pipeline = PipelineLoader.LoadFile(Path.Combine(RepoPaths.Configs, "gcp", "billing.yml"), "gcp/billing", Context);
+
+        pipeline.PipelineId.ShouldBe("{org_slug}-gcp-billing");
+        pipeline.Parameters.ShouldBe(["source_uri"]);
+        var step = pipeline.Steps.ShouldHaveSingleItem();
+        step.PsType.ShouldBe("gcp.bq_etl");
+        step.Config["source"].ShouldBe("file");
+        var destination = step.Destination.ShouldNotBeNull();
+        destination.Table.ShouldBe("gcp_billing_daily_raw");
+        destination.WriteMode.ShouldBe(WriteMode.ReplacePartitions);
+        destination.Keys.ShouldBe(["billing_account_id", "usage_date"]);
     }
 
     [Fact]
@@ -198,7 +214,7 @@ public sealed class ShippedConfigsTests
 
         var runnable = catalog.ListPaths().Where(PipelineCatalog.IsOrgRunnable).ToList();
 
-        runnable.ShouldBe(["anthropic/usage_cost", "deepseek/usage_cost", "gcp/example/dryrun", "openai/usage_cost", "usage/events_cost"]);
+        runnable.ShouldBe(["anthropic/usage_cost", "deepseek/usage_cost", "gcp/billing", "gcp/example/dryrun", "openai/usage_cost", "usage/events_cost"]);
     }
 
     private sealed class DestinationComparer : IEqualityComparer<DestinationDefinition?>

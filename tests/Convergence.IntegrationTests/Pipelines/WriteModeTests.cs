@@ -72,6 +72,18 @@ public sealed class WriteModeTests(PipelineFixture fixture) : IClassFixture<Pipe
     }
 
     [Fact]
+    public async Task ReplacePartitions_ReplacesEveryPartitionWrittenAndKeepsTheOthers()
+    {
+        var (org, client) = await OrgAsync("replace");
+        await SeedAsync(org, client, "append", [Row("2025-11-19", "a", 1), Row("2025-11-20", "b", 2), Row("2025-11-20", "c", 3), Row("2025-11-21", "d", 4)]);
+
+        // Two rows for 11-20 (the second must not delete the first) and one for a new day; 11-19 and 11-21 stay.
+        await WriteAsync(org, client, "replace_partitions", [Row("2025-11-20", "x", 20), Row("2025-11-20", "y", 21), Row("2025-11-22", "z", 5)]);
+
+        Api.TableRows(org).ShouldBe(Expected(Row("2025-11-19", "a", 1), Row("2025-11-20", "x", 20), Row("2025-11-20", "y", 21), Row("2025-11-21", "d", 4), Row("2025-11-22", "z", 5)));
+    }
+
+    [Fact]
     public async Task MergePartition_ReplacesOnlyTheRunsSlice()
     {
         var (org, client) = await OrgAsync("merge");

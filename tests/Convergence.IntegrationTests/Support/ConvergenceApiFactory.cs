@@ -52,6 +52,7 @@ public sealed class ConvergenceApiFactory : WebApplicationFactory<Program>
             ["ENVIRONMENT"] = "development",
             ["CONVERGENCE_DATA_DIR"] = DataDirectory,
             ["CONVERGENCE_CONFIGS_DIR"] = string.Empty,
+            ["CONVERGENCE_IMPORT_DIR"] = string.Empty,
             ["CONVERGENCE_STORE"] = string.Empty,
             ["CONVERGENCE_WAREHOUSE"] = string.Empty,
             ["CONVERGENCE_KMS"] = string.Empty,

@@ -9,7 +9,7 @@ public static class TestPipelines
     public const string Table = "test_events";
 
     /// <summary>Write modes and the pipelines testing them: <c>testing/{mode}_rows</c> (test.rows) and <c>testing/{mode}_fail</c> (test.fail_after_write).</summary>
-    public static readonly IReadOnlyList<string> WriteModes = ["append", "truncate", "merge_partition", "upsert"];
+    public static readonly IReadOnlyList<string> WriteModes = ["append", "truncate", "merge_partition", "upsert", "replace_partitions"];
 
     public const string Rows = "testing/rows";
     public const string DqError = "testing/dq_error";
@@ -210,6 +210,7 @@ public static class TestPipelines
             var destination = mode switch
             {
                 "upsert" => "{ table: test_events, write_mode: upsert, keys: [id] }",
+                "replace_partitions" => "{ table: test_events, write_mode: replace_partitions, keys: [event_date] }",
                 "merge_partition" => "{ table: test_events, write_mode: merge_partition, partition_column: event_date }",
                 _ => $"{{ table: test_events, write_mode: {mode} }}",
             };

@@ -1,0 +1,199 @@
+namespace Convergence.Processors.Gcp;
+
+/// <summary>
+/// Streams RFC 4180 records from a reader: comma-separated, fields optionally in double quotes with <c>""</c> for a
+/// quote, quoted fields may span lines; <c>\n</c> and <c>\r\n</c> end records. Holds one buffer, never the file.
+/// </summary>
+internal sealed class CsvRecordReader(TextReader reader)
+{
+    private readonly char[] _buffer = new char[64 * 1024];
+    private int _position;
+    private int _length;
+    private char[] _field = new char[256];
+    private int _fieldLength;
+    private long _line = 1;
+    private string[] _previous = new string[64];
+
+    /// <summary>The 1-based line the last record read starts on.</summary>
+    public long RecordLine { get; private set; }
+
+    /// <summary>Reads the next record into <paramref name="fields"/>; <c>false</c> at the end of the input.</summary>
+    /// <exception cref="CsvFormatException">A quote in the wrong place or an unterminated quoted field.</exception>
+    public bool Read(List<string> fields)
+    {
+        fields.Clear();
+        if (!Available())
+        {
+            return false;
+        }
+
+        RecordLine = _line;
+        while (true)
+        {
+            _fieldLength = 0;
+            if (_buffer[_position] == '"')
+            {
+                ReadQuoted(fields.Count + 1);
+            }
+            else
+            {
+                ReadUnquoted(fields.Count + 1);
+            }
+
+            fields.Add(Text(fields.Count));
+            if (!Available())
+            {
+                return true;
+            }
+
+            var c = _buffer[_position++];
+            if (c == ',')
+            {
+                if (!Available())
+                {
+                    fields.Add(string.Empty);
+                    return true;
+                }
+
+                continue;
+            }
+
+            if (c == '\r' && Available() && _buffer[_position] == '\n')
+            {
+                _position++;
+            }
+
+            _line++;
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// The current field as a string, reusing the previous record's string for the same column when the text is the
+    /// same: billing exports repeat accounts, services, SKUs and units row after row, and this saves most allocations.
+    /// </summary>
+    private string Text(int column)
+    {
+        if (_fieldLength == 0)
+        {
+            return string.Empty;
+        }
+
+        if (column >= _previous.Length)
+        {
+            Array.Resize(ref _previous, column * 2);
+        }
+
+        var field = _field.AsSpan(0, _fieldLength);
+        var previous = _previous[column];
+        if (previous is not null && field.SequenceEqual(previous))
+        {
+            return previous;
+        }
+
+        return _previous[column] = new string(field);
+    }
+
+    private void ReadUnquoted(int column)
+    {
+        while (Available())
+        {
+            var span = _buffer.AsSpan(_position, _length - _position);
+            var end = span.IndexOfAny(',', '\r', '\n');
+            var quote = (end < 0 ? span : span[..end]).IndexOf('"');
+            if (quote >= 0)
+            {
+                throw new CsvFormatException(_line, column, "a quote inside an unquoted field; quote the whole field and double inner quotes");
+            }
+
+            if (end >= 0)
+            {
+                Append(span[..end]);
+                _position += end;
+                return;
+            }
+
+            Append(span);
+            _position = _length;
+        }
+    }
+
+    private void ReadQuoted(int column)
+    {
+        var startLine = _line;
+        _position++;
+        while (true)
+        {
+            if (!Available())
+            {
+                throw new CsvFormatException(startLine, column, "a quoted field is never closed");
+            }
+
+            var span = _buffer.AsSpan(_position, _length - _position);
+            var stop = span.IndexOfAny('"', '\n');
+            if (stop < 0)
+            {
+                Append(span);
+                _position = _length;
+                continue;
+            }
+
+            if (span[stop] == '\n')
+            {
+                Append(span[..(stop + 1)]);
+                _position += stop + 1;
+                _line++;
+                continue;
+            }
+
+            Append(span[..stop]);
+            _position += stop + 1;
+            if (Available() && _buffer[_position] == '"')
+            {
+                Append("\"");
+                _position++;
+                continue;
+            }
+
+            if (Available() && _buffer[_position] is not (',' or '\r' or '\n'))
+            {
+                throw new CsvFormatException(_line, column, "text after a closing quote; double quotes inside a quoted field");
+            }
+
+            return;
+        }
+    }
+
+    private void Append(ReadOnlySpan<char> text)
+    {
+        if (_fieldLength + text.Length > _field.Length)
+        {
+            Array.Resize(ref _field, Math.Max(_field.Length * 2, _fieldLength + text.Length));
+        }
+
+        text.CopyTo(_field.AsSpan(_fieldLength));
+        _fieldLength += text.Length;
+    }
+
+    private bool Available()
+    {
+        if (_position < _length)
+        {
+            return true;
+        }
+
+        _length = reader.Read(_buffer, 0, _buffer.Length);
+        _position = 0;
+        return _length > 0;
+    }
+}
+
+/// <summary>CSV that does not parse, at a 1-based line and field.</summary>
+internal sealed class CsvFormatException(long line, int column, string problem) : Exception($"line {line}, field {column}: {problem}")
+{
+    public long Line { get; } = line;
+
+    public int Column { get; } = column;
+
+    public string Problem { get; } = problem;
+}

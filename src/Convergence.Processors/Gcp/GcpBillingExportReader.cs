@@ -1,0 +1,385 @@
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Json;
+using Convergence.Core.Errors;
+
+namespace Convergence.Processors.Gcp;
+
+/// <summary>
+/// Streams the rows of a GCP Cloud Billing export file into <c>gcp_billing_daily_raw</c> rows: CSV flattened with
+/// dotted column names (<c>service.id</c>, list text for <c>credits</c> and labels) or JSON lines as BigQuery exports
+/// them (nested records, arrays of credits and labels). One row is held at a time.
+/// </summary>
+/// <remarks>
+/// Amounts are exact decimals; <c>cost_after_credits</c> is <c>cost</c> + Σ <c>credits.amount</c>. Labels become JSON
+/// objects and credits a JSON array. A row that does not parse stops the read with a
+/// <see cref="RequestValidationException"/> for <see cref="Parameter"/> naming the file, line and column.
+/// </remarks>
+internal static class GcpBillingExportReader
+{
+    /// <summary>The run parameter naming the file; 422s name it.</summary>
+    public const string Parameter = "source_uri";
+
+    /// <summary>Export fields read, by their dotted export names, with the table column each fills.</summary>
+    internal static readonly (string Source, string Column, FieldKind Kind, bool Required)[] Fields =
+    [
+        ("billing_account_id", "billing_account_id", FieldKind.Text, true),
+        ("service.id", "service_id", FieldKind.Text, false),
+        ("service.description", "service_description", FieldKind.Text, false),
+        ("sku.id", "sku_id", FieldKind.Text, false),
+        ("sku.description", "sku_description", FieldKind.Text, false),
+        ("usage_start_time", "usage_start_time", FieldKind.Timestamp, true),
+        ("usage_end_time", "usage_end_time", FieldKind.Timestamp, false),
+        ("project.id", "project_id", FieldKind.Text, false),
+        ("project.name", "project_name", FieldKind.Text, false),
+        ("project.labels", "project_labels", FieldKind.Labels, false),
+        ("project.ancestry_numbers", "project_ancestry_numbers", FieldKind.Text, false),
+        ("labels", "labels", FieldKind.Labels, false),
+        ("system_labels", "system_labels", FieldKind.Labels, false),
+        ("location.location", "location", FieldKind.Text, false),
+        ("location.country", "country", FieldKind.Text, false),
+        ("location.region", "region", FieldKind.Text, false),
+        ("location.zone", "zone", FieldKind.Text, false),
+        ("export_time", "export_time", FieldKind.Timestamp, false),
+        ("cost", "cost", FieldKind.Decimal, true),
+        ("currency", "currency", FieldKind.Text, true),
+        ("currency_conversion_rate", "currency_conversion_rate", FieldKind.Decimal, false),
+        ("usage.amount", "usage_amount", FieldKind.Decimal, false),
+        ("usage.unit", "usage_unit", FieldKind.Text, false),
+        ("usage.amount_in_pricing_units", "usage_amount_in_pricing_units", FieldKind.Decimal, false),
+        ("usage.pricing_unit", "usage_pricing_unit", FieldKind.Text, false),
+        ("credits", "credits", FieldKind.Credits, false),
+        ("invoice.month", "invoice_month", FieldKind.Text, false),
+        ("cost_type", "cost_type", FieldKind.Text, false),
+        ("resource.name", "resource_name", FieldKind.Text, false),
+        ("resource.global_name", "resource_global_name", FieldKind.Text, false),
+        ("partition_date", "partition_date", FieldKind.Date, false),
+    ];
+
+    internal enum FieldKind
+    {
+        Text,
+        Decimal,
+        Timestamp,
+        Date,
+        Labels,
+        Credits,
+    }
+
+    private const int ColumnCount = 37;
+
+    /// <summary>The export's format, from <paramref name="format"/> (<c>csv</c>, <c>jsonl</c>) or the file's extension.</summary>
+    public static bool IsJsonLines(string path, string? format) => format?.ToLowerInvariant() switch
+    {
+        "csv" => false,
+        "jsonl" or "json" or "ndjson" => true,
+        null or "" or "auto" => Path.GetExtension(path).ToLowerInvariant() is ".jsonl" or ".json" or ".ndjson",
+        _ => throw new InvalidOperationException($"config.format '{format}' is not csv, jsonl or auto."),
+    };
+
+    /// <summary>Reads the rows of <paramref name="path"/>; <paramref name="displayName"/> names it in errors.</summary>
+    public static IEnumerable<Dictionary<string, object?>> Read(string path, string displayName, bool jsonLines, CancellationToken cancellationToken)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+        using var text = new StreamReader(stream, Encoding.UTF8, detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16);
+        var rows = jsonLines ? ReadJsonLines(text, displayName, cancellationToken) : ReadCsv(text, displayName, cancellationToken);
+        foreach (var row in rows)
+        {
+            yield return row;
+        }
+    }
+
+    private static IEnumerable<Dictionary<string, object?>> ReadCsv(TextReader text, string file, CancellationToken cancellationToken)
+    {
+        var csv = new CsvRecordReader(text);
+        var record = new List<string>(40);
+        if (!Read(csv, record, file))
+        {
+            throw Invalid(file, 1, null, "the file is empty; a GCP billing export CSV starts with its header row");
+        }
+
+        var header = record.ToArray();
+        var positions = new int[Fields.Length];
+        for (var f = 0; f < Fields.Length; f++)
+        {
+            positions[f] = Array.IndexOf(header, Fields[f].Source);
+            if (positions[f] < 0 && Fields[f].Required)
+            {
+                throw Invalid(file, 1, null, $"the header has no '{Fields[f].Source}' column; expected a GCP billing export with columns such as {string.Join(", ", Fields.Where(x => x.Required).Select(x => x.Source))}");
+            }
+        }
+
+        var values = new string?[Fields.Length];
+        while (Read(csv, record, file))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (record.Count == 1 && record[0].Length == 0)
+            {
+                continue;
+            }
+
+            if (record.Count != header.Length)
+            {
+                throw Invalid(file, csv.RecordLine, null, $"the row has {record.Count} fields; the header has {header.Length}");
+            }
+
+            for (var f = 0; f < Fields.Length; f++)
+            {
+                values[f] = positions[f] < 0 || record[positions[f]].Length == 0 ? null : record[positions[f]];
+            }
+
+            yield return Build(values, file, csv.RecordLine, f => $"column {positions[f] + 1} ({Fields[f].Source})");
+        }
+    }
+
+    private static bool Read(CsvRecordReader csv, List<string> record, string file)
+    {
+        try
+        {
+            return csv.Read(record);
+        }
+        catch (CsvFormatException ex)
+        {
+            throw Invalid(file, ex.Line, $"column {ex.Column}", ex.Problem);
+        }
+    }
+
+    private static IEnumerable<Dictionary<string, object?>> ReadJsonLines(TextReader text, string file, CancellationToken cancellationToken)
+    {
+        var values = new string?[Fields.Length];
+        var flat = new Dictionary<string, string?>(StringComparer.Ordinal);
+        long lineNumber = 0;
+        while (text.ReadLine() is { } line)
+        {
+            lineNumber++;
+            cancellationToken.ThrowIfCancellationRequested();
+            if (string.IsNullOrWhiteSpace(line))
+            {
+                continue;
+            }
+
+            flat.Clear();
+            try
+            {
+                using var document = JsonDocument.Parse(line);
+                if (document.RootElement.ValueKind != JsonValueKind.Object)
+                {
+                    throw Invalid(file, lineNumber, null, "each line must be a JSON object (one export row)");
+                }
+
+                Flatten(document.RootElement, null, flat);
+            }
+            catch (JsonException ex)
+            {
+                throw Invalid(file, lineNumber, $"column {(ex.BytePositionInLine ?? 0) + 1}", $"not valid JSON: {ex.Message}");
+            }
+
+            for (var f = 0; f < Fields.Length; f++)
+            {
+                values[f] = flat.TryGetValue(Fields[f].Source, out var v) && v is { Length: > 0 } ? v : null;
+            }
+
+            yield return Build(values, file, lineNumber, f => $"field '{Fields[f].Source}'");
+        }
+    }
+
+    private static void Flatten(JsonElement element, string? prefix, Dictionary<string, string?> into)
+    {
+        foreach (var property in element.EnumerateObject())
+        {
+            var name = prefix is null ? property.Name : $"{prefix}.{property.Name}";
+            var value = property.Value;
+            switch (value.ValueKind)
+            {
+                case JsonValueKind.Object:
+                    Flatten(value, name, into);
+                    break;
+                case JsonValueKind.String:
+                    into[name] = value.GetString();
+                    break;
+                case JsonValueKind.Null or JsonValueKind.Undefined:
+                    into[name] = null;
+                    break;
+                default:
+                    // Numbers keep their exact text; arrays (credits, labels) go to the list-text parser as JSON.
+                    into[name] = value.GetRawText();
+                    break;
+            }
+        }
+    }
+
+    private static Dictionary<string, object?> Build(string?[] values, string file, long line, Func<int, string> where)
+    {
+        var row = new Dictionary<string, object?>(ColumnCount, StringComparer.Ordinal);
+        decimal cost = 0, credits = 0;
+        var f = 0;
+        try
+        {
+            for (f = 0; f < Fields.Length; f++)
+            {
+                var (_, column, kind, required) = Fields[f];
+                var text = values[f];
+                if (text is null)
+                {
+                    if (required)
+                    {
+                        throw new FormatException("is empty; the column is required");
+                    }
+
+                    row[column] = kind switch
+                    {
+                        FieldKind.Labels => "{}",
+                        FieldKind.Credits => "[]",
+                        _ => null,
+                    };
+                    continue;
+                }
+
+                switch (kind)
+                {
+                    case FieldKind.Text:
+                        row[column] = text;
+                        break;
+                    case FieldKind.Decimal:
+                        var amount = ListText.TryDecimal(text, out var d) ? d : throw new FormatException($"'{Clip(text)}' is not a decimal number");
+                        row[column] = amount;
+                        if (column == "cost")
+                        {
+                            cost = amount;
+                        }
+
+                        break;
+                    case FieldKind.Timestamp:
+                        row[column] = ExportTimestamps.TryParse(text, out var t) ? t : throw new FormatException($"'{Clip(text)}' is not a timestamp such as 2020-11-09 23:00:00+00:00");
+                        break;
+                    case FieldKind.Date:
+                        row[column] = ExportTimestamps.TryParse(text, out var p) ? DateOnly.FromDateTime(p.UtcDateTime) : throw new FormatException($"'{Clip(text)}' is not a date");
+                        break;
+                    case FieldKind.Labels:
+                        row[column] = ListText.Labels(text);
+                        break;
+                    case FieldKind.Credits:
+                        (var json, credits) = ListText.Credits(text);
+                        row[column] = json;
+                        break;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is FormatException or ListTextException)
+        {
+            throw Invalid(file, line, where(f), ex.Message);
+        }
+
+        row["usage_date"] = DateOnly.FromDateTime(((DateTimeOffset)row["usage_start_time"]!).UtcDateTime);
+        row["credits_total"] = credits;
+        row["cost_after_credits"] = cost + credits;
+        row["source_line"] = line;
+        return row;
+    }
+
+    private static string Clip(string text) => text.Length <= 40 ? text : text[..40] + "…";
+
+    internal static RequestValidationException Invalid(string file, long line, string? column, string problem) =>
+        RequestValidationException.For(Parameter, $"{file} line {line.ToString(CultureInfo.InvariantCulture)}{(column is null ? string.Empty : ", " + column)}: {problem}. Nothing was written.");
+}
+
+/// <summary>The timestamp spellings of GCP billing exports, read as UTC.</summary>
+internal static class ExportTimestamps
+{
+    /// <summary>
+    /// Parses <c>2020-11-09 23:00:00+00:00</c>, <c>2020-11-10 05:49:32.199000+00:00</c>, BigQuery's
+    /// <c>2020-11-09 23:00:00 UTC</c>, ISO 8601 with <c>T</c> and <c>Z</c>, and a bare date (midnight UTC).
+    /// </summary>
+    public static bool TryParse(string text, out DateTimeOffset value)
+    {
+        if (TryParseFast(text, out value))
+        {
+            return true;
+        }
+
+        var trimmed = text.EndsWith(" UTC", StringComparison.Ordinal) ? text[..^4] : text;
+        if (DateTimeOffset.TryParse(trimmed, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out value))
+        {
+            value = value.ToUniversalTime();
+            return true;
+        }
+
+        return false;
+    }
+
+    private static bool TryParseFast(string s, out DateTimeOffset value)
+    {
+        value = default;
+        if (s.Length < 10 || s[4] != '-' || s[7] != '-')
+        {
+            return false;
+        }
+
+        if (!Digits(s, 0, 4, out var year) || !Digits(s, 5, 2, out var month) || !Digits(s, 8, 2, out var day))
+        {
+            return false;
+        }
+
+        int hour = 0, minute = 0, second = 0;
+        long ticks = 0;
+        var at = 10;
+        if (s.Length > 10)
+        {
+            if (s.Length < 19 || s[10] is not (' ' or 'T') || s[13] != ':' || s[16] != ':'
+                || !Digits(s, 11, 2, out hour) || !Digits(s, 14, 2, out minute) || !Digits(s, 17, 2, out second))
+            {
+                return false;
+            }
+
+            at = 19;
+            if (at < s.Length && s[at] == '.')
+            {
+                at++;
+                var scale = TimeSpan.TicksPerSecond;
+                var start = at;
+                while (at < s.Length && char.IsAsciiDigit(s[at]))
+                {
+                    scale /= 10;
+                    ticks += (s[at] - '0') * scale;
+                    at++;
+                }
+
+                if (at == start || at - start > 7)
+                {
+                    return false;
+                }
+            }
+        }
+
+        var rest = s.AsSpan(at);
+        if (!(rest.IsEmpty || rest is "Z" or "+00:00" or " UTC" or "+0000" or "-00:00"))
+        {
+            return false;
+        }
+
+        if (month is < 1 or > 12 || day < 1 || day > DateTime.DaysInMonth(year, month) || hour > 23 || minute > 59 || second > 59 || year < 1)
+        {
+            return false;
+        }
+
+        value = new DateTimeOffset(year, month, day, hour, minute, second, TimeSpan.Zero).AddTicks(ticks);
+        return true;
+    }
+
+    private static bool Digits(string s, int start, int count, out int value)
+    {
+        value = 0;
+        for (var i = start; i < start + count; i++)
+        {
+            if (!char.IsAsciiDigit(s[i]))
+            {
+                return false;
+            }
+
+            value = (value * 10) + (s[i] - '0');
+        }
+
+        return true;
+    }
+}
