@@ -61,7 +61,7 @@ app.MapUsageEventsApi();
 app.MapDataApi();
 if (demo)
 {
-    Environment.ExitCode = await Convergence.Api.Demo.DemoCommand.RunAsync(app, settings.RootApiKey!, Console.Out, CancellationToken.None);
+    Environment.ExitCode = await Convergence.Api.Demo.DemoCommand.RunAsync(app, settings.RootApiKey!, settings.ConfigsDirectory, settings.ImportDirectory, Console.Out, CancellationToken.None);
     return;
 }
 

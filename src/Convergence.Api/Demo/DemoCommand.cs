@@ -12,7 +12,8 @@ namespace Convergence.Api.Demo;
 /// <c>demo</c>: the whole job on the embedded default, with no cloud account and no network. It starts the service on a
 /// loopback port with a fresh data folder (<c>{CONVERGENCE_DATA_DIR}/demo</c>), then goes through the public API as a
 /// platform would: bootstrap, onboard an org, post SAMPLE LLM usage events (generated here, labelled as sample, not
-/// real usage), run the pricing and FOCUS pipeline, and print the org's cost from the data API.
+/// real usage), run the pricing and FOCUS pipeline, load the shipped sample GCP billing export, and print the org's cost
+/// from the data API.
 /// </summary>
 public static class DemoCommand
 {
@@ -41,7 +42,10 @@ public static class DemoCommand
         };
     }
 
-    public static async Task<int> RunAsync(WebApplication app, string rootKey, TextWriter output, CancellationToken cancellationToken)
+    /// <summary>The shipped sample GCP billing export (project-koku's test export, see configs/PROVENANCE.md).</summary>
+    public const string GcpSample = "demo/gcp_billing_export_sample.csv";
+
+    public static async Task<int> RunAsync(WebApplication app, string rootKey, string configsDirectory, string importDirectory, TextWriter output, CancellationToken cancellationToken)
     {
         await app.StartAsync(cancellationToken);
         try
@@ -76,6 +80,21 @@ public static class DemoCommand
                 return 1;
             }
 
+            // The GCP sample export (4 days of November 2020, 25 rows, credits netting the cost to 0) through gcp/billing.
+            var import = Path.Combine(importDirectory, Org);
+            Directory.CreateDirectory(import);
+            File.Copy(Path.Combine(configsDirectory, GcpSample), Path.Combine(import, Path.GetFileName(GcpSample)), overwrite: true);
+            var gcpRun = await Step(output, "run pipeline gcp/billing on the sample GCP billing export (stream, net credits, FOCUS)", await http.PostAsJsonAsync(
+                $"/api/v1/pipelines/run/{Org}/gcp/billing",
+                new { source_uri = $"{Org}/{Path.GetFileName(GcpSample)}", start_date = "2020-11-01", end_date = "2020-11-30" },
+                cancellationToken));
+            var gcpStatus = await WaitAsync(http, gcpRun["pipeline_logging_id"]!.GetValue<string>(), cancellationToken);
+            if (gcpStatus != "COMPLETED")
+            {
+                await output.WriteLineAsync($"The GCP pipeline ended {gcpStatus}; see GET /api/v1/pipelines/runs/{gcpRun["pipeline_logging_id"]}/steps.");
+                return 1;
+            }
+
             var range = $"start_date={Start:yyyy-MM-dd}&end_date={end:yyyy-MM-dd}";
             var byService = await http.GetFromJsonAsync<JsonObject>($"/api/v1/data/{Org}/costs/daily?{range}&group_by=provider,service,model", cancellationToken);
             await output.WriteLineAsync();
@@ -85,6 +104,10 @@ public static class DemoCommand
             await output.WriteLineAsync();
             await output.WriteLineAsync("Per day:");
             await PrintTableAsync(output, byDay!["rows"]!.AsArray(), ["date"]);
+            var gcp = await http.GetFromJsonAsync<JsonObject>($"/api/v1/data/{Org}/costs/daily?start_date=2020-11-01&end_date=2020-11-30&group_by=provider,service_category,service", cancellationToken);
+            await output.WriteLineAsync();
+            await output.WriteLineAsync("GCP billing, 2020-11-08 to 2020-11-11 (SAMPLE export from project-koku's tests; promotional credits net it to 0):");
+            await PrintTableAsync(output, gcp!["rows"]!.AsArray(), ["provider", "service_category", "service"], "N6");
             await output.WriteLineAsync();
             await output.WriteLineAsync($"Data folder: {app.Configuration["CONVERGENCE_DATA_DIR"]} (deleted and rebuilt by the next demo run).");
             return 0;
@@ -192,15 +215,15 @@ public static class DemoCommand
         return "STILL RUNNING after 60 s";
     }
 
-    private static async Task PrintTableAsync(TextWriter output, JsonArray rows, string[] dimensions)
+    private static async Task PrintTableAsync(TextWriter output, JsonArray rows, string[] dimensions, string format = "N2")
     {
-        string Money(JsonNode? n) => n is null ? "" : decimal.Parse(n.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture).ToString("N2", CultureInfo.InvariantCulture);
+        string Money(JsonNode? n) => n is null ? "" : decimal.Parse(n.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture).ToString(format, CultureInfo.InvariantCulture);
         var header = dimensions.Concat(["billed_cost", "effective_cost", "list_cost", "currency"]).ToArray();
         var table = rows.Select(r => dimensions.Select(d => r![d]?.GetValue<string>() ?? "")
             .Concat([Money(r!["billed_cost"]), Money(r["effective_cost"]), Money(r["list_cost"]), r["currency"]!.GetValue<string>()]).ToArray()).ToList();
         decimal Sum(string column) => rows.Sum(r => decimal.Parse(r![column]!.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture));
         var footer = dimensions.Select((_, i) => i == 0 ? "TOTAL" : "")
-            .Concat([Sum("billed_cost").ToString("N2", CultureInfo.InvariantCulture), Sum("effective_cost").ToString("N2", CultureInfo.InvariantCulture), Sum("list_cost").ToString("N2", CultureInfo.InvariantCulture), ""]).ToArray();
+            .Concat([Sum("billed_cost").ToString(format, CultureInfo.InvariantCulture), Sum("effective_cost").ToString(format, CultureInfo.InvariantCulture), Sum("list_cost").ToString(format, CultureInfo.InvariantCulture), ""]).ToArray();
         var all = table.Prepend(header).Append(footer).ToList();
         var widths = header.Select((_, c) => all.Max(r => r[c].Length)).ToArray();
         var numeric = header.Select(h => h.EndsWith("_cost", StringComparison.Ordinal)).ToArray();
