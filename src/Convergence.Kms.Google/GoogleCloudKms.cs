@@ -51,24 +51,8 @@ internal sealed partial class GoogleCloudKms : IKeyManagementService, IDisposabl
         _logger = logger;
 
         var key = ServiceAccountKey.Parse(options.ServiceAccountJson);
-        try
-        {
-            _credential = new ServiceAccountCredential(
-                new ServiceAccountCredential.Initializer(key.ClientEmail, options.TokenUrl.AbsoluteUri)
-                {
-                    Scopes = [GoogleCloudKmsOptions.Scope],
-                    KeyId = key.PrivateKeyId,
-                    ProjectId = key.ProjectId,
-                    Clock = new TimeProviderClock(time),
-                    // Retries are ours (below), so a refused token does not hide behind the library's back-off.
-                    DefaultExponentialBackOffPolicy = ExponentialBackOffPolicy.None,
-                }.FromPrivateKey(key.PrivateKey));
-        }
-        catch (Exception ex) when (ex is CryptographicException or ArgumentException or InvalidOperationException)
-        {
-            // Never the exception's message: parsers can quote the PEM.
-            throw new FormatException($"The private_key of service account {key.ClientEmail} is not a valid PKCS#8 RSA key.");
-        }
+        // Retries are ours (below), so a refused token does not hide behind the library's back-off.
+        _credential = key.CreateCredential(options.TokenUrl, GoogleCloudKmsOptions.Scope, time);
 
         _http = handler is null
             ? new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) })

@@ -1,4 +1,7 @@
+using System.Security.Cryptography;
 using System.Text.Json;
+using Google.Apis.Auth.OAuth2;
+using Google.Apis.Http;
 
 namespace Convergence.Kms.Google;
 
@@ -90,6 +93,32 @@ public sealed record ServiceAccountKey(string ClientEmail, string PrivateKey, st
         var match = allowed.FirstOrDefault(a => string.Equals(a.AbsoluteUri.TrimEnd('/'), uri.TrimEnd('/'), StringComparison.Ordinal));
         return match ?? throw new FormatException(
             $"The service-account key's token_uri '{(uri.Length > 100 ? uri[..100] : uri)}' is not an allowed token endpoint; only {string.Join(" or ", allowed.Select(a => a.AbsoluteUri))}.");
+    }
+
+    /// <summary>
+    /// A Google.Apis.Auth credential that signs JWT grants with this key and exchanges them at <paramref name="tokenUrl"/>
+    /// (never a URL taken from the key), with no back-off of its own: callers own their retries.
+    /// </summary>
+    /// <exception cref="FormatException">The private key is not a PKCS#8 RSA key; the message never quotes it.</exception>
+    public ServiceAccountCredential CreateCredential(Uri tokenUrl, string scope, TimeProvider time)
+    {
+        try
+        {
+            return new ServiceAccountCredential(
+                new ServiceAccountCredential.Initializer(ClientEmail, tokenUrl.AbsoluteUri)
+                {
+                    Scopes = [scope],
+                    KeyId = PrivateKeyId,
+                    ProjectId = ProjectId,
+                    Clock = new TimeProviderClock(time),
+                    DefaultExponentialBackOffPolicy = ExponentialBackOffPolicy.None,
+                }.FromPrivateKey(PrivateKey));
+        }
+        catch (Exception ex) when (ex is CryptographicException or ArgumentException or InvalidOperationException)
+        {
+            // Never the exception's message: parsers can quote the PEM.
+            throw new FormatException($"The private_key of service account {ClientEmail} is not a valid PKCS#8 RSA key.");
+        }
     }
 
     /// <summary>Never prints the private key.</summary>

@@ -35,10 +35,7 @@ public sealed class DeepSeekBalanceProcessor(IHttpClientFactory clients, Provide
 
     public async Task<StepResult> ExecuteAsync(StepContext context, CancellationToken cancellationToken)
     {
-        var credentialStep = context.RequireConfigString("credential_step");
-        var stored = context.Run.CompletedSteps.TryGetValue(credentialStep, out var result) && result.Output is IntegrationCredential c
-            ? c
-            : throw new InvalidOperationException($"Step '{context.Step.StepId}' ({PsType}): config.credential_step '{credentialStep}' produced no stored credential.");
+        var stored = IntegrationParameters.StoredCredential(context);
         var key = context.Run.Secrets.RequireText(RunSecrets.Credential);
         var url = new Uri(endpoints.DeepSeek.AbsoluteUri.TrimEnd('/') + "/user/balance");
         using var request = new HttpRequestMessage(HttpMethod.Get, url);

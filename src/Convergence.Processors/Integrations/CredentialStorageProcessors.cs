@@ -21,6 +21,15 @@ public static class IntegrationParameters
             : throw new InvalidOperationException($"Step '{context.Step.StepId}' ({context.Step.PsType}): config.provider '{name}' is not one of {string.Join(", ", IntegrationProvider.All)}.");
     }
 
+    /// <summary>The stored credential the step named by <paramref name="key"/> (an <c>integrations.kms_decrypt</c> step) decrypted.</summary>
+    internal static IntegrationCredential StoredCredential(StepContext context, string key = "credential_step")
+    {
+        var step = context.RequireConfigString(key);
+        return context.Run.CompletedSteps.TryGetValue(step, out var result) && result.Output is IntegrationCredential stored
+            ? stored
+            : throw new InvalidOperationException($"Step '{context.Step.StepId}' ({context.Step.PsType}): config.{key} '{step}' produced no stored credential.");
+    }
+
     internal static Dictionary<string, string> ParseMetadata(string? json)
     {
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);

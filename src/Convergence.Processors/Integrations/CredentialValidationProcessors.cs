@@ -32,11 +32,9 @@ public abstract class CredentialValidationProcessor(IControlPlaneStore store, Ti
 
         var check = await CheckAsync(context.Run.Secrets.RequireText(RunSecrets.Credential), cancellationToken);
         var recorded = false;
-        if (context.Config.TryGetValue("credential_step", out var stepName) && stepName is string credentialStep)
+        if (context.Config.ContainsKey("credential_step"))
         {
-            var stored = context.Run.CompletedSteps.TryGetValue(credentialStep, out var result) && result.Output is IntegrationCredential c
-                ? c
-                : throw new InvalidOperationException($"Step '{context.Step.StepId}' ({PsType}): config.credential_step '{credentialStep}' produced no stored credential.");
+            var stored = IntegrationParameters.StoredCredential(context);
             recorded = await store.UpdateCredentialValidationAsync(stored.OrgSlug, stored.CredentialId, check.Status, check.Reason, time.GetUtcNow(), cancellationToken);
         }
 

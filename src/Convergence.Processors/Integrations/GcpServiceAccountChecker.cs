@@ -63,20 +63,11 @@ public sealed class GcpServiceAccountChecker(GcpTokenEndpoint endpoint, TimeProv
         ServiceAccountCredential credential;
         try
         {
-            credential = new ServiceAccountCredential(
-                new ServiceAccountCredential.Initializer(key.ClientEmail, endpoint.TokenUrl.AbsoluteUri)
-                {
-                    Scopes = [GcpTokenEndpoint.Scope],
-                    KeyId = key.PrivateKeyId,
-                    ProjectId = key.ProjectId,
-                    Clock = new TimeProviderClock(time),
-                    DefaultExponentialBackOffPolicy = ExponentialBackOffPolicy.None,
-                }.FromPrivateKey(key.PrivateKey));
+            credential = key.CreateCredential(endpoint.TokenUrl, GcpTokenEndpoint.Scope, time);
         }
-        catch (Exception ex) when (ex is CryptographicException or ArgumentException or InvalidOperationException)
+        catch (FormatException ex)
         {
-            // Never the exception's message: parsers can quote the PEM.
-            throw RequestValidationException.For("credential", $"The private_key of service account {key.ClientEmail} is not a valid PKCS#8 RSA key.");
+            throw RequestValidationException.For("credential", ex.Message);
         }
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Convergence.Core.Integrations;
 using Convergence.Core.Pipelines;
+using Convergence.Processors.Integrations;
 using Convergence.Core.Storage;
 
 namespace Convergence.Processors.ProviderApis;
@@ -32,10 +33,7 @@ public abstract class ProviderFetchProcessor(ProviderApiClient client, IControlP
     public async Task<StepResult> ExecuteAsync(StepContext context, CancellationToken cancellationToken)
     {
         var destination = context.RequireDestination();
-        var credentialStep = context.RequireConfigString("credential_step");
-        var stored = context.Run.CompletedSteps.TryGetValue(credentialStep, out var result) && result.Output is IntegrationCredential c
-            ? c
-            : throw new InvalidOperationException($"Step '{context.Step.StepId}' ({PsType}): config.credential_step '{credentialStep}' produced no stored credential.");
+        var stored = IntegrationParameters.StoredCredential(context);
         var request = new FetchRequest(
             context.Run.Slice.StartDate, context.Run.Slice.EndDate, PageSize(context), context.Run.Secrets.RequireText(RunSecrets.Credential));
 

@@ -108,8 +108,8 @@ public sealed class ShippedConfigsTests
 
         pipeline.PipelineId.ShouldBe("{org_slug}-gcp-billing");
         pipeline.Parameters.ShouldBe(["source_uri"]);
-        var step = pipeline.Steps.ShouldHaveSingleItem();
-        step.PsType.ShouldBe("gcp.bq_etl");
+        pipeline.Steps.Select(s => s.PsType).ShouldBe(["gcp.bq_etl", "focus.normalize"]);
+        var step = pipeline.Steps[0];
         step.Config["source"].ShouldBe("file");
         var destination = step.Destination.ShouldNotBeNull();
         destination.Table.ShouldBe("gcp_billing_daily_raw");
