@@ -43,6 +43,7 @@ public static class ProcessorServiceCollectionExtensions
             .AddProcessor<FocusNormalizeProcessor>()
             .AddProcessor<DeepSeek.DeepSeekBalanceProcessor>()
             .AddProcessor<CostReconciliationProcessor>()
+            .AddProcessor<OpenAiSubscriptionsProcessor>()
             .AddProcessor<OpenAiUsageProcessor>()
             .AddProcessor<OpenAiCostsProcessor>()
             .AddProcessor<AnthropicUsageProcessor>()

@@ -65,7 +65,7 @@ public static class SubscriptionsApi
 
 /// <summary>
 /// A plan row to add or change: <c>unit_price</c> per seat per month in <c>currency</c> (default USD),
-/// <c>billing_period</c> monthly (default) or annual, <c>seats</c> (default 1).
+/// <c>billing_period</c> monthly (default) or annual, <c>seats</c> (default 0: the org does not hold the plan).
 /// </summary>
 public sealed record OpenAiSubscriptionBody
 {
@@ -106,7 +106,7 @@ public sealed record OpenAiSubscriptionBody
         }
 
         return new OpenAiSubscription(
-            planName!, DisplayName, UnitPrice, Currency ?? "USD", BillingPeriod ?? OpenAiSubscription.Monthly, Seats ?? 1,
+            planName!, DisplayName, UnitPrice, Currency ?? "USD", BillingPeriod ?? OpenAiSubscription.Monthly, Seats ?? 0,
             EffectiveFrom ?? today, EffectiveTo, Notes);
     }
 }

@@ -52,7 +52,7 @@ public static class OpenAiSubscriptionCsv
                 : DateOnly.TryParseExact(cells[column], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var value) ? value
                 : throw new ConfigurationErrorException(path, line, Columns[column], $"'{cells[column]}' is not an ISO date");
 
-            var seats = cells[5].Length == 0 ? 1
+            var seats = cells[5].Length == 0 ? 0
                 : long.TryParse(cells[5], NumberStyles.None, CultureInfo.InvariantCulture, out var count) ? count
                 : throw new ConfigurationErrorException(path, line, Columns[5], $"'{cells[5]}' is not a whole number of seats");
 

@@ -71,9 +71,9 @@ public sealed partial class OpenAiSubscriptionTable
                 Add("billing_period", $"{plan.PlanName}: '{Shorten(plan.BillingPeriod)}' is not one of {string.Join(", ", OpenAiSubscription.BillingPeriods)}.");
             }
 
-            if (plan.Seats < 1)
+            if (plan.Seats < 0)
             {
-                Add("seats", $"{plan.PlanName}: {plan.Seats} seats; a plan holds at least 1.");
+                Add("seats", $"{plan.PlanName}: {plan.Seats} seats; seats are 0 (the org does not hold the plan) or more.");
             }
 
             if (plan.EffectiveTo < plan.EffectiveFrom)

@@ -28,6 +28,7 @@ public sealed class ShippedConfigsTests
         "focus.normalize",
         "deepseek.balance",
         "costs.reconcile",
+        "openai.subscriptions",
         "openai.usage",
         "openai.costs",
         "anthropic.usage",
@@ -77,7 +78,7 @@ public sealed class ShippedConfigsTests
     public void ShippedPipelines_IncludeTheKnownOnes()
     {
         ShippedFiles().ShouldBe(
-            ["anthropic/usage_cost.yml", "deepseek/usage_cost.yml", "gcp/billing.yml", "gcp/example/dryrun.yml", "integrations/anthropic/setup.yml", "integrations/anthropic/validate.yml", "integrations/deepseek/setup.yml", "integrations/deepseek/validate.yml", "integrations/gcp/setup.yml", "integrations/gcp/validate.yml", "integrations/openai/setup.yml", "integrations/openai/validate.yml", "openai/usage_cost.yml", "setup/bootstrap/pipeline.yml", "setup/organizations/dryrun.yml", "setup/organizations/onboarding.yml", "usage/events_cost.yml"],
+            ["anthropic/usage_cost.yml", "deepseek/usage_cost.yml", "gcp/billing.yml", "gcp/example/dryrun.yml", "integrations/anthropic/setup.yml", "integrations/anthropic/validate.yml", "integrations/deepseek/setup.yml", "integrations/deepseek/validate.yml", "integrations/gcp/setup.yml", "integrations/gcp/validate.yml", "integrations/openai/setup.yml", "integrations/openai/validate.yml", "openai/subscriptions.yml", "openai/usage_cost.yml", "setup/bootstrap/pipeline.yml", "setup/organizations/dryrun.yml", "setup/organizations/onboarding.yml", "usage/events_cost.yml"],
             ignoreOrder: true);
     }
 
@@ -87,7 +88,7 @@ public sealed class ShippedConfigsTests
         var catalog = new PipelineCatalog(RepoPaths.Configs, Context);
 
         catalog.ValidateAll().Select(e => e.Message).ShouldBeEmpty();
-        catalog.ListPaths().ShouldBe(["anthropic/usage_cost", "deepseek/usage_cost", "gcp/billing", "gcp/example/dryrun", "integrations/anthropic/setup", "integrations/anthropic/validate", "integrations/deepseek/setup", "integrations/deepseek/validate", "integrations/gcp/setup", "integrations/gcp/validate", "integrations/openai/setup", "integrations/openai/validate", "openai/usage_cost", "setup/bootstrap/pipeline", "setup/organizations/dryrun", "setup/organizations/onboarding", "usage/events_cost"]);
+        catalog.ListPaths().ShouldBe(["anthropic/usage_cost", "deepseek/usage_cost", "gcp/billing", "gcp/example/dryrun", "integrations/anthropic/setup", "integrations/anthropic/validate", "integrations/deepseek/setup", "integrations/deepseek/validate", "integrations/gcp/setup", "integrations/gcp/validate", "integrations/openai/setup", "integrations/openai/validate", "openai/subscriptions", "openai/usage_cost", "setup/bootstrap/pipeline", "setup/organizations/dryrun", "setup/organizations/onboarding", "usage/events_cost"]);
     }
 
     [Fact]
@@ -214,7 +215,7 @@ public sealed class ShippedConfigsTests
 
         var runnable = catalog.ListPaths().Where(PipelineCatalog.IsOrgRunnable).ToList();
 
-        runnable.ShouldBe(["anthropic/usage_cost", "deepseek/usage_cost", "gcp/billing", "gcp/example/dryrun", "openai/usage_cost", "usage/events_cost"]);
+        runnable.ShouldBe(["anthropic/usage_cost", "deepseek/usage_cost", "gcp/billing", "gcp/example/dryrun", "openai/subscriptions", "openai/usage_cost", "usage/events_cost"]);
     }
 
     private sealed class DestinationComparer : IEqualityComparer<DestinationDefinition?>

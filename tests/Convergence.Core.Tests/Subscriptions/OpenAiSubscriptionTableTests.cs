@@ -35,7 +35,7 @@ public sealed class OpenAiSubscriptionTableTests
         row.UnitPrice.ShouldBe(price is null ? null : decimal.Parse(price, System.Globalization.CultureInfo.InvariantCulture));
         row.BillingPeriod.ShouldBe(period);
         row.Currency.ShouldBe("USD");
-        row.Seats.ShouldBe(1);
+        row.Seats.ShouldBe(0, "the defaults list plans; the org sets the seats it holds");
     }
 
     [Fact]

@@ -30,7 +30,7 @@ public sealed class SubscriptionsApiTests : IAsyncLifetime, IDisposable
         plus.GetProperty("unit_price").GetDecimal().ShouldBe(20m);
         plus.Str("currency").ShouldBe("USD");
         plus.Str("billing_period").ShouldBe("monthly");
-        plus.GetProperty("seats").GetInt64().ShouldBe(1);
+        plus.GetProperty("seats").GetInt64().ShouldBe(0, "the defaults list plans; the org sets the seats it holds");
         plans.Single(p => p.Str("plan_name") == "chatgpt_pro").GetProperty("unit_price").GetDecimal().ShouldBe(200m);
         plans.Single(p => p.Str("plan_name") == "chatgpt_enterprise").GetProperty("unit_price").ValueKind.ShouldBe(JsonValueKind.Null);
     }
@@ -76,7 +76,7 @@ public sealed class SubscriptionsApiTests : IAsyncLifetime, IDisposable
     [InlineData("currency", """{"plan_name":"p1","unit_price":1,"currency":"usd"}""")]
     [InlineData("currency", """{"plan_name":"p1","unit_price":1,"currency":"DOLLARS"}""")]
     [InlineData("billing_period", """{"plan_name":"p1","unit_price":1,"billing_period":"weekly"}""")]
-    [InlineData("seats", """{"plan_name":"p1","unit_price":1,"seats":0}""")]
+    [InlineData("seats", """{"plan_name":"p1","unit_price":1,"seats":-1}""")]
     [InlineData("plan_name", """{"plan_name":"Not A Slug","unit_price":1}""")]
     [InlineData("effective_to", """{"plan_name":"p1","unit_price":1,"effective_from":"2026-02-01","effective_to":"2026-01-01"}""")]
     [InlineData("effective_from", """{"plan_name":"chatgpt_plus","unit_price":1,"effective_from":"2025-01-01"}""")]
