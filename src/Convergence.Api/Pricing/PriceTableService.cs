@@ -145,16 +145,10 @@ public sealed class PriceTableService(IWarehouse warehouse, TableSchemaCatalog t
         ["source"] = p.Source,
     };
 
-    private static ModelPrice FromRow(IReadOnlyDictionary<string, object?> row)
-    {
-        string? Text(string c) => row[c] is { } v ? Convert.ToString(v, CultureInfo.InvariantCulture) : null;
-        decimal? Money(string c) => Text(c) is { } t ? decimal.Parse(t, NumberStyles.Float, CultureInfo.InvariantCulture) : null;
-        DateOnly? Day(string c) => Text(c) is { } t ? DateOnly.ParseExact(t, "yyyy-MM-dd", CultureInfo.InvariantCulture) : null;
-        return new ModelPrice(
-            Text("model_id")!, Text("mode"), Money("input_per_mtok")!.Value, Money("cached_input_per_mtok"), Money("cache_write_5m_per_mtok"),
-            Money("cache_write_1h_per_mtok"), Money("output_per_mtok")!.Value, Money("batch_input_per_mtok"), Money("batch_output_per_mtok"),
-            Text("currency")!, Day("effective_from")!.Value, Day("effective_to"), Text("source"));
-    }
+    private static ModelPrice FromRow(IReadOnlyDictionary<string, object?> row) => new(
+        row.RequireText("model_id"), row.Text("mode"), row.Decimal("input_per_mtok"), row.DecimalOrNull("cached_input_per_mtok"), row.DecimalOrNull("cache_write_5m_per_mtok"),
+        row.DecimalOrNull("cache_write_1h_per_mtok"), row.Decimal("output_per_mtok"), row.DecimalOrNull("batch_input_per_mtok"), row.DecimalOrNull("batch_output_per_mtok"),
+        row.RequireText("currency"), row.Date("effective_from"), row.DateOrNull("effective_to"), row.Text("source"));
 }
 
 /// <summary>A provider's price list as a seed table of integration setup (<c>{provider}_pricing</c>).</summary>

@@ -182,15 +182,9 @@ public sealed class SubscriptionTableService(IWarehouse warehouse, TableSchemaCa
         ["notes"] = p.Notes,
     };
 
-    private static OpenAiSubscription FromRow(IReadOnlyDictionary<string, object?> row)
-    {
-        string? Text(string c) => row[c] is { } v ? Convert.ToString(v, CultureInfo.InvariantCulture) : null;
-        decimal? Money(string c) => Text(c) is { } t ? decimal.Parse(t, NumberStyles.Float, CultureInfo.InvariantCulture) : null;
-        DateOnly? Day(string c) => Text(c) is { } t ? DateOnly.ParseExact(t, "yyyy-MM-dd", CultureInfo.InvariantCulture) : null;
-        return new OpenAiSubscription(
-            Text("plan_name")!, Text("display_name"), Money("unit_price"), Text("currency")!, Text("billing_period")!,
-            Convert.ToInt64(row["seats"], CultureInfo.InvariantCulture), Day("effective_from")!.Value, Day("effective_to"), Text("notes"));
-    }
+    private static OpenAiSubscription FromRow(IReadOnlyDictionary<string, object?> row) => new(
+        row.RequireText("plan_name"), row.Text("display_name"), row.DecimalOrNull("unit_price"), row.RequireText("currency"), row.RequireText("billing_period"),
+        row.Long("seats"), row.Date("effective_from"), row.DateOrNull("effective_to"), row.Text("notes"));
 }
 
 /// <summary>The OpenAI subscription plans as a seed table of OpenAI integration setup.</summary>

@@ -35,6 +35,14 @@ public static class RowValues
         _ => Convert.ToDecimal(v, CultureInfo.InvariantCulture),
     } : 0m;
 
+    /// <summary>The decimal in <paramref name="column"/>, or null when the column is null.</summary>
+    public static decimal? DecimalOrNull(this IReadOnlyDictionary<string, object?> row, string column) =>
+        row.TryGetValue(column, out var v) && v is not null ? row.Decimal(column) : null;
+
+    /// <summary>The date in <paramref name="column"/>, or null when the column is null.</summary>
+    public static DateOnly? DateOrNull(this IReadOnlyDictionary<string, object?> row, string column) =>
+        row.TryGetValue(column, out var v) && v is not null ? row.Date(column) : null;
+
     public static bool Bool(this IReadOnlyDictionary<string, object?> row, string column) => row.TryGetValue(column, out var v) && v switch
     {
         null => false,
