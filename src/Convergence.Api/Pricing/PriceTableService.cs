@@ -65,22 +65,9 @@ public sealed class PriceTableService(IWarehouse warehouse, TableSchemaCatalog t
     /// </summary>
     public Task<ModelPrice> ChangeAsync(OrgSlug org, string provider, ModelPrice price, CancellationToken cancellationToken) =>
         MutateAsync<ModelPrice>(org, provider, prices =>
-        {
-            var rows = prices.Where(p => p.ModelId == price.ModelId).ToList();
-            if (rows.Count == 0)
-            {
-                throw new ResourceNotFoundException("Model price", price.ModelId);
-            }
-
-            var updated = prices.Where(p => p.ModelId != price.ModelId || p.EffectiveFrom != price.EffectiveFrom).Select(p =>
-                p.ModelId == price.ModelId && p.AppliesOn(price.EffectiveFrom) && p.EffectiveFrom < price.EffectiveFrom
-                    ? p with { EffectiveTo = price.EffectiveFrom.AddDays(-1) }
-                    : p).ToList();
-            var next = rows.Where(p => p.EffectiveFrom > price.EffectiveFrom).Select(p => (DateOnly?)p.EffectiveFrom).Min();
-            var added = price with { EffectiveTo = price.EffectiveTo ?? next?.AddDays(-1) };
-            updated.Add(added);
-            return (updated, added);
-        }, cancellationToken);
+            EffectiveDated.Change(prices, price) is { } changed
+                ? (changed.Rows, changed.Added)
+                : throw new ResourceNotFoundException("Model price", price.ModelId), cancellationToken);
 
     public Task<int> DeleteAsync(OrgSlug org, string provider, string modelId, CancellationToken cancellationToken) =>
         MutateAsync<int>(org, provider, prices =>

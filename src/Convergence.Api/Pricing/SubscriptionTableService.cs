@@ -4,6 +4,7 @@ using Convergence.Core.Configuration;
 using Convergence.Core.Errors;
 using Convergence.Core.Organizations;
 using Convergence.Core.Pipelines;
+using Convergence.Core.Pricing;
 using Convergence.Core.Storage;
 using Convergence.Core.Subscriptions;
 
@@ -85,23 +86,9 @@ public sealed class SubscriptionTableService(IWarehouse warehouse, TableSchemaCa
     /// </summary>
     public Task<OpenAiSubscription> ChangeAsync(OrgSlug org, OpenAiSubscription plan, CancellationToken cancellationToken) =>
         MutateAsync<OpenAiSubscription>(org, plans =>
-        {
-            var rows = plans.Where(p => p.PlanName == plan.PlanName).ToList();
-            if (rows.Count == 0)
-            {
-                throw new ResourceNotFoundException("Subscription plan", plan.PlanName);
-            }
-
-            var updated = plans.Where(p => p.PlanName != plan.PlanName || p.EffectiveFrom != plan.EffectiveFrom).Select(p =>
-                p.PlanName == plan.PlanName && p.AppliesOn(plan.EffectiveFrom) && p.EffectiveFrom < plan.EffectiveFrom
-                    ? p with { EffectiveTo = plan.EffectiveFrom.AddDays(-1) }
-                    : p).ToList();
-            var next = rows.Where(p => p.EffectiveFrom > plan.EffectiveFrom).Select(p => (DateOnly?)p.EffectiveFrom).Min();
-            var open = rows.Where(p => p.EffectiveFrom <= plan.EffectiveFrom).MaxBy(p => p.EffectiveFrom);
-            var added = plan with { DisplayName = plan.DisplayName ?? open?.DisplayName, EffectiveTo = plan.EffectiveTo ?? next?.AddDays(-1) };
-            updated.Add(added);
-            return (updated, added);
-        }, cancellationToken);
+            EffectiveDated.Change(plans, plan, (change, open) => change with { DisplayName = change.DisplayName ?? open?.DisplayName }) is { } changed
+                ? (changed.Rows, changed.Added)
+                : throw new ResourceNotFoundException("Subscription plan", plan.PlanName), cancellationToken);
 
     /// <summary>Removes every row of a plan; 404 when it has none.</summary>
     public Task<int> DeleteAsync(OrgSlug org, string planName, CancellationToken cancellationToken) =>

@@ -18,8 +18,12 @@ public sealed record ModelPrice(
     string Currency,
     DateOnly EffectiveFrom,
     DateOnly? EffectiveTo,
-    string? Source)
+    string? Source) : IEffectiveDated<ModelPrice>
 {
+    string IEffectiveDated<ModelPrice>.Key => ModelId;
+
+    ModelPrice IEffectiveDated<ModelPrice>.WithEffectiveTo(DateOnly? effectiveTo) => this with { EffectiveTo = effectiveTo };
+
     public bool AppliesOn(DateOnly day) => day >= EffectiveFrom && (EffectiveTo is null || day <= EffectiveTo);
 
     /// <summary>Every price with its column name, for validation messages.</summary>

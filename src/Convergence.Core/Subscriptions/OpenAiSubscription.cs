@@ -1,3 +1,5 @@
+using Convergence.Core.Pricing;
+
 namespace Convergence.Core.Subscriptions;
 
 /// <summary>
@@ -14,13 +16,17 @@ public sealed record OpenAiSubscription(
     long Seats,
     DateOnly EffectiveFrom,
     DateOnly? EffectiveTo,
-    string? Notes)
+    string? Notes) : IEffectiveDated<OpenAiSubscription>
 {
     public const string Monthly = "monthly";
 
     public const string Annual = "annual";
 
     public static readonly IReadOnlyList<string> BillingPeriods = [Monthly, Annual];
+
+    string IEffectiveDated<OpenAiSubscription>.Key => PlanName;
+
+    OpenAiSubscription IEffectiveDated<OpenAiSubscription>.WithEffectiveTo(DateOnly? effectiveTo) => this with { EffectiveTo = effectiveTo };
 
     public bool AppliesOn(DateOnly day) => day >= EffectiveFrom && (EffectiveTo is null || day <= EffectiveTo);
 }
