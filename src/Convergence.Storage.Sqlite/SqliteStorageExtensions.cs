@@ -1,3 +1,4 @@
+using Convergence.Core.Scheduling;
 using Convergence.Core.Storage;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -13,6 +14,7 @@ public static class SqliteStorageExtensions
         if (controlPlane)
         {
             services.AddSingleton<IControlPlaneStore, SqliteControlPlaneStore>();
+            services.AddSingleton<IScheduleStore, SqliteScheduleStore>();
         }
 
         if (warehouse)

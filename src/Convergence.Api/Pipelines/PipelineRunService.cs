@@ -41,12 +41,9 @@ public sealed class PipelineRunService(
         }
 
         var pipeline = catalog.Get(pipelinePath);
-        var allowed = PipelineLoader.BuiltInPlaceholders.Where(p => p is RunParameters.DateKey or RunParameters.StartDateKey or RunParameters.EndDateKey)
-            .Concat(pipeline.Variables.Keys).ToHashSet(StringComparer.Ordinal);
-        var unknown = parameters.Keys.Where(k => !allowed.Contains(k) && !DeclaredParameters(pipeline).Contains(k)).ToList();
-        if (unknown.Count > 0)
+        if (RunParameterRules.UnknownParameters(pipeline, parameters.Keys) is { Count: > 0 } unknown)
         {
-            throw new RequestValidationException(unknown.ToDictionary(k => k, k => new[] { $"'{k}' is not a parameter of {pipelinePath}; it takes date, or start_date and end_date{(DeclaredParameters(pipeline).Count > 0 ? ", " + string.Join(", ", DeclaredParameters(pipeline)) : string.Empty)}." }));
+            throw new RequestValidationException(unknown);
         }
 
         var run = executor.Prepare(new PipelineRunRequest(pipelinePath, org, parameters, actor, RunTrigger.Api), idempotencyKey);
@@ -83,8 +80,6 @@ public sealed class PipelineRunService(
         cancellations.TryCancel(runId);
         return run;
     }
-
-    private static IReadOnlySet<string> DeclaredParameters(PipelineDefinition pipeline) => pipeline.Parameters;
 
     private static SubmitOutcome Replay(PipelineRunRecord existing, PipelineRunRecord request)
     {
