@@ -57,6 +57,7 @@ app.MapPipelinesApi();
 app.MapPricingApi();
 app.MapIntegrationsApi();
 app.MapSubscriptionsApi();
+app.MapSchedulesApi();
 app.MapUsageEventsApi();
 app.MapDataApi();
 if (demo)

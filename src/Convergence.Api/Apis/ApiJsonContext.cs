@@ -40,4 +40,8 @@ namespace Convergence.Api.Apis;
 [JsonSerializable(typeof(UsageEventsBody))]
 [JsonSerializable(typeof(UsageEventsResponse))]
 [JsonSerializable(typeof(DailyCostsResponse))]
+[JsonSerializable(typeof(ScheduleBody))]
+[JsonSerializable(typeof(ScheduleResponse))]
+[JsonSerializable(typeof(ScheduleListResponse))]
+[JsonSerializable(typeof(ScheduleDeletedResponse))]
 internal sealed partial class ApiJsonContext : JsonSerializerContext;
