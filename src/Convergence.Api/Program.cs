@@ -60,6 +60,7 @@ app.MapSubscriptionsApi();
 app.MapSchedulesApi();
 app.MapUsageEventsApi();
 app.MapDataApi();
+app.MapSchedulerApi();
 if (demo)
 {
     Environment.ExitCode = await Convergence.Api.Demo.DemoCommand.RunAsync(app, settings.RootApiKey!, settings.ConfigsDirectory, settings.ImportDirectory, Console.Out, CancellationToken.None);

@@ -218,13 +218,24 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
                 start_time = excluded.start_time, end_time = excluded.end_time, duration_ms = excluded.duration_ms,
                 error_class = excluded.error_class, error_message = excluded.error_message, attempt = excluded.attempt,
                 pipeline_id = excluded.pipeline_id, worker_id = excluded.worker_id, heartbeat_at = excluded.heartbeat_at
-            WHERE org_meta_pipeline_runs.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
+            WHERE org_meta_pipeline_runs.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED') AND org_meta_pipeline_runs.attempt <= excluded.attempt
             """,
             RunArgs(run),
             cancellationToken: cancellationToken));
     }
 
-    private static object RunArgs(PipelineRunRecord run) =>
+    /// <summary>Inserts a run row from <see cref="RunArgs"/>; a second run with the org's idempotency key violates a unique key.</summary>
+    internal const string InsertRunSql =
+        """
+        INSERT INTO org_meta_pipeline_runs (pipeline_logging_id, org_slug, pipeline_id, pipeline_path, "trigger", triggered_by, org_api_key_id,
+            request_id, status, parameters, resolved_config, start_time, end_time, duration_ms, error_class, error_message,
+            idempotency_key, worker_id, heartbeat_at, cancel_requested_at, attempt, created_at)
+        VALUES (@PipelineLoggingId, @Org, @PipelineId, @PipelinePath, @Trigger, @TriggeredBy, @OrgApiKeyId,
+            @RequestId, @Status, @Parameters, @ResolvedConfig, @StartTime, @EndTime, @DurationMs, @ErrorClass, @ErrorMessage,
+            @IdempotencyKey, @WorkerId, @HeartbeatAt, NULL, @Attempt, @CreatedAt)
+        """;
+
+    internal static object RunArgs(PipelineRunRecord run) =>
             new
             {
                 run.PipelineLoggingId,
@@ -255,17 +266,7 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
         await using var connection = await OpenAsync(cancellationToken);
         try
         {
-            await connection.ExecuteAsync(new CommandDefinition(
-                """
-                INSERT INTO org_meta_pipeline_runs (pipeline_logging_id, org_slug, pipeline_id, pipeline_path, "trigger", triggered_by, org_api_key_id,
-                    request_id, status, parameters, resolved_config, start_time, end_time, duration_ms, error_class, error_message,
-                    idempotency_key, worker_id, heartbeat_at, cancel_requested_at, attempt, created_at)
-                VALUES (@PipelineLoggingId, @Org, @PipelineId, @PipelinePath, @Trigger, @TriggeredBy, @OrgApiKeyId,
-                    @RequestId, @Status, @Parameters, @ResolvedConfig, @StartTime, @EndTime, @DurationMs, @ErrorClass, @ErrorMessage,
-                    @IdempotencyKey, @WorkerId, @HeartbeatAt, NULL, @Attempt, @CreatedAt)
-                """,
-                RunArgs(run),
-                cancellationToken: cancellationToken));
+            await connection.ExecuteAsync(new CommandDefinition(InsertRunSql, RunArgs(run), cancellationToken: cancellationToken));
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode == 19)
         {
@@ -497,7 +498,12 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
         var args = new { stale = SqliteSchema.Timestamp(staleBefore), at = SqliteSchema.Timestamp(at), reason };
         var ids = (await connection.QueryAsync<string>(new CommandDefinition(
-            "SELECT pipeline_logging_id FROM org_meta_pipeline_runs WHERE status IN ('PENDING', 'RUNNING') AND (heartbeat_at IS NULL OR heartbeat_at < @stale)",
+            """
+            SELECT r.pipeline_logging_id FROM org_meta_pipeline_runs r
+            WHERE r.status IN ('PENDING', 'RUNNING') AND (r.heartbeat_at IS NULL OR r.heartbeat_at < @stale)
+              AND NOT EXISTS (SELECT 1 FROM org_pipeline_execution_queue q
+                              WHERE q.pipeline_logging_id = r.pipeline_logging_id AND q.status IN ('QUEUED', 'CLAIMED', 'RUNNING'))
+            """,
             args, transaction, cancellationToken: cancellationToken))).ToList();
         if (ids.Count > 0)
         {

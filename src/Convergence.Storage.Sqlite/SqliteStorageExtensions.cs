@@ -15,6 +15,7 @@ public static class SqliteStorageExtensions
         {
             services.AddSingleton<IControlPlaneStore, SqliteControlPlaneStore>();
             services.AddSingleton<IScheduleStore, SqliteScheduleStore>();
+            services.AddSingleton<IRunQueueStore, SqliteRunQueueStore>();
         }
 
         if (warehouse)

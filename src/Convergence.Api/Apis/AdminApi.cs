@@ -28,6 +28,7 @@ public static class AdminApi
         PipelineExecutor executor,
         IControlPlaneStore store,
         TimeProvider time,
+        Pipelines.RunQueueSignal queueSignal,
         CancellationToken cancellationToken)
     {
         var actor = http.ToActor();
@@ -38,6 +39,7 @@ public static class AdminApi
         };
         var result = await executor.RunAsync(new PipelineRunRequest(BootstrapPipeline, null, parameters, actor, RunTrigger.Admin), cancellationToken);
         var outcome = result.Output<BootstrapOutcome>("create_central_dataset");
+        queueSignal.Notify(); // the worker pool waits for the queue table to exist
         await store.RecordAuditAsync(
             actor.Audit("platform.bootstrap", null, AuditOutcome.Success, time.GetUtcNow(), new Dictionary<string, object?>
             {

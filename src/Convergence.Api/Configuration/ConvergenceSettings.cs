@@ -91,8 +91,23 @@ public sealed record ConvergenceSettings
     /// <summary>Runs executed at once by this instance's worker pool.</summary>
     public int PipelineWorkers { get; init; } = 4;
 
-    /// <summary>Runs that may wait for a worker before submissions get 503.</summary>
-    public int RunQueueCapacity { get; init; } = 1000;
+    /// <summary>How often a queue entry may be claimed before a lost lease fails it for good (<c>CONVERGENCE_RUN_MAX_ATTEMPTS</c>).</summary>
+    public int RunMaxAttempts { get; init; } = 3;
+
+    /// <summary>How often an idle worker pool looks for runs queued by other instances (<c>CONVERGENCE_QUEUE_POLL_SECONDS</c>).</summary>
+    public TimeSpan QueuePollInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// <c>embedded</c> (default): this process triggers due schedules itself every <see cref="SchedulerInterval"/>;
+    /// <c>external</c>: an external cron calls the scheduler endpoints (<c>CONVERGENCE_SCHEDULER</c>).
+    /// </summary>
+    public string Scheduler { get; init; } = "embedded";
+
+    /// <summary>How often the embedded scheduler triggers due schedules (<c>CONVERGENCE_SCHEDULER_INTERVAL_SECONDS</c>).</summary>
+    public TimeSpan SchedulerInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Days of quota rows, finished queue entries and schedule ticks kept (<c>QUOTA_RETENTION_DAYS</c>).</summary>
+    public int QuotaRetentionDays { get; init; } = 90;
 
     /// <summary>How often a worker proves it is alive; four missed beats and its runs are failed as abandoned.</summary>
     public TimeSpan RunHeartbeatInterval { get; init; } = TimeSpan.FromSeconds(15);
@@ -184,7 +199,11 @@ public sealed record ConvergenceSettings
             GcpTokenUrl = GetUrl(Get, "GCP_TOKEN_URL", new Uri("https://oauth2.googleapis.com/token"), errors),
             IntegrationCheckTimeout = TimeSpan.FromSeconds(GetInt("INTEGRATION_CHECK_TIMEOUT_SECONDS", 10, 1)),
             PipelineWorkers = GetInt("CONVERGENCE_PIPELINE_WORKERS", 4, 1),
-            RunQueueCapacity = GetInt("CONVERGENCE_RUN_QUEUE_CAPACITY", 1000, 1),
+            RunMaxAttempts = GetInt("CONVERGENCE_RUN_MAX_ATTEMPTS", 3, 1),
+            QueuePollInterval = TimeSpan.FromSeconds(GetInt("CONVERGENCE_QUEUE_POLL_SECONDS", 2, 1)),
+            Scheduler = GetChoice("CONVERGENCE_SCHEDULER", "embedded", "embedded", "external"),
+            SchedulerInterval = TimeSpan.FromSeconds(GetInt("CONVERGENCE_SCHEDULER_INTERVAL_SECONDS", 30, 1)),
+            QuotaRetentionDays = GetInt("QUOTA_RETENTION_DAYS", 90, 35),
             RunHeartbeatInterval = TimeSpan.FromSeconds(GetInt("CONVERGENCE_RUN_HEARTBEAT_SECONDS", 15, 1)),
             OrganizationCacheTtl = TimeSpan.FromSeconds(GetInt("CONVERGENCE_ORG_CACHE_SECONDS", 2, 0)),
         };

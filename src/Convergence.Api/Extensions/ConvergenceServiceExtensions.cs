@@ -100,15 +100,21 @@ public static partial class ConvergenceServiceExtensions
         services.AddSingleton(WorkerIdentity.Create());
         services.AddSingleton<RunCancellationRegistry>();
         services.AddSingleton<PipelineExecutor>();
-        var workers = new ConvergenceWorkerOptions(settings.PipelineWorkers, settings.RunQueueCapacity, settings.RunHeartbeatInterval);
-        services.AddSingleton(workers);
-        services.AddSingleton(new PipelineWorkQueue(workers.QueueCapacity));
+        services.AddSingleton(new ConvergenceWorkerOptions(settings.PipelineWorkers, settings.RunHeartbeatInterval, settings.RunMaxAttempts, settings.QueuePollInterval));
+        services.AddSingleton<RunQueueSignal>();
+        services.AddSingleton<HeldLeases>();
+        services.AddSingleton<RunDispatcher>();
+        services.AddSingleton(sp => ActivatorUtilities.CreateInstance<Core.Scheduling.ScheduleTrigger>(sp, settings.RunMaxAttempts));
         services.AddSingleton<PipelineRunService>();
         services.AddSingleton<Pricing.PriceTableService>();
         services.AddSingleton<Core.Pricing.IOrgPriceLists>(sp => sp.GetRequiredService<Pricing.PriceTableService>());
         services.AddSingleton<Pricing.SubscriptionTableService>();
         services.AddHostedService<PipelineWorkerService>();
         services.AddHostedService<RunMaintenanceService>();
+        if (settings.Scheduler == "embedded")
+        {
+            services.AddHostedService<EmbeddedSchedulerService>();
+        }
         services.AddSingleton<ApiKeyIssuer>();
         services.AddSingleton<Core.Integrations.CredentialVault>();
         services.AddSingleton(new Processors.Integrations.ProviderEndpoints(

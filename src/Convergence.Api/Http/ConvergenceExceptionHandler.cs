@@ -23,6 +23,7 @@ internal sealed partial class ConvergenceExceptionHandler(ILogger<ConvergenceExc
         {
             DependencyUnavailableException d => d.RetryAfter,
             TransientException t => t.RetryAfter,
+            QuotaExceededException q => q.RetryAfter,
             _ => null,
         };
         if (retryAfter is { } wait)
@@ -44,6 +45,8 @@ internal sealed partial class ConvergenceExceptionHandler(ILogger<ConvergenceExc
         RequestValidationException v => (422, v.Title, "One or more fields are invalid; see errors.", new() { ["errors"] = v.Errors }),
         ResourceNotFoundException n => (404, n.Title, n.Message, null),
         ConflictException c => (409, c.Title, c.Message, null),
+        QuotaExceededException q => (429, q.Title, q.Message, new() { ["limit"] = q.Limit, ["limit_value"] = q.Value, ["used"] = q.Used, ["resets_at"] = q.ResetsAt }),
+        SubscriptionInactiveException s => (403, s.Title, s.Message, null),
         Pipelines.RunInProgressException r => (409, r.Title, r.Message, new() { ["pipeline_logging_id"] = r.Run.PipelineLoggingId, ["run_status"] = r.Run.Status }),
         DataQualityException q => (422, "Data-quality check failed", q.Message, null),
         Apis.ForbiddenException f => (403, f.Title, f.Message, null),

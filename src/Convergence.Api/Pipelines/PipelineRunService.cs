@@ -2,16 +2,22 @@ using Convergence.Core.Audit;
 using Convergence.Core.Errors;
 using Convergence.Core.Organizations;
 using Convergence.Core.Pipelines;
+using Convergence.Core.Scheduling;
 using Convergence.Core.Storage;
 
 namespace Convergence.Api.Pipelines;
 
-/// <summary>Admits run requests from the API: validates, records PENDING (idempotently) and queues.</summary>
+/// <summary>
+/// Admits run requests from the API: validates, then in one store transaction checks the subscription and the plan's
+/// daily and monthly limits, counts the run, records it PENDING (idempotently) and queues it.
+/// </summary>
 public sealed class PipelineRunService(
     PipelineExecutor executor,
     PipelineCatalog catalog,
     IControlPlaneStore store,
-    PipelineWorkQueue queue,
+    IRunQueueStore queue,
+    RunQueueSignal signal,
+    ConvergenceWorkerOptions options,
     RunCancellationRegistry cancellations,
     TimeProvider time)
 {
@@ -52,25 +58,26 @@ public sealed class PipelineRunService(
             return Replay(existing, run);
         }
 
-        try
+        var admission = new RunAdmission(run, QueuePriority.Api, options.MaxAttempts, null, CountsAgainstQuota: true, time.GetUtcNow());
+        switch (await queue.AdmitAsync(admission, cancellationToken))
         {
-            await store.CreateRunAsync(run, cancellationToken);
+            case AdmissionOutcome.Admitted:
+                signal.Notify();
+                return new SubmitOutcome(run, Created: true);
+            case AdmissionOutcome.OverQuota over:
+                var wait = over.Limit.ResetsAt - admission.Now;
+                throw new QuotaExceededException(
+                    over.Limit.Name, over.Limit.Limit, over.Limit.Used, over.Limit.ResetsAt, wait < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : wait,
+                    $"{over.Limit.Describe()} Organization '{org}' is on the {profile.SubscriptionPlan} plan.");
+            case AdmissionOutcome.SubscriptionInactive inactive:
+                throw new SubscriptionInactiveException($"Organization '{org}' cannot run pipelines: {inactive.Reason}");
+            default:
+                // The idempotency key was taken by a concurrent request between the lookup and the insert.
+                var winner = idempotencyKey is null ? null : await store.FindRunByIdempotencyKeyAsync(org, idempotencyKey, cancellationToken);
+                return winner is null
+                    ? throw new ConflictException("Idempotency conflict", "A concurrent request with this Idempotency-Key is being admitted; retry.")
+                    : Replay(winner, run);
         }
-        catch (DuplicateRowException) when (idempotencyKey is not null)
-        {
-            var winner = await store.FindRunByIdempotencyKeyAsync(org, idempotencyKey, cancellationToken)
-                ?? throw new ConflictException("Idempotency conflict", "A concurrent request with this Idempotency-Key is being admitted; retry.");
-            return Replay(winner, run);
-        }
-
-        if (!queue.TryEnqueue(run.PipelineLoggingId))
-        {
-            // Not admitted: remove the row so nothing half-made remains and a retry with the same Idempotency-Key runs.
-            await store.DeletePendingRunAsync(run.PipelineLoggingId, CancellationToken.None);
-            throw new DependencyUnavailableException("Run queue", $"The run queue is full ({queue.Capacity} waiting); retry shortly.", retryAfter: TimeSpan.FromSeconds(5));
-        }
-
-        return new SubmitOutcome(run, Created: true);
     }
 
     /// <summary>Requests cancellation; a run executing in this process stops at its next cancellation check.</summary>
@@ -78,6 +85,13 @@ public sealed class PipelineRunService(
     {
         var run = await store.RequestCancelAsync(runId, org, time.GetUtcNow(), cancellationToken) ?? throw new ResourceNotFoundException("Run", runId);
         cancellations.TryCancel(runId);
+
+        // A run still waiting in the queue is closed at once rather than when a worker reaches it.
+        if (run.Status == RunStatus.Pending)
+        {
+            await queue.CancelQueuedAsync(runId, time.GetUtcNow(), cancellationToken);
+        }
+
         return run;
     }
 

@@ -66,3 +66,27 @@ public sealed class DataQualityException(string message) : Exception(message);
 
 /// <summary>The run was stopped by a shutdown of its worker, not by a user; its step writes were rolled back.</summary>
 public sealed class RunInterruptedException(string message) : Exception(message);
+
+/// <summary>A run limit of the org's plan is reached (429 with Retry-After until it resets).</summary>
+public sealed class QuotaExceededException(string limit, int value, int used, DateTimeOffset resetsAt, TimeSpan retryAfter, string message)
+    : ConvergenceException(message)
+{
+    /// <summary><c>daily</c> or <c>monthly</c>.</summary>
+    public string Limit { get; } = limit;
+
+    public int Value { get; } = value;
+
+    public int Used { get; } = used;
+
+    public DateTimeOffset ResetsAt { get; } = resetsAt;
+
+    public TimeSpan RetryAfter { get; } = retryAfter;
+
+    public override string Title => "Run quota exceeded";
+}
+
+/// <summary>The org's subscription may not run pipelines (not ACTIVE, or a TRIAL that ended).</summary>
+public sealed class SubscriptionInactiveException(string message) : ConvergenceException(message)
+{
+    public override string Title => "Subscription not active";
+}

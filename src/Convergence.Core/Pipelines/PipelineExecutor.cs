@@ -109,8 +109,10 @@ public sealed partial class PipelineExecutor(
         var journal = new RunJournal(store, logger, await store.IsBootstrappedAsync(cancellationToken));
         var started = time.GetUtcNow();
         var run = pending with { Status = RunStatus.Running, StartTime = started, WorkerId = worker.Id, HeartbeatAt = started };
+        // A retried run (its first worker's lease expired) logs its steps apart from the abandoned attempt's.
+        var stepPrefix = pending.Attempt > 1 ? $"{pending.PipelineLoggingId}-a{pending.Attempt}" : pending.PipelineLoggingId;
         var stepLogs = steps.Select((s, i) => new StepLogRecord(
-            $"{pending.PipelineLoggingId}-{i:D2}", pending.PipelineLoggingId, pending.OrgSlug, s.StepId, s.PsType, RunStatus.Pending, null, null, null, 0, null, null, null)).ToList();
+            $"{stepPrefix}-{i:D2}", pending.PipelineLoggingId, pending.OrgSlug, s.StepId, s.PsType, RunStatus.Pending, null, null, null, 0, null, null, null)).ToList();
         await journal.SaveAsync(run, stepLogs, cancellationToken);
         LogRunStarted(logger, run.PipelineLoggingId, pipeline.Path, run.OrgSlug?.Value);
 

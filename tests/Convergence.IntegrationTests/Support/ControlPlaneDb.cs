@@ -22,6 +22,14 @@ public sealed class ControlPlaneDb(string path)
         return command.ExecuteScalar();
     }
 
+    /// <summary>Runs a write (a test arranging state the API cannot reach, such as an expired subscription); returns rows changed.</summary>
+    public int Execute(string sql, params (string Name, object? Value)[] args)
+    {
+        using var connection = Open();
+        using var command = Command(connection, sql, args);
+        return command.ExecuteNonQuery();
+    }
+
     public IReadOnlyList<Dictionary<string, object?>> Rows(string sql, params (string Name, object? Value)[] args)
     {
         using var connection = Open();

@@ -28,6 +28,9 @@ public sealed class PipelineHarness : IAsyncDisposable
         {
             // The maintenance loop's timer then stays far beyond the horizon the retry tests drive the clock through.
             all["CONVERGENCE_RUN_HEARTBEAT_SECONDS"] = "3600";
+
+            // Likewise no embedded scheduler timer: the tests trigger what they need themselves.
+            all["CONVERGENCE_SCHEDULER"] = "external";
         }
 
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
@@ -255,11 +258,11 @@ public sealed class ManualClockPipelineFixture : PipelineFixture
     }
 }
 
-/// <summary>A <see cref="PipelineFixture"/> with one worker and a queue of one, so runs wait and the queue fills on demand.</summary>
+/// <summary>A <see cref="PipelineFixture"/> with one worker, so runs wait in the queue.</summary>
 public sealed class SingleWorkerPipelineFixture : PipelineFixture
 {
     public SingleWorkerPipelineFixture()
-        : base(manualClock: false, new Dictionary<string, string?> { ["CONVERGENCE_PIPELINE_WORKERS"] = "1", ["CONVERGENCE_RUN_QUEUE_CAPACITY"] = "1" })
+        : base(manualClock: false, new Dictionary<string, string?> { ["CONVERGENCE_PIPELINE_WORKERS"] = "1" })
     {
     }
 }

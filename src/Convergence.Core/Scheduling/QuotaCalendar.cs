@@ -1,0 +1,55 @@
+using Convergence.Core.Organizations;
+
+namespace Convergence.Core.Scheduling;
+
+/// <summary>
+/// The calendar of run quotas: daily counters reset at midnight UTC, monthly counters on the subscription's
+/// anniversary (the day of month it started, or the month's last day when that month is shorter), also at midnight UTC.
+/// </summary>
+public static class QuotaCalendar
+{
+    /// <summary>The UTC day a run admitted at <paramref name="now"/> counts against.</summary>
+    public static DateOnly UsageDate(DateTimeOffset now) => DateOnly.FromDateTime(now.UtcDateTime);
+
+    /// <summary>When the daily counter next resets: the coming midnight UTC.</summary>
+    public static DateTimeOffset NextDailyReset(DateTimeOffset now) =>
+        new(UsageDate(now).AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
+
+    /// <summary>The first day of the billing month that holds <paramref name="day"/>.</summary>
+    public static DateOnly MonthStart(DateOnly subscriptionStart, DateOnly day)
+    {
+        var candidate = Anniversary(subscriptionStart, day.Year, day.Month);
+        if (candidate <= day)
+        {
+            return candidate;
+        }
+
+        var previous = day.AddMonths(-1);
+        return Anniversary(subscriptionStart, previous.Year, previous.Month);
+    }
+
+    /// <summary>When the monthly counter next resets: midnight UTC of the next anniversary.</summary>
+    public static DateTimeOffset NextMonthlyReset(DateOnly subscriptionStart, DateTimeOffset now)
+    {
+        var start = MonthStart(subscriptionStart, UsageDate(now));
+        var next = start.AddMonths(1);
+        var reset = Anniversary(subscriptionStart, next.Year, next.Month);
+        return new(reset.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
+    }
+
+    /// <summary>Whether the subscription may run pipelines at <paramref name="now"/>: ACTIVE, or TRIAL before it ends.</summary>
+    public static bool IsUsable(OrgSubscription subscription, DateTimeOffset now, out string reason)
+    {
+        reason = subscription.Status switch
+        {
+            SubscriptionStatus.Active => string.Empty,
+            SubscriptionStatus.Trial when subscription.TrialEndsAt is null || subscription.TrialEndsAt > now => string.Empty,
+            SubscriptionStatus.Trial => $"The trial ended at {subscription.TrialEndsAt:O}.",
+            _ => $"The subscription is {subscription.Status}.",
+        };
+        return reason.Length == 0;
+    }
+
+    private static DateOnly Anniversary(DateOnly subscriptionStart, int year, int month) =>
+        new(year, month, Math.Min(subscriptionStart.Day, DateTime.DaysInMonth(year, month)));
+}

@@ -1,0 +1,141 @@
+using System.Globalization;
+using Convergence.Core.Audit;
+using Convergence.Core.Pipelines;
+using Microsoft.Extensions.Logging;
+
+namespace Convergence.Core.Scheduling;
+
+/// <summary>
+/// Turns due schedules into queued runs. Each due active schedule yields one tick per call: its run is queued (or
+/// skipped with the reason, when the org is over quota or its subscription inactive) and its next_run_time advances to
+/// the first occurrence after now.
+/// </summary>
+/// <remarks>
+/// <para>Duplicate and concurrent triggers are harmless: a schedule advances only from the next_run_time the trigger
+/// read (compare-and-swap), and a tick is recorded once per (org, pipeline, scheduled_for).</para>
+/// <para>Catch-up policy: after downtime, a schedule that missed several occurrences runs once, for the latest
+/// occurrence that is due (its <c>{date}</c> is that occurrence's local date); the earlier ones are counted on the
+/// tick's record, not run. Backfill them with a date-range run if the data is needed.</para>
+/// </remarks>
+public sealed partial class ScheduleTrigger(
+    IScheduleStore schedules,
+    IRunQueueStore queue,
+    PipelineExecutor executor,
+    TimeProvider time,
+    int maxAttempts,
+    ILogger<ScheduleTrigger> logger)
+{
+    /// <summary>Schedules handled per store transaction.</summary>
+    public const int BatchSize = 500;
+
+    /// <summary>Missed occurrences a catch-up walks one by one before it jumps ahead.</summary>
+    public const int MaxCatchUpWalk = 10_000;
+
+    public async Task<TriggerResult> TriggerAsync(CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var outcomes = new List<TickOutcome>();
+        int due = 0, invalid = 0;
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        while (true)
+        {
+            var batch = (await schedules.ListDueAsync(now, BatchSize, cancellationToken)).Where(c => seen.Add(c.ConfigId)).ToList();
+            if (batch.Count == 0)
+            {
+                break;
+            }
+
+            due += batch.Count;
+            var ticks = new List<ScheduledTick>(batch.Count);
+            foreach (var config in batch)
+            {
+                if (Tick(config, now) is { } tick)
+                {
+                    ticks.Add(tick);
+                }
+                else
+                {
+                    // Park it (no next run) so it neither blocks the due list nor fires; a PUT with valid values revives it.
+                    invalid++;
+                    await schedules.UpdateAsync(config with { NextRunTime = null, UpdatedAt = now }, cancellationToken);
+                }
+            }
+
+            outcomes.AddRange(await queue.EnqueueTicksAsync(ticks, now, cancellationToken));
+        }
+
+        var result = new TriggerResult(
+            due,
+            outcomes.Count(o => o.Status == TickStatus.Queued),
+            outcomes.Count(o => o.Status == TickStatus.Skipped),
+            outcomes.Count(o => o.Status == TickStatus.Duplicate),
+            outcomes.Count(o => o.Status == TickStatus.Stale),
+            invalid,
+            outcomes);
+        if (due > 0)
+        {
+            LogTriggered(logger, due, result.Queued, result.Skipped, result.Duplicates + result.Stale, invalid);
+        }
+
+        return result;
+    }
+
+    /// <summary>The tick of a due schedule, or null when its stored cron, pipeline or parameters can no longer be used.</summary>
+    private ScheduledTick? Tick(ScheduleConfig config, DateTimeOffset now)
+    {
+        if (config.NextRunTime is not { } expected || !CronSchedule.TryCreate(config.CronSchedule, config.Timezone, out var cron, out _) || cron is null)
+        {
+            LogInvalid(logger, config.ConfigId, config.OrgSlug.Value, "its cron expression or time zone is invalid");
+            return null;
+        }
+
+        try
+        {
+            var (occurrence, missed) = LatestDue(cron, expected, now);
+            var parameters = new Dictionary<string, string>(config.Parameters, StringComparer.Ordinal)
+            {
+                [RunParameters.DateKey] = cron.ScheduledLocalDate(occurrence).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+            };
+            var actor = new Actor(Actor.RootType, null, config.OrgSlug, "scheduler", null);
+            var run = executor.Prepare(new PipelineRunRequest(config.Pipeline, config.OrgSlug, parameters, actor, RunTrigger.Scheduler));
+            return new ScheduledTick(config.ConfigId, config.OrgSlug, config.Pipeline, expected, occurrence, cron.Next(now), missed, run, maxAttempts);
+        }
+        catch (Exception ex) when (ex is Errors.ConvergenceException or CronScheduleException)
+        {
+            // The pipeline was removed or its parameters no longer validate.
+            LogInvalid(logger, config.ConfigId, config.OrgSlug.Value, ex.Message);
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// The latest occurrence at or before <paramref name="now"/>, starting from the stored next_run_time, and how many
+    /// earlier due occurrences it skips. Beyond <see cref="MaxCatchUpWalk"/> missed occurrences (an every-minute schedule
+    /// down for a week) the walk jumps to the last day before now, so the count is then a lower bound.
+    /// </summary>
+    private static (DateTimeOffset Occurrence, int Missed) LatestDue(CronSchedule cron, DateTimeOffset expected, DateTimeOffset now)
+    {
+        var occurrence = expected;
+        var missed = 0;
+        for (var next = cron.Next(occurrence); next <= now; next = cron.Next(occurrence))
+        {
+            occurrence = next;
+            missed++;
+            if (missed == MaxCatchUpWalk && cron.Next(now - TimeSpan.FromDays(1)) is var near && near > occurrence && near <= now)
+            {
+                occurrence = near;
+            }
+        }
+
+        return (occurrence, missed);
+    }
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "Trigger: {Due} due schedule(s), {Queued} queued, {Skipped} skipped, {Repeated} already handled, {Invalid} invalid")]
+    private static partial void LogTriggered(ILogger logger, int due, int queued, int skipped, int repeated, int invalid);
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "Schedule {ConfigId} of org {OrgSlug} cannot run: {Problem}")]
+    private static partial void LogInvalid(ILogger logger, string configId, string orgSlug, string problem);
+}
+
+/// <summary>What one trigger did.</summary>
+public sealed record TriggerResult(int Due, int Queued, int Skipped, int Duplicates, int Stale, int Invalid, IReadOnlyList<TickOutcome> Outcomes);

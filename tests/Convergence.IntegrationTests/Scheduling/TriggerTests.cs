@@ -1,0 +1,149 @@
+using System.Net;
+using Convergence.Api.Pipelines;
+using Convergence.IntegrationTests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace Convergence.IntegrationTests.Scheduling;
+
+/// <summary>
+/// <c>POST /api/v1/scheduler/trigger</c> on the fake clock (Thu 14 Mar 2030 12:00Z; Berlin on CET, +01:00): one queue
+/// entry per due tick however often or concurrently it is called, the schedule advanced, <c>{date}</c> the scheduled
+/// local date, one catch-up run after downtime, over-quota ticks skipped with the reason.
+/// </summary>
+public sealed class TriggerTests : IAsyncLifetime
+{
+    private readonly PipelineHarness _api = new(settings: new Dictionary<string, string?>
+    {
+        ["CONVERGENCE_SCHEDULER"] = "external",
+        ["CONVERGENCE_RUN_HEARTBEAT_SECONDS"] = "3600",
+    });
+
+    public async Task InitializeAsync() => await _api.Factory.BootstrapAsync();
+
+    public async Task DisposeAsync() => await _api.DisposeAsync();
+
+    [Fact]
+    public async Task Trigger_ConcurrentAndRepeated_QueuesEachDueTickOnceAndAdvancesTheSchedule()
+    {
+        var org = await _api.Factory.OnboardAsync(PipelineHarness.NewSlug("tick"), "SCALE");
+        var configId = await CreateScheduleAsync(org, "0 6 * * *", "Europe/Berlin");
+        MoveTo(_api.Factory.Clock, At("2030-03-15T05:00:30Z")); // 06:00:30 CET on Friday
+
+        using var root = _api.Factory.RootClient();
+        var bodies = await Task.WhenAll(Enumerable.Range(0, 5).Select(async _ =>
+        {
+            using var response = await root.PostAsync("/api/v1/scheduler/trigger", null);
+            return await response.ShouldBeJsonAsync(HttpStatusCode.OK);
+        }));
+        using (var again = await root.PostAsync("/api/v1/scheduler/trigger", null))
+        {
+            (await again.ShouldBeJsonAsync(HttpStatusCode.OK)).GetProperty("due").GetInt32().ShouldBe(0, "the schedule advanced");
+        }
+
+        bodies.Sum(b => b.GetProperty("queued").GetInt32()).ShouldBe(1);
+        var db = _api.Factory.ControlPlane();
+        var entry = db.Rows("SELECT * FROM org_pipeline_execution_queue WHERE org_slug = $org", ("$org", org.Slug)).ShouldHaveSingleItem();
+        entry["scheduled_for"].ShouldBe("2030-03-15T05:00:00.0000000Z");
+        entry["priority"].ShouldBe(50L);
+        db.Count("org_scheduled_pipeline_runs", "config_id = $id AND status = 'QUEUED'", ("$id", configId)).ShouldBe(1);
+        db.Scalar("SELECT next_run_time FROM org_pipeline_configs WHERE config_id = $id", ("$id", configId)).ShouldBe("2030-03-16T05:00:00.0000000Z");
+
+        using var client = _api.Factory.OrgClient(org.ApiKey);
+        var run = await _api.WaitForRunAsync(client, (string)entry["pipeline_logging_id"]!);
+        run.Str("status").ShouldBe("COMPLETED");
+        run.Str("trigger").ShouldBe("SCHEDULER");
+        run.GetProperty("parameters").Str("date").ShouldBe("2030-03-15", "the scheduled local date");
+    }
+
+    [Fact]
+    public async Task Trigger_LocalDateDiffersFromUtc_UsesTheOrgsLocalDate()
+    {
+        var org = await _api.Factory.OnboardAsync(PipelineHarness.NewSlug("tokyo"), "SCALE");
+        await CreateScheduleAsync(org, "30 7 * * *", "Asia/Tokyo"); // 07:30 JST = 22:30Z the day before
+        MoveTo(_api.Factory.Clock, At("2030-03-14T22:31:00Z"));
+
+        using var root = _api.Factory.RootClient();
+        using var response = await root.PostAsync("/api/v1/scheduler/trigger", null);
+        (await response.ShouldBeJsonAsync(HttpStatusCode.OK)).GetProperty("queued").GetInt32().ShouldBe(1);
+
+        var parameters = (string)_api.Factory.ControlPlane().Scalar("SELECT parameters FROM org_pipeline_execution_queue WHERE org_slug = $org", ("$org", org.Slug))!;
+        parameters.ShouldContain("\"date\":\"2030-03-15\"");
+    }
+
+    [Fact]
+    public async Task Trigger_AfterThreeDaysOfDowntime_RunsOnceForTheLatestTickAndCountsTheMissedOnes()
+    {
+        var org = await _api.Factory.OnboardAsync(PipelineHarness.NewSlug("late"), "SCALE");
+        var configId = await CreateScheduleAsync(org, "0 6 * * *", "Europe/Berlin");
+        MoveTo(_api.Factory.Clock, At("2030-03-18T09:00:00Z")); // due 15, 16, 17 and 18 March
+
+        using var root = _api.Factory.RootClient();
+        using var response = await root.PostAsync("/api/v1/scheduler/trigger", null);
+        (await response.ShouldBeJsonAsync(HttpStatusCode.OK)).GetProperty("queued").GetInt32().ShouldBe(1);
+
+        var db = _api.Factory.ControlPlane();
+        var tick = db.Rows("SELECT scheduled_for, reason FROM org_scheduled_pipeline_runs WHERE config_id = $id", ("$id", configId)).ShouldHaveSingleItem();
+        tick["scheduled_for"].ShouldBe("2030-03-18T05:00:00.0000000Z");
+        ((string)tick["reason"]!).ShouldContain("3 earlier due tick(s)");
+        db.Scalar("SELECT next_run_time FROM org_pipeline_configs WHERE config_id = $id", ("$id", configId)).ShouldBe("2030-03-19T05:00:00.0000000Z");
+        ((string)db.Scalar("SELECT parameters FROM org_pipeline_execution_queue WHERE org_slug = $org", ("$org", org.Slug))!).ShouldContain("\"date\":\"2030-03-18\"");
+    }
+
+    [Fact]
+    public async Task Trigger_OrgOverItsDailyLimit_SkipsTheTickWithTheReasonAndStillAdvances()
+    {
+        var org = await _api.Factory.OnboardAsync(PipelineHarness.NewSlug("full"), "STARTER");
+        var configId = await CreateScheduleAsync(org, "*/30 * * * *", "UTC");
+        var db = _api.Factory.ControlPlane();
+        db.Execute("UPDATE org_usage_quotas SET pipelines_run_today = 6, pipelines_run_month = 6 WHERE org_slug = $org", ("$org", org.Slug));
+        MoveTo(_api.Factory.Clock, At("2030-03-14T12:30:05Z"));
+
+        using var root = _api.Factory.RootClient();
+        using var response = await root.PostAsync("/api/v1/scheduler/trigger", null);
+
+        var body = await response.ShouldBeJsonAsync(HttpStatusCode.OK);
+        body.GetProperty("skipped").GetInt32().ShouldBe(1);
+        var skipped = body.GetProperty("not_queued").EnumerateArray().ShouldHaveSingleItem();
+        skipped.Str("reason").ShouldContain("daily limit of 6 runs");
+        var tick = db.Rows("SELECT status, reason, queue_id FROM org_scheduled_pipeline_runs WHERE config_id = $id", ("$id", configId)).ShouldHaveSingleItem();
+        tick["status"].ShouldBe("SKIPPED");
+        ((string)tick["reason"]!).ShouldContain("daily limit");
+        tick["queue_id"].ShouldBeNull();
+        db.Count("org_pipeline_execution_queue", "org_slug = $org", ("$org", org.Slug)).ShouldBe(0);
+        db.Count("org_meta_pipeline_runs", "org_slug = $org AND \"trigger\" = 'SCHEDULER'", ("$org", org.Slug)).ShouldBe(0, "nothing half-made");
+        db.Scalar("SELECT next_run_time FROM org_pipeline_configs WHERE config_id = $id", ("$id", configId)).ShouldBe("2030-03-14T13:00:00.0000000Z");
+    }
+
+    [Fact]
+    public async Task EmbeddedScheduler_Tick_TriggersDueSchedulesWithoutAnExternalCron()
+    {
+        await using var embedded = new PipelineHarness(settings: new Dictionary<string, string?> { ["CONVERGENCE_RUN_HEARTBEAT_SECONDS"] = "3600" });
+        await embedded.Factory.BootstrapAsync();
+        var org = await embedded.Factory.OnboardAsync(PipelineHarness.NewSlug("emb"), "SCALE");
+        using (var client = embedded.Factory.OrgClient(org.ApiKey))
+        using (var created = await client.PostJsonAsync($"/api/v1/schedules/{org.Slug}", new { pipeline = TestPipelines.Rows, cron_schedule = "15 12 * * *", timezone = "UTC" }))
+        {
+            await created.ShouldBeJsonAsync(HttpStatusCode.Created);
+        }
+
+        MoveTo(embedded.Factory.Clock, At("2030-03-14T12:15:01Z"));
+        var scheduler = embedded.Factory.Services.GetServices<IHostedService>().OfType<EmbeddedSchedulerService>().ShouldHaveSingleItem();
+        await scheduler.TickAsync(CancellationToken.None);
+
+        var id = embedded.Factory.ControlPlane().Scalar("SELECT pipeline_logging_id FROM org_pipeline_execution_queue WHERE org_slug = $org", ("$org", org.Slug));
+        using var orgClient = embedded.Factory.OrgClient(org.ApiKey);
+        (await embedded.WaitForRunAsync(orgClient, (string)id!)).Str("status").ShouldBe("COMPLETED");
+    }
+
+    private async Task<string> CreateScheduleAsync(OnboardResult org, string cron, string timezone)
+    {
+        using var client = _api.Factory.OrgClient(org.ApiKey);
+        using var created = await client.PostJsonAsync($"/api/v1/schedules/{org.Slug}", new { pipeline = TestPipelines.Rows, cron_schedule = cron, timezone });
+        return (await created.ShouldBeJsonAsync(HttpStatusCode.Created)).Str("config_id");
+    }
+
+    private static void MoveTo(FakeTimeProvider clock, DateTimeOffset at) => clock.Advance(at - clock.GetUtcNow());
+
+    private static DateTimeOffset At(string text) => DateTimeOffset.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
+}
