@@ -72,8 +72,14 @@ public sealed class SqliteScheduleStoreTests : IAsyncLifetime, IDisposable
         await Store.CreateAsync(config, default);
         var changed = config with
         {
-            Pipeline = "gcp/billing", CronSchedule = "0 1 * * *", Timezone = "Asia/Tokyo", Parameters = new Dictionary<string, string> { ["source_uri"] = "gs://b/x" },
-            NextRunTime = Now.AddDays(1), LastRunTime = Now, CreatedAt = Now.AddYears(-1), UpdatedAt = Now.AddMinutes(1),
+            Pipeline = "gcp/billing",
+            CronSchedule = "0 1 * * *",
+            Timezone = "Asia/Tokyo",
+            Parameters = new Dictionary<string, string> { ["source_uri"] = "gs://b/x" },
+            NextRunTime = Now.AddDays(1),
+            LastRunTime = Now,
+            CreatedAt = Now.AddYears(-1),
+            UpdatedAt = Now.AddMinutes(1),
         };
 
         (await Store.UpdateAsync(changed, default)).ShouldBeTrue();
