@@ -140,12 +140,16 @@ public sealed class CronScheduleTests
         errors.Keys.Order(StringComparer.Ordinal).ShouldBe([CronSchedule.CronField, CronSchedule.TimezoneField]);
     }
 
-    [Fact]
-    public void TryCreate_AliasAndExtraSpaces_StoresTheCanonicalZoneAndSingleSpaces()
+    [Theory]
+    [InlineData("US/Eastern", "America/New_York")]
+    [InlineData("UTC", "Etc/UTC")]
+    [InlineData("Asia/Calcutta", "Asia/Kolkata")]
+    [InlineData("Europe/Berlin", "Europe/Berlin")]
+    public void TryCreate_AliasAndExtraSpaces_StoresTheCanonicalZoneAndSingleSpaces(string zone, string canonical)
     {
-        var schedule = Create("  30   2 * *  * ", "US/Eastern");
+        var schedule = Create("  30   2 * *  * ", zone);
 
-        schedule.Timezone.ShouldBe("America/New_York");
+        schedule.Timezone.ShouldBe(canonical);
         schedule.Expression.ShouldBe("30 2 * * *");
     }
 

@@ -31,7 +31,10 @@ public sealed class SchedulesApiTests : IAsyncLifetime, IDisposable
         string id;
         using (var created = await client.PostJsonAsync(Url(org.Slug), new
         {
-            pipeline = "gcp/billing", cron_schedule = "30 2 * * *", timezone = "Europe/Berlin", parameters = new Dictionary<string, string> { ["source_uri"] = "gs://bucket/export.csv" },
+            pipeline = "gcp/billing",
+            cron_schedule = "30 2 * * *",
+            timezone = "Europe/Berlin",
+            parameters = new Dictionary<string, string> { ["source_uri"] = "gs://bucket/export.csv" },
         }))
         {
             var body = await created.ShouldBeJsonAsync(HttpStatusCode.Created);
