@@ -1,0 +1,33 @@
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+
+namespace Convergence.Storage.Postgres;
+
+/// <summary>Registers the PostgreSQL adapter: one server shared by every service instance.</summary>
+public static class PostgresStorageExtensions
+{
+    /// <summary>
+    /// Uses PostgreSQL for the control plane (schema <c>organizations</c> of <paramref name="storeConnection"/>) and/or
+    /// the warehouse (one schema per dataset of <paramref name="warehouseConnection"/>).
+    /// </summary>
+    public static IServiceCollection AddPostgresStorage(this IServiceCollection services, string? storeConnection, string? warehouseConnection)
+    {
+        if (storeConnection is not null)
+        {
+            services.AddSingleton(new PostgresControlPlaneSource(NpgsqlDataSource.Create(storeConnection)));
+        }
+
+        if (warehouseConnection is not null)
+        {
+            services.AddSingleton(new PostgresWarehouseSource(NpgsqlDataSource.Create(warehouseConnection)));
+        }
+
+        return services;
+    }
+}
+
+/// <summary>The connection pool of the control-plane database.</summary>
+public sealed record PostgresControlPlaneSource(NpgsqlDataSource DataSource);
+
+/// <summary>The connection pool of the warehouse database.</summary>
+public sealed record PostgresWarehouseSource(NpgsqlDataSource DataSource);
