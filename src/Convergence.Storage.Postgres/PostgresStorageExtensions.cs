@@ -14,7 +14,10 @@ public static class PostgresStorageExtensions
     {
         if (storeConnection is not null)
         {
-            services.AddSingleton(new PostgresControlPlaneSource(NpgsqlDataSource.Create(storeConnection)));
+            // The control plane's tables live in the schema of the central dataset; unqualified names resolve there.
+            var builder = new NpgsqlConnectionStringBuilder(storeConnection) { SearchPath = Core.Organizations.DatasetRef.CentralName };
+            services.AddSingleton(new PostgresControlPlaneSource(NpgsqlDataSource.Create(builder.ConnectionString)));
+            services.AddSingleton<Core.Scheduling.IScheduleStore, PostgresScheduleStore>();
         }
 
         if (warehouseConnection is not null)

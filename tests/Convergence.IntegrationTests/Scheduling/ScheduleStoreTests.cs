@@ -6,22 +6,45 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Convergence.IntegrationTests.Scheduling;
 
-/// <summary>The SQLite schedule store: org scoping of every member but ListDueAsync, and what the trigger reads as due.</summary>
-public sealed class SqliteScheduleStoreTests : IAsyncLifetime, IDisposable
+/// <summary>The SQLite schedule store, through the app's services.</summary>
+public sealed class SqliteScheduleStoreTests : ScheduleStoreContract, IDisposable
+{
+    private readonly ConvergenceApiFactory _factory = new();
+
+    protected override IScheduleStore Store => _factory.Services.GetRequiredService<IScheduleStore>();
+
+    public override async Task InitializeAsync() => await _factory.BootstrapAsync();
+
+    public void Dispose() => _factory.Dispose();
+}
+
+/// <summary>The PostgreSQL schedule store, on a fresh database of the test server.</summary>
+public sealed class PostgresScheduleStoreTests : ScheduleStoreContract
+{
+    private Storage.Postgres.PostgresControlPlaneSource? _source;
+
+    protected override IScheduleStore Store => new Storage.Postgres.PostgresScheduleStore(_source!);
+
+    public override async Task InitializeAsync() => _source = await PostgresTestDatabase.CreateControlPlaneAsync("sched");
+
+    public override async Task DisposeAsync() => await _source!.DataSource.DisposeAsync();
+}
+
+/// <summary>
+/// What every schedule store must do: org scoping of every member but ListDueAsync, and what the trigger reads as due.
+/// Timestamps are compared at millisecond precision (PostgreSQL keeps microseconds, SQLite 100 ns).
+/// </summary>
+public abstract class ScheduleStoreContract : IAsyncLifetime
 {
     private static readonly DateTimeOffset Now = new(2030, 3, 14, 12, 0, 0, TimeSpan.Zero);
     private static readonly OrgSlug OrgA = OrgSlug.From("store_org_a");
     private static readonly OrgSlug OrgB = OrgSlug.From("store_org_b");
 
-    private readonly ConvergenceApiFactory _factory = new();
+    protected abstract IScheduleStore Store { get; }
 
-    private IScheduleStore Store => _factory.Services.GetRequiredService<IScheduleStore>();
+    public abstract Task InitializeAsync();
 
-    public async Task InitializeAsync() => await _factory.BootstrapAsync();
-
-    public Task DisposeAsync() => Task.CompletedTask;
-
-    public void Dispose() => _factory.Dispose();
+    public virtual Task DisposeAsync() => Task.CompletedTask;
 
     [Fact]
     public async Task ListDue_AcrossOrgs_ReturnsActiveDueByNextRunThenIdUpToTheLimit()
@@ -30,7 +53,7 @@ public sealed class SqliteScheduleStoreTests : IAsyncLifetime, IDisposable
         await Store.CreateAsync(Config("c2", OrgB, Now.AddMinutes(-5)), default);
         await Store.CreateAsync(Config("c1", OrgB, Now.AddHours(-1)), default);
         await Store.CreateAsync(Config("c4", OrgA, Now), default);
-        await Store.CreateAsync(Config("later", OrgA, Now.AddTicks(1)), default);
+        await Store.CreateAsync(Config("later", OrgA, Now.AddMilliseconds(1)), default);
         await Store.CreateAsync(Config("inactive", OrgA, Now.AddHours(-2)) with { IsActive = false }, default);
         await Store.CreateAsync(Config("never", OrgB, null), default);
 
