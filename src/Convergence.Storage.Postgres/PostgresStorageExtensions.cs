@@ -18,6 +18,7 @@ public static class PostgresStorageExtensions
             var builder = new NpgsqlConnectionStringBuilder(storeConnection) { SearchPath = Core.Organizations.DatasetRef.CentralName };
             services.AddSingleton(new PostgresControlPlaneSource(NpgsqlDataSource.Create(builder.ConnectionString)));
             services.AddSingleton<Core.Scheduling.IScheduleStore, PostgresScheduleStore>();
+            services.AddSingleton<Core.Scheduling.IRunQueueStore, PostgresRunQueueStore>();
         }
 
         if (warehouseConnection is not null)

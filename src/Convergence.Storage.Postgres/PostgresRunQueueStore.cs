@@ -1,0 +1,570 @@
+using System.Text.Json;
+using Convergence.Core.Organizations;
+using Convergence.Core.Pipelines;
+using Convergence.Core.Scheduling;
+using Dapper;
+using Npgsql;
+
+namespace Convergence.Storage.Postgres;
+
+/// <summary>
+/// The run queue on PostgreSQL, shared by any number of service instances. The database does the concurrency:
+/// admission locks the org's subscription row (<c>FOR UPDATE</c>) so counting and checking its quota is serial per org;
+/// claims pick entries with <c>FOR UPDATE SKIP LOCKED</c> and take a transaction-scoped advisory lock on the org before
+/// counting its live leases, so two instances cannot both fill the org's last slot.
+/// </summary>
+internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) : IRunQueueStore
+{
+    private const string Active = "('CLAIMED', 'RUNNING')";
+
+    public async Task<AdmissionOutcome> AdmitAsync(RunAdmission admission, CancellationToken cancellationToken)
+    {
+        await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var outcome = await AdmitAsync(connection, transaction, admission, admission.Run.IdempotencyKey is { } key ? "api:" + key : null, cancellationToken);
+        if (outcome is AdmissionOutcome.Admitted)
+        {
+            await transaction.CommitAsync(cancellationToken);
+        }
+
+        return outcome;
+    }
+
+    public async Task<QueueLease?> ClaimAsync(string owner, DateTimeOffset now, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var at = PostgresValues.Timestamp(now);
+        var full = new List<string>();
+        while (true)
+        {
+            // One candidate at a time, so parallel claimers lock different entries instead of one claimer locking them all.
+            var candidate = await connection.QuerySingleOrDefaultAsync<ClaimRow>(new CommandDefinition(
+                $"""
+                SELECT q.queue_id, q.org_slug, q.pipeline_logging_id, q.attempts FROM org_pipeline_execution_queue q
+                WHERE q.status = 'QUEUED' AND NOT (q.org_slug = ANY(@full))
+                  AND (SELECT COUNT(*) FROM org_pipeline_execution_queue r
+                       WHERE r.org_slug = q.org_slug AND r.status IN {Active} AND r.lease_expires_at > @at)
+                      < COALESCE((SELECT concurrent_limit FROM org_subscriptions s WHERE s.org_slug = q.org_slug), 1)
+                ORDER BY q.priority DESC, q.created_at, q.queue_id
+                LIMIT 1
+                FOR UPDATE OF q SKIP LOCKED
+                """,
+                new { at, full = full.ToArray() },
+                transaction,
+                cancellationToken: cancellationToken));
+            if (candidate is null)
+            {
+                break;
+            }
+
+            // Serialize claims of one org across instances; the count below then sees every committed claim.
+            await connection.ExecuteAsync(new CommandDefinition(
+                "SELECT pg_advisory_xact_lock(hashtext('claim:' || @org))", new { org = candidate.org_slug }, transaction, cancellationToken: cancellationToken));
+            var free = await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
+                $"""
+                SELECT (SELECT COUNT(*) FROM org_pipeline_execution_queue r
+                        WHERE r.org_slug = @org AND r.status IN {Active} AND r.lease_expires_at > @at)
+                       < COALESCE((SELECT concurrent_limit FROM org_subscriptions WHERE org_slug = @org), 1)
+                """,
+                new { org = candidate.org_slug, at },
+                transaction,
+                cancellationToken: cancellationToken));
+            if (!free)
+            {
+                full.Add(candidate.org_slug);
+                continue;
+            }
+
+            var token = Guid.NewGuid().ToString("N");
+            var expires = now + lease;
+            var attempt = (int)candidate.attempts + 1;
+            await connection.ExecuteAsync(new CommandDefinition(
+                """
+                UPDATE org_pipeline_execution_queue SET status = 'CLAIMED', lease_owner = @owner, lease_token = @token, lease_expires_at = @expires,
+                    attempts = @attempt, updated_at = @at
+                WHERE queue_id = @id
+                """,
+                new { owner, token, expires = PostgresValues.Timestamp(expires), attempt = (long)attempt, at, id = candidate.queue_id },
+                transaction,
+                cancellationToken: cancellationToken));
+            await connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE org_meta_pipeline_runs SET attempt = @attempt, worker_id = @owner, heartbeat_at = @at WHERE pipeline_logging_id = @run AND status = 'PENDING'",
+                new { attempt = (long)attempt, owner, at, run = candidate.pipeline_logging_id },
+                transaction,
+                cancellationToken: cancellationToken));
+            await RecountRunningAsync(connection, transaction, candidate.org_slug, now, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+            return new QueueLease(candidate.queue_id, OrgSlug.From(candidate.org_slug), candidate.pipeline_logging_id, owner, token, attempt, expires);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return null;
+    }
+
+    public async Task<bool> MarkRunningAsync(QueueLease lease, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
+        return await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE org_pipeline_execution_queue SET status = 'RUNNING', updated_at = @at WHERE queue_id = @QueueId AND lease_token = @Token AND status = 'CLAIMED'",
+            new { lease.QueueId, lease.Token, at = PostgresValues.Timestamp(now) },
+            cancellationToken: cancellationToken)) == 1;
+    }
+
+    public async Task<IReadOnlyList<QueueLease>> RenewAsync(IReadOnlyCollection<QueueLease> leases, DateTimeOffset expiresAt, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (leases.Count == 0)
+        {
+            return [];
+        }
+
+        await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
+        var renewed = (await connection.QueryAsync<string>(new CommandDefinition(
+            $"""
+            UPDATE org_pipeline_execution_queue SET lease_expires_at = @expires, updated_at = @at
+            WHERE queue_id = ANY(@ids) AND lease_token = ANY(@tokens) AND status IN {Active}
+            RETURNING queue_id || ':' || lease_token
+            """,
+            new
+            {
+                ids = leases.Select(l => l.QueueId).ToArray(), tokens = leases.Select(l => l.Token).ToArray(),
+                expires = PostgresValues.Timestamp(expiresAt), at = PostgresValues.Timestamp(now),
+            },
+            cancellationToken: cancellationToken))).ToHashSet(StringComparer.Ordinal);
+        return [.. leases.Where(l => !renewed.Contains(l.QueueId + ":" + l.Token))];
+    }
+
+    public async Task<bool> CompleteAsync(QueueLease lease, string status, string? error, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var done = await connection.ExecuteAsync(new CommandDefinition(
+            $"""
+            UPDATE org_pipeline_execution_queue SET status = @status, last_error = @error, lease_expires_at = NULL, updated_at = @at
+            WHERE queue_id = @QueueId AND lease_token = @Token AND status IN {Active}
+            """,
+            new { lease.QueueId, lease.Token, status, error, at = PostgresValues.Timestamp(now) },
+            transaction,
+            cancellationToken: cancellationToken)) == 1;
+        if (done)
+        {
+            await RecountRunningAsync(connection, transaction, lease.Org.Value, now, cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return done;
+    }
+
+    public async Task<RescueOutcome> RescueExpiredAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var at = PostgresValues.Timestamp(now);
+        var expired = (await connection.QueryAsync<ExpiredRow>(new CommandDefinition(
+            $"""
+            SELECT q.queue_id, q.org_slug, q.pipeline_logging_id, q.attempts, q.max_attempts, q.lease_owner, q.lease_expires_at, r.status AS run_status
+            FROM org_pipeline_execution_queue q LEFT JOIN org_meta_pipeline_runs r ON r.pipeline_logging_id = q.pipeline_logging_id
+            WHERE q.status IN {Active} AND q.lease_expires_at <= @at
+            FOR UPDATE OF q SKIP LOCKED
+            """,
+            new { at },
+            transaction,
+            cancellationToken: cancellationToken))).ToList();
+        int requeued = 0, failed = 0;
+        foreach (var entry in expired)
+        {
+            if (entry.run_status is RunStatus.Completed or RunStatus.Failed or RunStatus.Cancelled)
+            {
+                await SetEntryAsync(connection, transaction, entry.queue_id, entry.run_status, "Closed by the rescuer: the run had finished.", at, cancellationToken);
+                continue;
+            }
+
+            var reason = $"The lease of worker {entry.lease_owner} expired at {PostgresValues.FromTimestamp(entry.lease_expires_at):yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'} (the worker crashed or stalled) during attempt {entry.attempts} of {entry.max_attempts}.";
+            if (entry.attempts < entry.max_attempts)
+            {
+                await connection.ExecuteAsync(new CommandDefinition(
+                    """
+                    UPDATE org_pipeline_execution_queue SET status = 'QUEUED', lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,
+                        last_error = @reason, updated_at = @at
+                    WHERE queue_id = @id
+                    """,
+                    new { id = entry.queue_id, reason, at },
+                    transaction,
+                    cancellationToken: cancellationToken));
+                await connection.ExecuteAsync(new CommandDefinition(
+                    """
+                    UPDATE org_meta_pipeline_runs SET status = 'PENDING', attempt = @next, start_time = NULL, end_time = NULL, duration_ms = NULL,
+                        error_class = 'LeaseExpired', error_message = @reason, worker_id = NULL, heartbeat_at = @at
+                    WHERE pipeline_logging_id = @run AND status IN ('PENDING', 'RUNNING')
+                    """,
+                    new { next = entry.attempts + 1, reason, at, run = entry.pipeline_logging_id },
+                    transaction,
+                    cancellationToken: cancellationToken));
+                await CloseStepsAsync(connection, transaction, entry.pipeline_logging_id, reason, at, cancellationToken);
+                requeued++;
+            }
+            else
+            {
+                var final = reason + " No attempts are left.";
+                await SetEntryAsync(connection, transaction, entry.queue_id, QueueStatus.Failed, final, at, cancellationToken);
+                await connection.ExecuteAsync(new CommandDefinition(
+                    """
+                    UPDATE org_meta_pipeline_runs SET status = 'FAILED', end_time = @at, error_class = 'RunAbandoned', error_message = @final
+                    WHERE pipeline_logging_id = @run AND status IN ('PENDING', 'RUNNING')
+                    """,
+                    new { final, at, run = entry.pipeline_logging_id },
+                    transaction,
+                    cancellationToken: cancellationToken));
+                await CloseStepsAsync(connection, transaction, entry.pipeline_logging_id, final, at, cancellationToken);
+                failed++;
+            }
+        }
+
+        foreach (var org in expired.Select(e => e.org_slug).Distinct(StringComparer.Ordinal))
+        {
+            await RecountRunningAsync(connection, transaction, org, now, cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return new RescueOutcome(requeued, failed);
+    }
+
+    public async Task<bool> CancelQueuedAsync(string pipelineLoggingId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var at = PostgresValues.Timestamp(now);
+        var cancelled = await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE org_pipeline_execution_queue SET status = 'CANCELLED', last_error = 'Cancelled before it started.', updated_at = @at WHERE pipeline_logging_id = @pipelineLoggingId AND status = 'QUEUED'",
+            new { pipelineLoggingId, at },
+            transaction,
+            cancellationToken: cancellationToken)) == 1;
+        if (cancelled)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                """
+                UPDATE org_meta_pipeline_runs SET status = 'CANCELLED', end_time = @at, error_class = 'Cancelled', error_message = 'Cancelled before it started.'
+                WHERE pipeline_logging_id = @pipelineLoggingId AND status = 'PENDING'
+                """,
+                new { pipelineLoggingId, at },
+                transaction,
+                cancellationToken: cancellationToken));
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return cancelled;
+    }
+
+    public async Task<IReadOnlyList<TickOutcome>> EnqueueTicksAsync(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var outcomes = new List<TickOutcome>(ticks.Count);
+        if (ticks.Count == 0)
+        {
+            return outcomes;
+        }
+
+        await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var at = PostgresValues.Timestamp(now);
+        foreach (var tick in ticks)
+        {
+            TickOutcome Outcome(string status, string? queueId = null, string? reason = null) =>
+                new(tick.ConfigId, tick.Org, tick.Pipeline, tick.ScheduledFor, status, queueId, reason);
+
+            var advanced = await connection.ExecuteAsync(new CommandDefinition(
+                """
+                UPDATE org_pipeline_configs SET next_run_time = @next, last_run_time = @scheduledFor, updated_at = @at
+                WHERE config_id = @ConfigId AND org_slug = @org AND is_active AND next_run_time = @expected
+                """,
+                new
+                {
+                    tick.ConfigId, org = tick.Org.Value, next = PostgresValues.Timestamp(tick.NextRunTime), scheduledFor = PostgresValues.Timestamp(tick.ScheduledFor),
+                    at, expected = PostgresValues.Timestamp(tick.ExpectedNextRunTime),
+                },
+                transaction,
+                cancellationToken: cancellationToken));
+            if (advanced == 0)
+            {
+                outcomes.Add(Outcome(TickStatus.Stale, reason: "The schedule was changed or advanced by another trigger."));
+                continue;
+            }
+
+            var scheduledRunId = Guid.CreateVersion7(now).ToString();
+            var recorded = await connection.ExecuteAsync(new CommandDefinition(
+                """
+                INSERT INTO org_scheduled_pipeline_runs (scheduled_run_id, org_slug, config_id, pipeline, scheduled_for, queue_id, status, reason, created_at)
+                VALUES (@id, @org, @ConfigId, @Pipeline, @scheduledFor, NULL, 'PENDING', @reason, @at)
+                ON CONFLICT (org_slug, pipeline, scheduled_for) DO NOTHING
+                """,
+                new
+                {
+                    id = scheduledRunId, org = tick.Org.Value, tick.ConfigId, tick.Pipeline, scheduledFor = PostgresValues.Timestamp(tick.ScheduledFor), at,
+                    reason = tick.MissedTicks > 0 ? $"Catch-up: {tick.MissedTicks} earlier due tick(s) were not run." : null,
+                },
+                transaction,
+                cancellationToken: cancellationToken));
+            if (recorded == 0)
+            {
+                outcomes.Add(Outcome(TickStatus.Duplicate, reason: "This tick of the pipeline was already recorded."));
+                continue;
+            }
+
+            var admission = new RunAdmission(tick.Run, QueuePriority.Scheduled, tick.MaxAttempts, tick.ScheduledFor, CountsAgainstQuota: true, now);
+            var idempotencyKey = $"schedule:{tick.ConfigId}:{tick.ScheduledFor.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'}";
+            await transaction.SaveAsync("tick", cancellationToken);
+            var admitted = await AdmitAsync(connection, transaction, admission, idempotencyKey, cancellationToken);
+            var (status, queueId, reason) = admitted switch
+            {
+                AdmissionOutcome.Admitted a => (TickStatus.Queued, a.QueueId, (string?)null),
+                AdmissionOutcome.OverQuota q => (TickStatus.Skipped, null, q.Limit.Describe()),
+                AdmissionOutcome.SubscriptionInactive s => (TickStatus.Skipped, null, s.Reason),
+                _ => (TickStatus.Skipped, null, "The run was already queued."),
+            };
+            if (status != TickStatus.Queued)
+            {
+                await transaction.RollbackAsync("tick", cancellationToken);
+            }
+
+            await transaction.ReleaseAsync("tick", cancellationToken);
+            await connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE org_scheduled_pipeline_runs SET status = @status, queue_id = @queueId, reason = COALESCE(@reason, reason) WHERE scheduled_run_id = @id",
+                new { status, queueId, reason, id = scheduledRunId },
+                transaction,
+                cancellationToken: cancellationToken));
+            outcomes.Add(Outcome(status, queueId, reason));
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return outcomes;
+    }
+
+    public async Task<QueueSnapshot> GetSnapshotAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
+        var args = new { at = PostgresValues.Timestamp(now), dayAgo = PostgresValues.Timestamp(now.AddDays(-1)) };
+        var counts = (await connection.QueryAsync<(string Status, long Count)>(new CommandDefinition(
+            """
+            SELECT status, COUNT(*) FROM org_pipeline_execution_queue WHERE status IN ('QUEUED', 'CLAIMED', 'RUNNING') GROUP BY status
+            UNION ALL
+            SELECT 'DONE_' || status, COUNT(*) FROM org_pipeline_execution_queue WHERE status IN ('COMPLETED', 'FAILED') AND updated_at >= @dayAgo GROUP BY status
+            UNION ALL
+            SELECT 'EXPIRED', COUNT(*) FROM org_pipeline_execution_queue WHERE status IN ('CLAIMED', 'RUNNING') AND lease_expires_at <= @at
+            """,
+            args,
+            cancellationToken: cancellationToken))).ToDictionary(r => r.Status, r => (int)r.Count, StringComparer.Ordinal);
+        var oldest = await connection.ExecuteScalarAsync<DateTime?>(new CommandDefinition(
+            "SELECT MIN(created_at) FROM org_pipeline_execution_queue WHERE status = 'QUEUED'", cancellationToken: cancellationToken));
+        var perOrg = (await connection.QueryAsync<(string Org, long Count)>(new CommandDefinition(
+            $"SELECT org_slug, COUNT(*) FROM org_pipeline_execution_queue WHERE status IN {Active} GROUP BY org_slug ORDER BY org_slug",
+            cancellationToken: cancellationToken))).ToDictionary(r => r.Org, r => (int)r.Count, StringComparer.Ordinal);
+        int Count(string key) => counts.TryGetValue(key, out var n) ? n : 0;
+        return new QueueSnapshot(
+            Count(QueueStatus.Queued),
+            Count(QueueStatus.Claimed),
+            Count(QueueStatus.Running),
+            oldest is { } o ? Math.Max(0, (now - PostgresValues.FromTimestamp(o)).TotalSeconds) : null,
+            perOrg,
+            Count("DONE_FAILED"),
+            Count("DONE_COMPLETED"),
+            Count("EXPIRED"));
+    }
+
+    public async Task<QuotaResetOutcome> ResetDailyQuotasAsync(DateTimeOffset now, DateOnly purgeBefore, CancellationToken cancellationToken)
+    {
+        await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var today = QuotaCalendar.UsageDate(now);
+        var subscriptions = (await connection.QueryAsync<(string Org, DateTime Start)>(new CommandDefinition(
+            "SELECT s.org_slug, s.subscription_start FROM org_subscriptions s JOIN org_profiles p ON p.org_slug = s.org_slug WHERE p.status <> 'DELETED'",
+            transaction: transaction,
+            cancellationToken: cancellationToken))).ToList();
+        var reset = 0;
+        foreach (var (org, start) in subscriptions)
+        {
+            if (await EnsureTodayAsync(connection, transaction, org, DateOnly.FromDateTime(start), now, cancellationToken) is { Created: true })
+            {
+                reset++;
+            }
+        }
+
+        var purgeTimestamp = PostgresValues.Timestamp(new DateTimeOffset(purgeBefore.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero));
+        var quotaRows = await connection.ExecuteAsync(new CommandDefinition(
+            "DELETE FROM org_usage_quotas WHERE usage_date < @date", new { date = PostgresValues.Date(purgeBefore) }, transaction, cancellationToken: cancellationToken));
+        var entries = await connection.ExecuteAsync(new CommandDefinition(
+            "DELETE FROM org_pipeline_execution_queue WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND updated_at < @ts",
+            new { ts = purgeTimestamp }, transaction, cancellationToken: cancellationToken));
+        var ticks = await connection.ExecuteAsync(new CommandDefinition(
+            "DELETE FROM org_scheduled_pipeline_runs WHERE created_at < @ts", new { ts = purgeTimestamp }, transaction, cancellationToken: cancellationToken));
+        await transaction.CommitAsync(cancellationToken);
+        return new QuotaResetOutcome(today, reset, quotaRows, entries, ticks);
+    }
+
+    private static async Task<AdmissionOutcome> AdmitAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, RunAdmission admission, string? queueKey, CancellationToken cancellationToken)
+    {
+        var org = admission.Org;
+        if (admission.CountsAgainstQuota)
+        {
+            // The row lock makes check-and-count serial per org, across every instance sharing the database.
+            var subscription = await connection.QuerySingleOrDefaultAsync<SubscriptionRow>(new CommandDefinition(
+                "SELECT * FROM org_subscriptions WHERE org_slug = @org FOR UPDATE", new { org = org.Value }, transaction, cancellationToken: cancellationToken));
+            if (subscription is null)
+            {
+                return new AdmissionOutcome.SubscriptionInactive($"Organization '{org}' has no subscription.");
+            }
+
+            var record = subscription.ToRecord();
+            if (!QuotaCalendar.IsUsable(record, admission.Now, out var reason))
+            {
+                return new AdmissionOutcome.SubscriptionInactive(reason);
+            }
+
+            var start = DateOnly.FromDateTime(record.SubscriptionStart.UtcDateTime);
+            var usage = await EnsureTodayAsync(connection, transaction, org.Value, start, admission.Now, cancellationToken);
+            if (usage.Today >= record.DailyLimit)
+            {
+                return new AdmissionOutcome.OverQuota(new QuotaLimit(QuotaLimit.Daily, record.DailyLimit, usage.Today, QuotaCalendar.NextDailyReset(admission.Now)));
+            }
+
+            if (usage.Month >= record.MonthlyLimit)
+            {
+                return new AdmissionOutcome.OverQuota(new QuotaLimit(QuotaLimit.Monthly, record.MonthlyLimit, usage.Month, QuotaCalendar.NextMonthlyReset(start, admission.Now)));
+            }
+
+            await connection.ExecuteAsync(new CommandDefinition(
+                """
+                UPDATE org_usage_quotas SET pipelines_run_today = pipelines_run_today + 1, pipelines_run_month = pipelines_run_month + 1
+                WHERE org_slug = @org AND usage_date = @date
+                """,
+                new { org = org.Value, date = PostgresValues.Date(QuotaCalendar.UsageDate(admission.Now)) },
+                transaction,
+                cancellationToken: cancellationToken));
+        }
+
+        await transaction.SaveAsync("admit", cancellationToken);
+        try
+        {
+            await connection.ExecuteAsync(new CommandDefinition(PostgresRuns.InsertSql, PostgresRuns.Args(admission.Run), transaction, cancellationToken: cancellationToken));
+            var queueId = Guid.CreateVersion7(admission.Now).ToString();
+            var at = PostgresValues.Timestamp(admission.Now);
+            await connection.ExecuteAsync(new CommandDefinition(
+                """
+                INSERT INTO org_pipeline_execution_queue (queue_id, org_slug, pipeline, parameters, priority, status, scheduled_for, attempts, max_attempts,
+                    lease_owner, lease_token, lease_expires_at, idempotency_key, pipeline_logging_id, last_error, created_at, updated_at)
+                VALUES (@queueId, @org, @pipeline, CAST(@parameters AS jsonb), @priority, 'QUEUED', @scheduledFor, 0, @maxAttempts,
+                    NULL, NULL, NULL, @queueKey, @runId, NULL, @at, @at)
+                """,
+                new
+                {
+                    queueId, org = org.Value, pipeline = admission.Run.PipelinePath, parameters = JsonSerializer.Serialize(admission.Run.Parameters),
+                    priority = (long)admission.Priority, scheduledFor = PostgresValues.Timestamp(admission.ScheduledFor), maxAttempts = (long)admission.MaxAttempts,
+                    queueKey, runId = admission.Run.PipelineLoggingId, at,
+                },
+                transaction,
+                cancellationToken: cancellationToken));
+            await transaction.ReleaseAsync("admit", cancellationToken);
+            return new AdmissionOutcome.Admitted(queueId, admission.Run.PipelineLoggingId);
+        }
+        catch (PostgresException ex) when (PostgresValues.IsUniqueViolation(ex))
+        {
+            await transaction.RollbackAsync("admit", cancellationToken);
+            return new AdmissionOutcome.DuplicateKey();
+        }
+    }
+
+    private static async Task<(int Today, int Month, bool Created)> EnsureTodayAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, string org, DateOnly subscriptionStart, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var today = QuotaCalendar.UsageDate(now);
+        var monthStart = QuotaCalendar.MonthStart(subscriptionStart, today);
+        var created = await connection.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO org_usage_quotas (org_slug, usage_date, pipelines_run_today, pipelines_run_month, concurrent_running, last_reset_daily, last_reset_monthly)
+            SELECT @org, @date, 0, COALESCE(SUM(pipelines_run_today), 0), 0, @daily, @monthly
+            FROM org_usage_quotas WHERE org_slug = @org AND usage_date >= @start AND usage_date < @date
+            ON CONFLICT (org_slug, usage_date) DO NOTHING
+            """,
+            new
+            {
+                org, date = PostgresValues.Date(today), start = PostgresValues.Date(monthStart),
+                daily = PostgresValues.Timestamp(new DateTimeOffset(today.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero)),
+                monthly = PostgresValues.Timestamp(new DateTimeOffset(monthStart.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero)),
+            },
+            transaction,
+            cancellationToken: cancellationToken)) == 1;
+        var row = await connection.QuerySingleAsync<(long Today, long Month)>(new CommandDefinition(
+            "SELECT pipelines_run_today, pipelines_run_month FROM org_usage_quotas WHERE org_slug = @org AND usage_date = @date",
+            new { org, date = PostgresValues.Date(today) },
+            transaction,
+            cancellationToken: cancellationToken));
+        return ((int)row.Today, (int)row.Month, created);
+    }
+
+    private static Task RecountRunningAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string org, DateTimeOffset now, CancellationToken cancellationToken) =>
+        connection.ExecuteAsync(new CommandDefinition(
+            $"""
+            UPDATE org_usage_quotas SET concurrent_running = (SELECT COUNT(*) FROM org_pipeline_execution_queue
+                WHERE org_slug = @org AND status IN {Active} AND lease_expires_at > @at)
+            WHERE org_slug = @org AND usage_date = (SELECT MAX(usage_date) FROM org_usage_quotas WHERE org_slug = @org)
+            """,
+            new { org, at = PostgresValues.Timestamp(now) },
+            transaction,
+            cancellationToken: cancellationToken));
+
+    private static Task SetEntryAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string queueId, string status, string error, DateTime? at, CancellationToken cancellationToken) =>
+        connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE org_pipeline_execution_queue SET status = @status, last_error = @error, lease_expires_at = NULL, updated_at = @at WHERE queue_id = @queueId",
+            new { queueId, status, error, at },
+            transaction,
+            cancellationToken: cancellationToken));
+
+    private static Task CloseStepsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string run, string reason, DateTime? at, CancellationToken cancellationToken) =>
+        connection.ExecuteAsync(new CommandDefinition(
+            """
+            UPDATE org_meta_step_logs SET status = CASE status WHEN 'RUNNING' THEN 'FAILED' ELSE 'SKIPPED' END, end_time = @at,
+                error_class = CASE status WHEN 'RUNNING' THEN 'LeaseExpired' ELSE NULL END, error_message = CASE status WHEN 'RUNNING' THEN @reason ELSE NULL END
+            WHERE pipeline_logging_id = @run AND status IN ('PENDING', 'RUNNING')
+            """,
+            new { run, reason, at },
+            transaction,
+            cancellationToken: cancellationToken));
+
+#pragma warning disable IDE1006, SA1300 // Row classes mirror the snake_case columns they are read from.
+    private sealed class ClaimRow
+    {
+        public string queue_id { get; set; } = "";
+        public string org_slug { get; set; } = "";
+        public string pipeline_logging_id { get; set; } = "";
+        public long attempts { get; set; }
+    }
+
+    private sealed class ExpiredRow
+    {
+        public string queue_id { get; set; } = "";
+        public string org_slug { get; set; } = "";
+        public string pipeline_logging_id { get; set; } = "";
+        public long attempts { get; set; }
+        public long max_attempts { get; set; }
+        public string? lease_owner { get; set; }
+        public DateTime? lease_expires_at { get; set; }
+        public string? run_status { get; set; }
+    }
+
+    internal sealed class SubscriptionRow
+    {
+        public string org_slug { get; set; } = "";
+        public string plan_name { get; set; } = "";
+        public string status { get; set; } = "";
+        public long daily_limit { get; set; }
+        public long monthly_limit { get; set; }
+        public long concurrent_limit { get; set; }
+        public DateTime? trial_ends_at { get; set; }
+        public DateTime subscription_start { get; set; }
+        public DateTime updated_at { get; set; }
+
+        public OrgSubscription ToRecord() => new(
+            OrgSlug.From(org_slug), plan_name, status, (int)daily_limit, (int)monthly_limit, (int)concurrent_limit,
+            PostgresValues.FromTimestamp(trial_ends_at), PostgresValues.FromTimestamp(subscription_start), PostgresValues.FromTimestamp(updated_at));
+    }
+#pragma warning restore IDE1006, SA1300
+}

@@ -1,0 +1,189 @@
+using Convergence.Core.Organizations;
+using Convergence.Core.Pipelines;
+using Convergence.Core.Scheduling;
+using Convergence.IntegrationTests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+
+namespace Convergence.IntegrationTests.Scheduling;
+
+/// <summary>The SQLite run queue, through the app's services (orgs onboarded through the API).</summary>
+public sealed class SqliteRunQueueStoreTests : RunQueueStoreContract, IDisposable
+{
+    private readonly ConvergenceApiFactory _factory = new(new Dictionary<string, string?> { ["CONVERGENCE_QUEUE_POLL_SECONDS"] = "3600" });
+
+    // The app's own workers must not claim what the tests admit: a factory whose dispatcher is never woken would
+    // still be woken by nothing here (admission through the store does not signal), and the poll is an hour.
+    protected override IRunQueueStore Queue => _factory.Services.GetRequiredService<IRunQueueStore>();
+
+    public override async Task InitializeAsync() => await _factory.BootstrapAsync();
+
+    public void Dispose() => _factory.Dispose();
+
+    protected override async Task ArrangeOrgAsync(string org, string plan) => await _factory.OnboardAsync(org, plan);
+
+    protected override long Scalar(string sql, params (string Name, object? Value)[] args) =>
+        Convert.ToInt64(_factory.ControlPlane().Scalar(sql.Replace("@", "$", StringComparison.Ordinal), [.. args.Select(a => ("$" + a.Name, a.Value))]), System.Globalization.CultureInfo.InvariantCulture);
+}
+
+/// <summary>The PostgreSQL run queue, on a fresh database of the test server.</summary>
+public sealed class PostgresRunQueueStoreTests : RunQueueStoreContract
+{
+    private Storage.Postgres.PostgresControlPlaneSource? _source;
+
+    protected override IRunQueueStore Queue => new Storage.Postgres.PostgresRunQueueStore(_source!);
+
+    public override async Task InitializeAsync() => _source = await PostgresTestDatabase.CreateControlPlaneAsync("queue");
+
+    public override async Task DisposeAsync() => await _source!.DataSource.DisposeAsync();
+
+    protected override async Task ArrangeOrgAsync(string org, string plan)
+    {
+        SubscriptionPlan.TryGet(plan, out var limits).ShouldBeTrue();
+        await using var connection = await _source!.DataSource.OpenConnectionAsync();
+        await using var command = new NpgsqlCommand(
+            """
+            INSERT INTO org_profiles VALUES (@org, 'Co', 'a@b.c', 'ACTIVE', @plan, @org || '_local', @now, @now);
+            INSERT INTO org_subscriptions VALUES (@org, @plan, 'ACTIVE', @daily, @monthly, @concurrent, NULL, @now, @now);
+            """,
+            connection);
+        command.Parameters.AddWithValue("org", org);
+        command.Parameters.AddWithValue("plan", limits.Name);
+        command.Parameters.AddWithValue("daily", (long)limits.DailyLimit);
+        command.Parameters.AddWithValue("monthly", (long)limits.MonthlyLimit);
+        command.Parameters.AddWithValue("concurrent", (long)limits.ConcurrentLimit);
+        command.Parameters.AddWithValue("now", Now.UtcDateTime);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    protected override long Scalar(string sql, params (string Name, object? Value)[] args)
+    {
+        using var connection = _source!.DataSource.OpenConnection();
+        using var command = new NpgsqlCommand(sql, connection);
+        foreach (var (name, value) in args)
+        {
+            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        }
+
+        return Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+}
+
+/// <summary>
+/// What every run-queue store must guarantee under concurrency: admission never over-admits, claims never exceed the
+/// org's concurrent limit, an expired lease is re-queued and then failed after its last attempt, and every change of a
+/// claimed entry is fenced by its lease token.
+/// </summary>
+public abstract class RunQueueStoreContract : IAsyncLifetime
+{
+    protected static readonly DateTimeOffset Now = new(2030, 3, 14, 12, 0, 0, TimeSpan.Zero);
+
+    protected abstract IRunQueueStore Queue { get; }
+
+    public abstract Task InitializeAsync();
+
+    public virtual Task DisposeAsync() => Task.CompletedTask;
+
+    protected abstract Task ArrangeOrgAsync(string org, string plan);
+
+    protected abstract long Scalar(string sql, params (string Name, object? Value)[] args);
+
+    [Fact]
+    public async Task Admit_50InParallelForAStarterOrg_AdmitsExactly6()
+    {
+        var org = await OrgAsync("burst", "STARTER");
+
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => Task.Run(() => Queue.AdmitAsync(Admission(org), CancellationToken.None))));
+
+        outcomes.Count(o => o is AdmissionOutcome.Admitted).ShouldBe(6);
+        outcomes.OfType<AdmissionOutcome.OverQuota>().Count().ShouldBe(44);
+        outcomes.OfType<AdmissionOutcome.OverQuota>().ShouldAllBe(o => o.Limit.Name == QuotaLimit.Daily && o.Limit.Limit == 6);
+        Scalar("SELECT COUNT(*) FROM org_pipeline_execution_queue WHERE org_slug = @org", ("org", org.Value)).ShouldBe(6);
+        Scalar("SELECT COUNT(*) FROM org_meta_pipeline_runs WHERE org_slug = @org AND pipeline_path = 'testing/rows'", ("org", org.Value)).ShouldBe(6);
+    }
+
+    [Fact]
+    public async Task Claim_8ParallelClaimersOnAProfessionalOrg_TakeExactly3Leases()
+    {
+        var org = await OrgAsync("conc", "PROFESSIONAL");
+        for (var i = 0; i < 10; i++)
+        {
+            (await Queue.AdmitAsync(Admission(org), CancellationToken.None)).ShouldBeOfType<AdmissionOutcome.Admitted>();
+        }
+
+        var leases = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => Task.Run(() => Queue.ClaimAsync($"w{i}", Now, TimeSpan.FromMinutes(1), CancellationToken.None))));
+
+        leases.Count(l => l is not null).ShouldBe(3);
+        leases.Where(l => l is not null).Select(l => l!.QueueId).Distinct().Count().ShouldBe(3);
+
+        // One finishes: exactly one more slot.
+        var first = leases.First(l => l is not null)!;
+        (await Queue.CompleteAsync(first, QueueStatus.Completed, null, Now, CancellationToken.None)).ShouldBeTrue();
+        (await Queue.ClaimAsync("w9", Now, TimeSpan.FromMinutes(1), CancellationToken.None)).ShouldNotBeNull();
+        (await Queue.ClaimAsync("w10", Now, TimeSpan.FromMinutes(1), CancellationToken.None)).ShouldBeNull();
+    }
+
+    [Fact]
+    public async Task LeaseExpiry_RequeuesThenFailsAfterTheLastAttempt_AndFencesTheStaleWorker()
+    {
+        var org = await OrgAsync("lease", "SCALE");
+        var admitted = (await Queue.AdmitAsync(Admission(org, maxAttempts: 2), CancellationToken.None)).ShouldBeOfType<AdmissionOutcome.Admitted>();
+
+        var first = (await Queue.ClaimAsync("dead-1", Now, TimeSpan.FromSeconds(60), CancellationToken.None)).ShouldNotBeNull();
+        (await Queue.RescueExpiredAsync(Now.AddSeconds(59), CancellationToken.None)).ShouldBe(new RescueOutcome(0, 0), "the lease is still live");
+        (await Queue.RenewAsync([first], Now.AddSeconds(120), Now.AddSeconds(30), CancellationToken.None)).ShouldBeEmpty();
+        (await Queue.RescueExpiredAsync(Now.AddSeconds(119), CancellationToken.None)).ShouldBe(new RescueOutcome(0, 0), "renewed to 120 s");
+        (await Queue.RescueExpiredAsync(Now.AddSeconds(120), CancellationToken.None)).ShouldBe(new RescueOutcome(1, 0));
+        Scalar("SELECT attempt FROM org_meta_pipeline_runs WHERE pipeline_logging_id = @id", ("id", admitted.PipelineLoggingId)).ShouldBe(2);
+
+        var second = (await Queue.ClaimAsync("w2", Now.AddSeconds(121), TimeSpan.FromSeconds(60), CancellationToken.None)).ShouldNotBeNull();
+        second.Attempt.ShouldBe(2);
+        (await Queue.CompleteAsync(first, QueueStatus.Completed, null, Now.AddSeconds(122), CancellationToken.None)).ShouldBeFalse("the stale worker's token no longer holds");
+        (await Queue.RenewAsync([first, second], Now.AddSeconds(240), Now.AddSeconds(122), CancellationToken.None)).ShouldBe([first]);
+        (await Queue.MarkRunningAsync(first, Now.AddSeconds(122), CancellationToken.None)).ShouldBeFalse();
+
+        (await Queue.RescueExpiredAsync(Now.AddSeconds(241), CancellationToken.None)).ShouldBe(new RescueOutcome(0, 1));
+        Scalar("SELECT COUNT(*) FROM org_pipeline_execution_queue WHERE queue_id = @id AND status = 'FAILED'", ("id", admitted.QueueId)).ShouldBe(1);
+        Scalar("SELECT COUNT(*) FROM org_meta_pipeline_runs WHERE pipeline_logging_id = @id AND status = 'FAILED' AND error_class = 'RunAbandoned'", ("id", admitted.PipelineLoggingId)).ShouldBe(1);
+        (await Queue.CompleteAsync(second, QueueStatus.Completed, null, Now.AddSeconds(242), CancellationToken.None)).ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task Admit_SameIdempotencyKeyTwice_IsADuplicateAndCountsOnce()
+    {
+        var org = await OrgAsync("idem", "STARTER");
+
+        (await Queue.AdmitAsync(Admission(org, key: "k1"), CancellationToken.None)).ShouldBeOfType<AdmissionOutcome.Admitted>();
+        (await Queue.AdmitAsync(Admission(org, key: "k1"), CancellationToken.None)).ShouldBeOfType<AdmissionOutcome.DuplicateKey>();
+
+        Scalar("SELECT pipelines_run_today FROM org_usage_quotas WHERE org_slug = @org ORDER BY usage_date DESC LIMIT 1", ("org", org.Value)).ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task CancelQueued_ClosesTheEntryAndTheRunBeforeAnyClaim()
+    {
+        var org = await OrgAsync("cancel", "SCALE");
+        var admitted = (await Queue.AdmitAsync(Admission(org), CancellationToken.None)).ShouldBeOfType<AdmissionOutcome.Admitted>();
+
+        (await Queue.CancelQueuedAsync(admitted.PipelineLoggingId, Now, CancellationToken.None)).ShouldBeTrue();
+
+        (await Queue.ClaimAsync("w", Now, TimeSpan.FromMinutes(1), CancellationToken.None)).ShouldBeNull();
+        Scalar("SELECT COUNT(*) FROM org_meta_pipeline_runs WHERE pipeline_logging_id = @id AND status = 'CANCELLED'", ("id", admitted.PipelineLoggingId)).ShouldBe(1);
+    }
+
+    private async Task<OrgSlug> OrgAsync(string prefix, string plan)
+    {
+        var org = PipelineHarness.NewSlug(prefix);
+        await ArrangeOrgAsync(org, plan);
+        return OrgSlug.From(org);
+    }
+
+    private static RunAdmission Admission(OrgSlug org, int maxAttempts = 3, string? key = null)
+    {
+        var id = Guid.NewGuid().ToString();
+        var run = new PipelineRunRecord(
+            id, org, $"{org}-testing-rows", TestPipelines.Rows, RunTrigger.Api, null, null, null, RunStatus.Pending,
+            new Dictionary<string, string> { ["date"] = "2025-11-20" }, null, null, null, null, null, 1, Now, key);
+        return new RunAdmission(run, QueuePriority.Api, maxAttempts, null, CountsAgainstQuota: true, Now);
+    }
+}
