@@ -21,11 +21,13 @@ public sealed record RunResponse(
     string? ErrorMessage,
     string? TriggeredBy,
     bool CancelRequested,
+    int Attempt,
     JsonElement? ResolvedConfig)
 {
+    /// <param name="includeConfig">Whether to include the resolved config (single-run reads).</param>
     public static RunResponse From(PipelineRunRecord r, bool includeConfig = false) => new(
         r.PipelineLoggingId, r.OrgSlug?.Value, r.PipelineId, r.PipelinePath, r.Trigger, r.Status, r.Parameters, r.CreatedAt, r.StartTime, r.EndTime, r.DurationMs,
-        r.ErrorClass, r.ErrorMessage, r.TriggeredBy, r.CancelRequestedAt is not null,
+        r.ErrorClass, r.ErrorMessage, r.TriggeredBy, r.CancelRequestedAt is not null, r.Attempt,
         includeConfig && r.ResolvedConfig is { } json ? JsonDocument.Parse(json).RootElement.Clone() : null);
 }
 
