@@ -43,10 +43,30 @@ internal static class SchedulerBench
         var expected = orgCount * perOrg;
         Console.WriteLine($"setup: {orgCount} SCALE orgs, {expected} due schedules in {setup.Elapsed.TotalSeconds:0.0} s (not measured)");
 
-        var trigger = bench.Services.GetRequiredService<ScheduleTrigger>();
+        // Breakdown: the trigger's CPU work per schedule without the store (cron parse, catch-up walk, run record).
+        var executor = bench.Services.GetRequiredService<PipelineExecutor>();
+        var due = await bench.Services.GetRequiredService<IScheduleStore>().ListDueAsync(now, expected, CancellationToken.None);
+        var prepare = Stopwatch.StartNew();
+        foreach (var config in due)
+        {
+            CronSchedule.TryCreate(config.CronSchedule, config.Timezone, out var schedule, out _);
+            var parameters = new Dictionary<string, string>(config.Parameters, StringComparer.Ordinal) { [RunParameters.DateKey] = "2026-01-01" };
+            executor.Prepare(new PipelineRunRequest(config.Pipeline, config.OrgSlug, parameters, new Actor(Actor.RootType, null, config.OrgSlug, "scheduler", null), RunTrigger.Scheduler));
+            _ = schedule!.Next(now);
+        }
+
+        prepare.Stop();
+        Console.WriteLine($"breakdown:  cron parse + Prepare of {due.Count} run records alone, no store: {prepare.Elapsed.TotalSeconds:0.000} s");
+
+        // The trigger of the app's services, with its two stores timed.
+        var schedules = new TimedSchedules(bench.Services.GetRequiredService<IScheduleStore>());
+        var ticksStore = new TimedQueue(bench.Services.GetRequiredService<IRunQueueStore>());
+        var trigger = ActivatorUtilities.CreateInstance<ScheduleTrigger>(bench.Services, schedules, ticksStore, bench.Settings.RunMaxAttempts);
         var first = Stopwatch.StartNew();
         var result = await trigger.TriggerAsync(CancellationToken.None);
         first.Stop();
+        var inTrigger = first.Elapsed - schedules.Elapsed - ticksStore.Elapsed;
+        Console.WriteLine($"  of which: ListDueAsync {schedules.Elapsed.TotalSeconds:0.000} s, EnqueueTicksAsync {ticksStore.Elapsed.TotalSeconds:0.000} s, ScheduleTrigger itself (cron, Prepare) {inTrigger.TotalSeconds:0.000} s");
         Console.WriteLine($"trigger #1: due {result.Due}, queued {result.Queued}, skipped {result.Skipped}, duplicates {result.Duplicates}, stale {result.Stale}, invalid {result.Invalid}");
         Console.WriteLine($"            {first.Elapsed.TotalSeconds:0.000} s   {result.Due / first.Elapsed.TotalSeconds:0} ticks/s   (goal <= 2 s for 30,000)");
 
@@ -154,6 +174,81 @@ internal static class SchedulerBench
         {
             throw new InvalidOperationException($"Claimed {claimed} of {runs} entries.");
         }
+    }
+
+    /// <summary>The schedule store, timing <see cref="IScheduleStore.ListDueAsync"/>.</summary>
+    private sealed class TimedSchedules(IScheduleStore inner) : IScheduleStore
+    {
+        private readonly Stopwatch _watch = new();
+
+        public TimeSpan Elapsed => _watch.Elapsed;
+
+        public Task CreateAsync(ScheduleConfig config, CancellationToken cancellationToken) => inner.CreateAsync(config, cancellationToken);
+
+        public Task<ScheduleConfig?> FindAsync(OrgSlug org, string configId, CancellationToken cancellationToken) => inner.FindAsync(org, configId, cancellationToken);
+
+        public Task<IReadOnlyList<ScheduleConfig>> ListAsync(OrgSlug org, CancellationToken cancellationToken) => inner.ListAsync(org, cancellationToken);
+
+        public Task<bool> UpdateAsync(ScheduleConfig config, CancellationToken cancellationToken) => inner.UpdateAsync(config, cancellationToken);
+
+        public Task<bool> DeleteAsync(OrgSlug org, string configId, CancellationToken cancellationToken) => inner.DeleteAsync(org, configId, cancellationToken);
+
+        public Task<int> CountAsync(OrgSlug org, CancellationToken cancellationToken) => inner.CountAsync(org, cancellationToken);
+
+        public async Task<IReadOnlyList<ScheduleConfig>> ListDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken)
+        {
+            _watch.Start();
+            try
+            {
+                return await inner.ListDueAsync(now, limit, cancellationToken);
+            }
+            finally
+            {
+                _watch.Stop();
+            }
+        }
+    }
+
+    /// <summary>The run queue store, timing <see cref="IRunQueueStore.EnqueueTicksAsync"/>.</summary>
+    private sealed class TimedQueue(IRunQueueStore inner) : IRunQueueStore
+    {
+        private readonly Stopwatch _watch = new();
+
+        public TimeSpan Elapsed => _watch.Elapsed;
+
+        public Task<AdmissionOutcome> AdmitAsync(RunAdmission admission, CancellationToken cancellationToken) => inner.AdmitAsync(admission, cancellationToken);
+
+        public Task<QueueLease?> ClaimAsync(string owner, DateTimeOffset now, TimeSpan lease, CancellationToken cancellationToken) => inner.ClaimAsync(owner, now, lease, cancellationToken);
+
+        public Task<bool> MarkRunningAsync(QueueLease lease, DateTimeOffset now, CancellationToken cancellationToken) => inner.MarkRunningAsync(lease, now, cancellationToken);
+
+        public Task<IReadOnlyList<QueueLease>> RenewAsync(IReadOnlyCollection<QueueLease> leases, DateTimeOffset expiresAt, DateTimeOffset now, CancellationToken cancellationToken) =>
+            inner.RenewAsync(leases, expiresAt, now, cancellationToken);
+
+        public Task<bool> CompleteAsync(QueueLease lease, string status, string? error, DateTimeOffset now, CancellationToken cancellationToken) =>
+            inner.CompleteAsync(lease, status, error, now, cancellationToken);
+
+        public Task<RescueOutcome> RescueExpiredAsync(DateTimeOffset now, CancellationToken cancellationToken) => inner.RescueExpiredAsync(now, cancellationToken);
+
+        public Task<bool> CancelQueuedAsync(string pipelineLoggingId, DateTimeOffset now, CancellationToken cancellationToken) => inner.CancelQueuedAsync(pipelineLoggingId, now, cancellationToken);
+
+        public async Task<IReadOnlyList<TickOutcome>> EnqueueTicksAsync(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now, CancellationToken cancellationToken)
+        {
+            _watch.Start();
+            try
+            {
+                return await inner.EnqueueTicksAsync(ticks, now, cancellationToken);
+            }
+            finally
+            {
+                _watch.Stop();
+            }
+        }
+
+        public Task<QueueSnapshot> GetSnapshotAsync(DateTimeOffset now, CancellationToken cancellationToken) => inner.GetSnapshotAsync(now, cancellationToken);
+
+        public Task<QuotaResetOutcome> ResetDailyQuotasAsync(DateTimeOffset now, DateOnly purgeBefore, CancellationToken cancellationToken) =>
+            inner.ResetDailyQuotasAsync(now, purgeBefore, cancellationToken);
     }
 
     /// <summary>The SqliteSchema timestamp text (<c>yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'</c>, UTC) that the stores write.</summary>
