@@ -17,6 +17,21 @@ using Microsoft.Extensions.Logging;
 // GCP billing export ingest (GcpBench.cs; bench/gcp/run.sh compares with sqlite3 .import):
 //   dotnet run -c Release --project bench/Convergence.Bench -- gcp-generate 1000000 /tmp/gcp.csv
 //   dotnet run -c Release --project bench/Convergence.Bench -- gcp-ingest /tmp/gcp.csv
+// Scheduler trigger and run queue (SchedulerBench.cs, issue #6):
+//   dotnet run -c Release --project bench/Convergence.Bench -- trigger [orgs=10000] [schedules=3]
+//   dotnet run -c Release --project bench/Convergence.Bench -- queue [runs=2000] [workers=4]
+if (args is ["trigger", .. var triggerArgs])
+{
+    await SchedulerBench.TriggerAsync(triggerArgs, CopyConfigs);
+    return;
+}
+
+if (args is ["queue", .. var queueArgs])
+{
+    await SchedulerBench.QueueAsync(queueArgs, CopyConfigs);
+    return;
+}
+
 if (args is ["gcp-generate", .. var generateArgs])
 {
     GcpBench.Generate(generateArgs);
@@ -137,6 +152,12 @@ static string CopyConfigs(string work)
           - { step_id: right, ps_type: flow.noop, depends_on: [start] }
           - { step_id: join, ps_type: flow.noop, depends_on: [left, right] }
           - { step_id: finish, ps_type: flow.noop, depends_on: [join] }
+        """);
+    File.WriteAllText(Path.Combine(target, "bench", "noop1.yml"), """
+        pipeline_id: "{org_slug}-bench-noop1"
+        description: One no-op step, to measure the scheduler and the run queue alone
+        steps:
+          - { step_id: only, ps_type: flow.noop }
         """);
     return target;
 }

@@ -235,31 +235,42 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
             @IdempotencyKey, @WorkerId, @HeartbeatAt, NULL, @Attempt, @CreatedAt)
         """;
 
-    internal static object RunArgs(PipelineRunRecord run) =>
-            new
-            {
-                run.PipelineLoggingId,
-                Org = OrgColumn(run.OrgSlug),
-                run.PipelineId,
-                run.PipelinePath,
-                run.Trigger,
-                run.TriggeredBy,
-                run.OrgApiKeyId,
-                run.RequestId,
-                run.Status,
-                Parameters = JsonSerializer.Serialize(run.Parameters),
-                run.ResolvedConfig,
-                StartTime = SqliteSchema.Timestamp(run.StartTime),
-                EndTime = SqliteSchema.Timestamp(run.EndTime),
-                run.DurationMs,
-                run.ErrorClass,
-                run.ErrorMessage,
-                run.Attempt,
-                CreatedAt = SqliteSchema.Timestamp(run.CreatedAt),
-                run.IdempotencyKey,
-                run.WorkerId,
-                HeartbeatAt = SqliteSchema.Timestamp(run.HeartbeatAt),
-            };
+    internal static DynamicParameters RunArgs(PipelineRunRecord run)
+    {
+        var args = new DynamicParameters();
+        foreach (var (name, value) in RunValues(run))
+        {
+            args.Add(name, value);
+        }
+
+        return args;
+    }
+
+    /// <summary>The parameters of <see cref="InsertRunSql"/> for <paramref name="run"/>, by name (without the <c>@</c>).</summary>
+    internal static (string Name, object? Value)[] RunValues(PipelineRunRecord run) =>
+    [
+        ("PipelineLoggingId", run.PipelineLoggingId),
+        ("Org", OrgColumn(run.OrgSlug)),
+        ("PipelineId", run.PipelineId),
+        ("PipelinePath", run.PipelinePath),
+        ("Trigger", run.Trigger),
+        ("TriggeredBy", run.TriggeredBy),
+        ("OrgApiKeyId", run.OrgApiKeyId),
+        ("RequestId", run.RequestId),
+        ("Status", run.Status),
+        ("Parameters", JsonSerializer.Serialize(run.Parameters)),
+        ("ResolvedConfig", run.ResolvedConfig),
+        ("StartTime", SqliteSchema.Timestamp(run.StartTime)),
+        ("EndTime", SqliteSchema.Timestamp(run.EndTime)),
+        ("DurationMs", run.DurationMs),
+        ("ErrorClass", run.ErrorClass),
+        ("ErrorMessage", run.ErrorMessage),
+        ("Attempt", run.Attempt),
+        ("CreatedAt", SqliteSchema.Timestamp(run.CreatedAt)),
+        ("IdempotencyKey", run.IdempotencyKey),
+        ("WorkerId", run.WorkerId),
+        ("HeartbeatAt", SqliteSchema.Timestamp(run.HeartbeatAt)),
+    ];
 
     public async Task CreateRunAsync(PipelineRunRecord run, CancellationToken cancellationToken)
     {

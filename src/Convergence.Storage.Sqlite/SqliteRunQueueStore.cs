@@ -21,7 +21,8 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
     {
         await using var connection = await OpenAsync(cancellationToken);
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
-        var outcome = await AdmitAsync(connection, transaction, admission, QueueIdempotencyKey(admission.Run), cancellationToken);
+        using var statements = new Statements(connection, transaction);
+        var outcome = await AdmitAsync(statements, admission, QueueIdempotencyKey(admission.Run), cancellationToken);
         if (outcome is AdmissionOutcome.Admitted)
         {
             await transaction.CommitAsync(cancellationToken);
@@ -246,24 +247,22 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
 
         await using var connection = await OpenAsync(cancellationToken);
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+        using var statements = new Statements(connection, transaction);
         var at = SqliteSchema.Timestamp(now);
         foreach (var tick in ticks)
         {
             TickOutcome Outcome(string status, string? queueId = null, string? reason = null) =>
                 new(tick.ConfigId, tick.Org, tick.Pipeline, tick.ScheduledFor, status, queueId, reason);
 
-            var advanced = await connection.ExecuteAsync(new CommandDefinition(
+            var scheduledFor = SqliteSchema.Timestamp(tick.ScheduledFor);
+            var advanced = await statements.ExecuteAsync(
                 """
                 UPDATE org_pipeline_configs SET next_run_time = @next, last_run_time = @scheduledFor, updated_at = @at
                 WHERE config_id = @ConfigId AND org_slug = @org AND is_active = 1 AND next_run_time = @expected
                 """,
-                new
-                {
-                    tick.ConfigId, org = tick.Org.Value, next = SqliteSchema.Timestamp(tick.NextRunTime), scheduledFor = SqliteSchema.Timestamp(tick.ScheduledFor),
-                    at, expected = SqliteSchema.Timestamp(tick.ExpectedNextRunTime),
-                },
-                transaction,
-                cancellationToken: cancellationToken));
+                cancellationToken,
+                ("ConfigId", tick.ConfigId), ("org", tick.Org.Value), ("next", SqliteSchema.Timestamp(tick.NextRunTime)), ("scheduledFor", scheduledFor),
+                ("at", at), ("expected", SqliteSchema.Timestamp(tick.ExpectedNextRunTime)));
             if (advanced == 0)
             {
                 outcomes.Add(Outcome(TickStatus.Stale, reason: "The schedule was changed or advanced by another trigger."));
@@ -271,19 +270,15 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             }
 
             var scheduledRunId = Guid.CreateVersion7(now).ToString();
-            var recorded = await connection.ExecuteAsync(new CommandDefinition(
+            var recorded = await statements.ExecuteAsync(
                 """
                 INSERT INTO org_scheduled_pipeline_runs (scheduled_run_id, org_slug, config_id, pipeline, scheduled_for, queue_id, status, reason, created_at)
                 VALUES (@id, @org, @ConfigId, @Pipeline, @scheduledFor, NULL, 'PENDING', @reason, @at)
                 ON CONFLICT (org_slug, pipeline, scheduled_for) DO NOTHING
                 """,
-                new
-                {
-                    id = scheduledRunId, org = tick.Org.Value, tick.ConfigId, tick.Pipeline, scheduledFor = SqliteSchema.Timestamp(tick.ScheduledFor), at,
-                    reason = tick.MissedTicks > 0 ? $"Catch-up: {tick.MissedTicks} earlier due tick(s) were not run." : null,
-                },
-                transaction,
-                cancellationToken: cancellationToken));
+                cancellationToken,
+                ("id", scheduledRunId), ("org", tick.Org.Value), ("ConfigId", tick.ConfigId), ("Pipeline", tick.Pipeline), ("scheduledFor", scheduledFor), ("at", at),
+                ("reason", tick.MissedTicks > 0 ? $"Catch-up: {tick.MissedTicks} earlier due tick(s) were not run." : null));
             if (recorded == 0)
             {
                 outcomes.Add(Outcome(TickStatus.Duplicate, reason: "This tick of the pipeline was already recorded."));
@@ -291,9 +286,9 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             }
 
             var admission = new RunAdmission(tick.Run, QueuePriority.Scheduled, tick.MaxAttempts, tick.ScheduledFor, CountsAgainstQuota: true, now);
-            var idempotencyKey = $"schedule:{tick.ConfigId}:{SqliteSchema.Timestamp(tick.ScheduledFor)}";
-            transaction.Save("tick");
-            var admitted = await AdmitAsync(connection, transaction, admission, idempotencyKey, cancellationToken);
+            var idempotencyKey = $"schedule:{tick.ConfigId}:{scheduledFor}";
+            await statements.ExecuteAsync("SAVEPOINT tick", cancellationToken);
+            var admitted = await AdmitAsync(statements, admission, idempotencyKey, cancellationToken);
             var (status, queueId, reason) = admitted switch
             {
                 AdmissionOutcome.Admitted a => (TickStatus.Queued, a.QueueId, (string?)null),
@@ -303,15 +298,14 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             };
             if (status != TickStatus.Queued)
             {
-                transaction.Rollback("tick");
+                await statements.ExecuteAsync("ROLLBACK TO SAVEPOINT tick", cancellationToken);
             }
 
-            transaction.Release("tick");
-            await connection.ExecuteAsync(new CommandDefinition(
+            await statements.ExecuteAsync("RELEASE SAVEPOINT tick", cancellationToken);
+            await statements.ExecuteAsync(
                 "UPDATE org_scheduled_pipeline_runs SET status = @status, queue_id = @queueId, reason = COALESCE(@reason, reason) WHERE scheduled_run_id = @id",
-                new { status, queueId, reason, id = scheduledRunId },
-                transaction,
-                cancellationToken: cancellationToken));
+                cancellationToken,
+                ("status", status), ("queueId", queueId), ("reason", reason), ("id", scheduledRunId));
             outcomes.Add(Outcome(status, queueId, reason));
         }
 
@@ -360,9 +354,10 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             transaction: transaction,
             cancellationToken: cancellationToken))).ToList();
         var reset = 0;
+        using var statements = new Statements(connection, transaction);
         foreach (var (org, start) in subscriptions)
         {
-            if (await EnsureTodayAsync(connection, transaction, org, DateOnly.FromDateTime(SqliteSchema.ParseTimestamp(start).UtcDateTime), now, cancellationToken) is { Created: true })
+            if (await EnsureTodayAsync(statements, org, DateOnly.FromDateTime(SqliteSchema.ParseTimestamp(start).UtcDateTime), now, cancellationToken) is { Created: true })
             {
                 reset++;
             }
@@ -384,14 +379,12 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
     /// Admission inside an open transaction: checks the subscription and counts the run (when it counts), then inserts
     /// the run row and its queue entry. On any outcome but <see cref="AdmissionOutcome.Admitted"/> the caller must roll back.
     /// </summary>
-    private static async Task<AdmissionOutcome> AdmitAsync(
-        SqliteConnection connection, SqliteTransaction transaction, RunAdmission admission, string? queueKey, CancellationToken cancellationToken)
+    private static async Task<AdmissionOutcome> AdmitAsync(Statements statements, RunAdmission admission, string? queueKey, CancellationToken cancellationToken)
     {
         var org = admission.Org;
         if (admission.CountsAgainstQuota)
         {
-            var subscription = await connection.QuerySingleOrDefaultAsync<SqliteControlPlaneStore.SubscriptionRow>(new CommandDefinition(
-                "SELECT * FROM org_subscriptions WHERE org_slug = @org", new { org = org.Value }, transaction, cancellationToken: cancellationToken));
+            var subscription = await statements.QuerySubscriptionAsync(org.Value, cancellationToken);
             if (subscription is null)
             {
                 return new AdmissionOutcome.SubscriptionInactive($"Organization '{org}' has no subscription.");
@@ -404,7 +397,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             }
 
             var start = DateOnly.FromDateTime(record.SubscriptionStart.UtcDateTime);
-            var usage = await EnsureTodayAsync(connection, transaction, org.Value, start, admission.Now, cancellationToken);
+            var usage = await EnsureTodayAsync(statements, org.Value, start, admission.Now, cancellationToken);
             if (usage.Today >= record.DailyLimit)
             {
                 return new AdmissionOutcome.OverQuota(new QuotaLimit(QuotaLimit.Daily, record.DailyLimit, usage.Today, QuotaCalendar.NextDailyReset(admission.Now)));
@@ -415,20 +408,18 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
                 return new AdmissionOutcome.OverQuota(new QuotaLimit(QuotaLimit.Monthly, record.MonthlyLimit, usage.Month, QuotaCalendar.NextMonthlyReset(start, admission.Now)));
             }
 
-            await connection.ExecuteAsync(new CommandDefinition(
+            await statements.ExecuteAsync(
                 """
                 UPDATE org_usage_quotas SET pipelines_run_today = pipelines_run_today + 1, pipelines_run_month = pipelines_run_month + 1
                 WHERE org_slug = @org AND usage_date = @date
                 """,
-                new { org = org.Value, date = Date(QuotaCalendar.UsageDate(admission.Now)) },
-                transaction,
-                cancellationToken: cancellationToken));
+                cancellationToken,
+                ("org", org.Value), ("date", Date(QuotaCalendar.UsageDate(admission.Now))));
         }
 
         try
         {
-            await connection.ExecuteAsync(new CommandDefinition(
-                SqliteControlPlaneStore.InsertRunSql, SqliteControlPlaneStore.RunArgs(admission.Run), transaction, cancellationToken: cancellationToken));
+            await statements.ExecuteAsync(SqliteControlPlaneStore.InsertRunSql, cancellationToken, SqliteControlPlaneStore.RunValues(admission.Run));
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode == 19)
         {
@@ -439,21 +430,17 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         var at = SqliteSchema.Timestamp(admission.Now);
         try
         {
-            await connection.ExecuteAsync(new CommandDefinition(
+            await statements.ExecuteAsync(
                 """
                 INSERT INTO org_pipeline_execution_queue (queue_id, org_slug, pipeline, parameters, priority, status, scheduled_for, attempts, max_attempts,
                     lease_owner, lease_token, lease_expires_at, idempotency_key, pipeline_logging_id, last_error, created_at, updated_at)
                 VALUES (@queueId, @org, @pipeline, @parameters, @priority, 'QUEUED', @scheduledFor, 0, @maxAttempts,
                     NULL, NULL, NULL, @queueKey, @runId, NULL, @at, @at)
                 """,
-                new
-                {
-                    queueId, org = org.Value, pipeline = admission.Run.PipelinePath, parameters = JsonSerializer.Serialize(admission.Run.Parameters),
-                    priority = admission.Priority, scheduledFor = SqliteSchema.Timestamp(admission.ScheduledFor), maxAttempts = admission.MaxAttempts,
-                    queueKey, runId = admission.Run.PipelineLoggingId, at,
-                },
-                transaction,
-                cancellationToken: cancellationToken));
+                cancellationToken,
+                ("queueId", queueId), ("org", org.Value), ("pipeline", admission.Run.PipelinePath), ("parameters", JsonSerializer.Serialize(admission.Run.Parameters)),
+                ("priority", admission.Priority), ("scheduledFor", SqliteSchema.Timestamp(admission.ScheduledFor)), ("maxAttempts", admission.MaxAttempts),
+                ("queueKey", queueKey), ("runId", admission.Run.PipelineLoggingId), ("at", at));
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode == 19)
         {
@@ -468,38 +455,28 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
     /// earlier days of the current billing month.
     /// </summary>
     private static async Task<(int Today, int Month, bool Created)> EnsureTodayAsync(
-        SqliteConnection connection, SqliteTransaction transaction, string org, DateOnly subscriptionStart, DateTimeOffset now, CancellationToken cancellationToken)
+        Statements statements, string org, DateOnly subscriptionStart, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var today = QuotaCalendar.UsageDate(now);
-        var row = await connection.QuerySingleOrDefaultAsync<(long Today, long Month)?>(new CommandDefinition(
-            "SELECT pipelines_run_today, pipelines_run_month FROM org_usage_quotas WHERE org_slug = @org AND usage_date = @date",
-            new { org, date = Date(today) },
-            transaction,
-            cancellationToken: cancellationToken));
-        if (row is { } existing)
+        if (await statements.QueryCountersAsync(org, Date(today), cancellationToken) is { } existing)
         {
             return ((int)existing.Today, (int)existing.Month, false);
         }
 
         var monthStart = QuotaCalendar.MonthStart(subscriptionStart, today);
-        var month = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+        var month = (long)(await statements.ScalarAsync(
             "SELECT COALESCE(SUM(pipelines_run_today), 0) FROM org_usage_quotas WHERE org_slug = @org AND usage_date >= @start AND usage_date < @date",
-            new { org, start = Date(monthStart), date = Date(today) },
-            transaction,
-            cancellationToken: cancellationToken));
-        await connection.ExecuteAsync(new CommandDefinition(
+            cancellationToken,
+            ("org", org), ("start", Date(monthStart)), ("date", Date(today))))!;
+        await statements.ExecuteAsync(
             """
             INSERT INTO org_usage_quotas (org_slug, usage_date, pipelines_run_today, pipelines_run_month, concurrent_running, last_reset_daily, last_reset_monthly)
             VALUES (@org, @date, 0, @month, 0, @daily, @monthly)
             """,
-            new
-            {
-                org, date = Date(today), month,
-                daily = SqliteSchema.Timestamp(new DateTimeOffset(today.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero)),
-                monthly = SqliteSchema.Timestamp(new DateTimeOffset(monthStart.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero)),
-            },
-            transaction,
-            cancellationToken: cancellationToken));
+            cancellationToken,
+            ("org", org), ("date", Date(today)), ("month", month),
+            ("daily", SqliteSchema.Timestamp(new DateTimeOffset(today.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero))),
+            ("monthly", SqliteSchema.Timestamp(new DateTimeOffset(monthStart.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero))));
         return (0, (int)month, true);
     }
 
@@ -539,6 +516,82 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
     private static string Date(DateOnly date) => date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 
     private Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken) => files.OpenAsync(DatasetRef.Central, cancellationToken);
+
+    /// <summary>
+    /// The statements of one transaction, each prepared once and re-run with new values: a trigger admits hundreds of
+    /// ticks per transaction with the same ten statements, and re-preparing them per tick (as Dapper does) dominated it.
+    /// </summary>
+    private sealed class Statements(SqliteConnection connection, SqliteTransaction transaction) : IDisposable
+    {
+        private readonly Dictionary<string, SqliteCommand> _prepared = new(StringComparer.Ordinal);
+
+        public Task<int> ExecuteAsync(string sql, CancellationToken cancellationToken, params ReadOnlySpan<(string Name, object? Value)> values) =>
+            Bind(sql, values).ExecuteNonQueryAsync(cancellationToken);
+
+        public Task<object?> ScalarAsync(string sql, CancellationToken cancellationToken, params ReadOnlySpan<(string Name, object? Value)> values) =>
+            Bind(sql, values).ExecuteScalarAsync(cancellationToken);
+
+        public async Task<SqliteControlPlaneStore.SubscriptionRow?> QuerySubscriptionAsync(string org, CancellationToken cancellationToken)
+        {
+            var command = Bind(
+                "SELECT org_slug, plan_name, status, daily_limit, monthly_limit, concurrent_limit, trial_ends_at, subscription_start, updated_at FROM org_subscriptions WHERE org_slug = @org",
+                [("org", org)]);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            if (!await reader.ReadAsync(cancellationToken))
+            {
+                return null;
+            }
+
+            return new SqliteControlPlaneStore.SubscriptionRow
+            {
+                org_slug = reader.GetString(0),
+                plan_name = reader.GetString(1),
+                status = reader.GetString(2),
+                daily_limit = reader.GetInt64(3),
+                monthly_limit = reader.GetInt64(4),
+                concurrent_limit = reader.GetInt64(5),
+                trial_ends_at = reader.IsDBNull(6) ? null : reader.GetString(6),
+                subscription_start = reader.GetString(7),
+                updated_at = reader.GetString(8),
+            };
+        }
+
+        public async Task<(long Today, long Month)?> QueryCountersAsync(string org, string date, CancellationToken cancellationToken)
+        {
+            var command = Bind(
+                "SELECT pipelines_run_today, pipelines_run_month FROM org_usage_quotas WHERE org_slug = @org AND usage_date = @date",
+                [("org", org), ("date", date)]);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            return await reader.ReadAsync(cancellationToken) ? (reader.GetInt64(0), reader.GetInt64(1)) : null;
+        }
+
+        public void Dispose()
+        {
+            foreach (var command in _prepared.Values)
+            {
+                command.Dispose();
+            }
+        }
+
+        private SqliteCommand Bind(string sql, ReadOnlySpan<(string Name, object? Value)> values)
+        {
+            if (!_prepared.TryGetValue(sql, out var command))
+            {
+                command = connection.CreateCommand();
+                command.CommandText = sql;
+                command.Transaction = transaction;
+                _prepared[sql] = command;
+            }
+
+            command.Parameters.Clear();
+            foreach (var (name, value) in values)
+            {
+                command.Parameters.AddWithValue("@" + name, value ?? DBNull.Value);
+            }
+
+            return command;
+        }
+    }
 
 #pragma warning disable IDE1006, SA1300 // Row classes mirror the snake_case columns they are read from.
     private sealed class ClaimRow

@@ -1,0 +1,385 @@
+using System.Diagnostics;
+using System.Globalization;
+using Convergence.Api.Configuration;
+using Convergence.Api.Extensions;
+using Convergence.Api.Pipelines;
+using Convergence.Core.Audit;
+using Convergence.Core.Organizations;
+using Convergence.Core.Pipelines;
+using Convergence.Core.Scheduling;
+using Convergence.Core.Storage;
+using Convergence.Storage.Sqlite;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+/// <summary>
+/// Scheduler and run queue on SQLite (issue #6). <c>trigger orgs schedules</c>: one <see cref="ScheduleTrigger"/> pass
+/// over orgs × schedules due schedules (goal: 10,000 × 3 in at most 2 s), then a second pass that finds nothing due.
+/// <c>queue runs workers</c>: admits no-op runs spread over 100 SCALE orgs and drains them with the real worker pool,
+/// then measures bare claim + complete (the queue's own ceiling). Usage:
+///   dotnet run -c Release --project bench/Convergence.Bench -- trigger [orgs=10000] [schedules=3]
+///   dotnet run -c Release --project bench/Convergence.Bench -- queue [runs=2000] [workers=4]
+/// </summary>
+internal static class SchedulerBench
+{
+    /// <summary>The bench's one-step no-op pipeline (written by Program.CopyConfigs).</summary>
+    public const string NoopPipeline = "bench/noop1";
+
+    private const int QueueOrgs = 100;
+
+    public static async Task TriggerAsync(string[] args, Func<string, string> copyConfigs)
+    {
+        var orgCount = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 10_000;
+        var perOrg = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3;
+        await using var bench = await BenchApp.StartAsync(copyConfigs, workers: 4);
+        var setup = Stopwatch.StartNew();
+        var orgs = await bench.CreateOrgsAsync(orgCount);
+        var now = bench.Time.GetUtcNow();
+        await bench.CreateDueSchedulesAsync(orgs, perOrg, now);
+        setup.Stop();
+        var expected = orgCount * perOrg;
+        Console.WriteLine($"setup: {orgCount} SCALE orgs, {expected} due schedules in {setup.Elapsed.TotalSeconds:0.0} s (not measured)");
+
+        // Breakdown: the trigger's CPU work per schedule without the store (cron parse, catch-up walk, run record).
+        var executor = bench.Services.GetRequiredService<PipelineExecutor>();
+        var due = await bench.Services.GetRequiredService<IScheduleStore>().ListDueAsync(now, expected, CancellationToken.None);
+        var prepare = Stopwatch.StartNew();
+        foreach (var config in due)
+        {
+            CronSchedule.TryCreate(config.CronSchedule, config.Timezone, out var schedule, out _);
+            var parameters = new Dictionary<string, string>(config.Parameters, StringComparer.Ordinal) { [RunParameters.DateKey] = "2026-01-01" };
+            executor.Prepare(new PipelineRunRequest(config.Pipeline, config.OrgSlug, parameters, new Actor(Actor.RootType, null, config.OrgSlug, "scheduler", null), RunTrigger.Scheduler));
+            _ = schedule!.Next(now);
+        }
+
+        prepare.Stop();
+        Console.WriteLine($"breakdown:  cron parse + Prepare of {due.Count} run records alone, no store: {prepare.Elapsed.TotalSeconds:0.000} s");
+
+        // The trigger of the app's services, with its two stores timed.
+        var schedules = new TimedSchedules(bench.Services.GetRequiredService<IScheduleStore>());
+        var ticksStore = new TimedQueue(bench.Services.GetRequiredService<IRunQueueStore>());
+        var trigger = ActivatorUtilities.CreateInstance<ScheduleTrigger>(bench.Services, schedules, ticksStore, bench.Settings.RunMaxAttempts);
+        var first = Stopwatch.StartNew();
+        var result = await trigger.TriggerAsync(CancellationToken.None);
+        first.Stop();
+        var inTrigger = first.Elapsed - schedules.Elapsed - ticksStore.Elapsed;
+        Console.WriteLine($"  of which: ListDueAsync {schedules.Elapsed.TotalSeconds:0.000} s, EnqueueTicksAsync {ticksStore.Elapsed.TotalSeconds:0.000} s, ScheduleTrigger itself (cron, Prepare) {inTrigger.TotalSeconds:0.000} s");
+        Console.WriteLine($"trigger #1: due {result.Due}, queued {result.Queued}, skipped {result.Skipped}, duplicates {result.Duplicates}, stale {result.Stale}, invalid {result.Invalid}");
+        Console.WriteLine($"            {first.Elapsed.TotalSeconds:0.000} s   {result.Due / first.Elapsed.TotalSeconds:0} ticks/s   (goal <= 2 s for 30,000)");
+
+        var counts = await bench.CountAsync(
+            "SELECT COUNT(*) FROM org_pipeline_execution_queue WHERE status = 'QUEUED'",
+            "SELECT COUNT(*) FROM org_meta_pipeline_runs WHERE status = 'PENDING' AND \"trigger\" = 'SCHEDULER'",
+            "SELECT COUNT(*) FROM org_scheduled_pipeline_runs WHERE status = 'QUEUED'",
+            $"SELECT COUNT(*) FROM org_pipeline_configs WHERE is_active = 1 AND next_run_time <= '{Stamp(now)}'",
+            "SELECT SUM(pipelines_run_today) FROM org_usage_quotas");
+        Console.WriteLine($"verify:     queue entries {counts[0]}, run rows {counts[1]}, tick rows {counts[2]}, still due {counts[3]}, runs counted on quotas {counts[4]}");
+        if (result.Due != expected || result.Queued != expected || counts[0] != expected || counts[1] != expected || counts[2] != expected || counts[3] != 0 || counts[4] != expected)
+        {
+            throw new InvalidOperationException($"Trigger verification failed: expected {expected} due, queued, queue entries, run rows, tick rows and counted runs, and nothing still due.");
+        }
+
+        var second = Stopwatch.StartNew();
+        var again = await trigger.TriggerAsync(CancellationToken.None);
+        second.Stop();
+        Console.WriteLine($"trigger #2: due {again.Due} in {second.Elapsed.TotalMilliseconds:0.0} ms (nothing due: one indexed query)");
+        if (again.Due != 0)
+        {
+            throw new InvalidOperationException($"The second trigger found {again.Due} due schedule(s); expected none.");
+        }
+    }
+
+    public static async Task QueueAsync(string[] args, Func<string, string> copyConfigs)
+    {
+        var runs = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 2000;
+        var workers = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 4;
+        if (runs / QueueOrgs * 2 > SubscriptionPlan.Scale.DailyLimit)
+        {
+            throw new ArgumentException($"At most {SubscriptionPlan.Scale.DailyLimit / 2 * QueueOrgs} runs: both phases count on the {QueueOrgs} SCALE orgs' daily limit.");
+        }
+
+        await using var bench = await BenchApp.StartAsync(copyConfigs, workers);
+        var orgs = await bench.CreateOrgsAsync(QueueOrgs);
+        var submit = bench.Services.GetRequiredService<PipelineRunService>();
+        var queue = bench.Services.GetRequiredService<IRunQueueStore>();
+        var actor = Actor.System("bench");
+
+        // Phase 1: the real worker pool (dispatcher loop, leases, executor, completion) drains the queue.
+        var admit = Stopwatch.StartNew();
+        for (var i = 0; i < runs; i++)
+        {
+            await submit.SubmitAsync(orgs[i % orgs.Count], NoopPipeline, new Dictionary<string, string>(), actor, null, CancellationToken.None);
+        }
+
+        admit.Stop();
+        Console.WriteLine($"admitted {runs} no-op runs over {orgs.Count} SCALE orgs through PipelineRunService.SubmitAsync: {runs / admit.Elapsed.TotalSeconds:0} admissions/s");
+
+        var hosted = bench.Services.GetServices<IHostedService>().ToList();
+        var drain = Stopwatch.StartNew();
+        foreach (var service in hosted)
+        {
+            await service.StartAsync(CancellationToken.None);
+        }
+
+        while (await bench.CountAsync($"SELECT COUNT(*) FROM org_pipeline_execution_queue WHERE status IN ('QUEUED', 'CLAIMED', 'RUNNING')") is [> 0])
+        {
+            await Task.Delay(20);
+        }
+
+        drain.Stop();
+        foreach (var service in hosted)
+        {
+            await service.StopAsync(CancellationToken.None);
+        }
+
+        var done = await bench.CountAsync(
+            "SELECT COUNT(*) FROM org_pipeline_execution_queue WHERE status = 'COMPLETED'",
+            $"SELECT COUNT(*) FROM org_meta_pipeline_runs WHERE status = 'COMPLETED' AND pipeline_path = '{NoopPipeline}'");
+        Console.WriteLine($"worker pool, {workers} workers: {runs} runs in {drain.Elapsed.TotalSeconds:0.00} s   {runs / drain.Elapsed.TotalSeconds:0} runs/s   (entries COMPLETED {done[0]}, run rows COMPLETED {done[1]})");
+        if (done[0] != runs || done[1] != runs)
+        {
+            throw new InvalidOperationException($"Expected {runs} COMPLETED entries and runs.");
+        }
+
+        // Phase 2: bare ClaimAsync + CompleteAsync by as many loops, executing nothing.
+        for (var i = 0; i < runs; i++)
+        {
+            var run = bench.Services.GetRequiredService<PipelineExecutor>().Prepare(new PipelineRunRequest(NoopPipeline, orgs[i % orgs.Count], new Dictionary<string, string>(), actor, RunTrigger.Api));
+            if (await queue.AdmitAsync(new RunAdmission(run, QueuePriority.Api, 3, null, CountsAgainstQuota: true, bench.Time.GetUtcNow()), CancellationToken.None) is not AdmissionOutcome.Admitted)
+            {
+                throw new InvalidOperationException("A bare-claim run was not admitted.");
+            }
+        }
+
+        var claimed = 0;
+        var claims = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, workers).Select(w => Task.Run(async () =>
+        {
+            while (await queue.ClaimAsync($"bench-{w}", bench.Time.GetUtcNow(), TimeSpan.FromMinutes(5), CancellationToken.None) is { } lease)
+            {
+                if (!await queue.CompleteAsync(lease, QueueStatus.Completed, null, bench.Time.GetUtcNow(), CancellationToken.None))
+                {
+                    throw new InvalidOperationException($"Lease of {lease.QueueId} lost.");
+                }
+
+                Interlocked.Increment(ref claimed);
+            }
+        })));
+        claims.Stop();
+        Console.WriteLine($"bare ClaimAsync + CompleteAsync, {workers} loops: {claimed} in {claims.Elapsed.TotalSeconds:0.00} s   {claimed / claims.Elapsed.TotalSeconds:0} claims/s");
+        if (claimed != runs)
+        {
+            throw new InvalidOperationException($"Claimed {claimed} of {runs} entries.");
+        }
+    }
+
+    /// <summary>The schedule store, timing <see cref="IScheduleStore.ListDueAsync"/>.</summary>
+    private sealed class TimedSchedules(IScheduleStore inner) : IScheduleStore
+    {
+        private readonly Stopwatch _watch = new();
+
+        public TimeSpan Elapsed => _watch.Elapsed;
+
+        public Task CreateAsync(ScheduleConfig config, CancellationToken cancellationToken) => inner.CreateAsync(config, cancellationToken);
+
+        public Task<ScheduleConfig?> FindAsync(OrgSlug org, string configId, CancellationToken cancellationToken) => inner.FindAsync(org, configId, cancellationToken);
+
+        public Task<IReadOnlyList<ScheduleConfig>> ListAsync(OrgSlug org, CancellationToken cancellationToken) => inner.ListAsync(org, cancellationToken);
+
+        public Task<bool> UpdateAsync(ScheduleConfig config, CancellationToken cancellationToken) => inner.UpdateAsync(config, cancellationToken);
+
+        public Task<bool> DeleteAsync(OrgSlug org, string configId, CancellationToken cancellationToken) => inner.DeleteAsync(org, configId, cancellationToken);
+
+        public Task<int> CountAsync(OrgSlug org, CancellationToken cancellationToken) => inner.CountAsync(org, cancellationToken);
+
+        public async Task<IReadOnlyList<ScheduleConfig>> ListDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken)
+        {
+            _watch.Start();
+            try
+            {
+                return await inner.ListDueAsync(now, limit, cancellationToken);
+            }
+            finally
+            {
+                _watch.Stop();
+            }
+        }
+    }
+
+    /// <summary>The run queue store, timing <see cref="IRunQueueStore.EnqueueTicksAsync"/>.</summary>
+    private sealed class TimedQueue(IRunQueueStore inner) : IRunQueueStore
+    {
+        private readonly Stopwatch _watch = new();
+
+        public TimeSpan Elapsed => _watch.Elapsed;
+
+        public Task<AdmissionOutcome> AdmitAsync(RunAdmission admission, CancellationToken cancellationToken) => inner.AdmitAsync(admission, cancellationToken);
+
+        public Task<QueueLease?> ClaimAsync(string owner, DateTimeOffset now, TimeSpan lease, CancellationToken cancellationToken) => inner.ClaimAsync(owner, now, lease, cancellationToken);
+
+        public Task<bool> MarkRunningAsync(QueueLease lease, DateTimeOffset now, CancellationToken cancellationToken) => inner.MarkRunningAsync(lease, now, cancellationToken);
+
+        public Task<IReadOnlyList<QueueLease>> RenewAsync(IReadOnlyCollection<QueueLease> leases, DateTimeOffset expiresAt, DateTimeOffset now, CancellationToken cancellationToken) =>
+            inner.RenewAsync(leases, expiresAt, now, cancellationToken);
+
+        public Task<bool> CompleteAsync(QueueLease lease, string status, string? error, DateTimeOffset now, CancellationToken cancellationToken) =>
+            inner.CompleteAsync(lease, status, error, now, cancellationToken);
+
+        public Task<RescueOutcome> RescueExpiredAsync(DateTimeOffset now, CancellationToken cancellationToken) => inner.RescueExpiredAsync(now, cancellationToken);
+
+        public Task<bool> CancelQueuedAsync(string pipelineLoggingId, DateTimeOffset now, CancellationToken cancellationToken) => inner.CancelQueuedAsync(pipelineLoggingId, now, cancellationToken);
+
+        public async Task<IReadOnlyList<TickOutcome>> EnqueueTicksAsync(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now, CancellationToken cancellationToken)
+        {
+            _watch.Start();
+            try
+            {
+                return await inner.EnqueueTicksAsync(ticks, now, cancellationToken);
+            }
+            finally
+            {
+                _watch.Stop();
+            }
+        }
+
+        public Task<QueueSnapshot> GetSnapshotAsync(DateTimeOffset now, CancellationToken cancellationToken) => inner.GetSnapshotAsync(now, cancellationToken);
+
+        public Task<QuotaResetOutcome> ResetDailyQuotasAsync(DateTimeOffset now, DateOnly purgeBefore, CancellationToken cancellationToken) =>
+            inner.ResetDailyQuotasAsync(now, purgeBefore, cancellationToken);
+    }
+
+    /// <summary>The SqliteSchema timestamp text (<c>yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'</c>, UTC) that the stores write.</summary>
+    private static string Stamp(DateTimeOffset value) => value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
+
+    /// <summary>The app's services on a fresh temporary data folder, bootstrapped through the real setup pipeline.</summary>
+    private sealed class BenchApp : IAsyncDisposable
+    {
+        private readonly DirectoryInfo _work;
+
+        private BenchApp(DirectoryInfo work, ServiceProvider services, ConvergenceSettings settings)
+        {
+            _work = work;
+            Services = services;
+            Settings = settings;
+        }
+
+        public ServiceProvider Services { get; }
+
+        public ConvergenceSettings Settings { get; }
+
+        public TimeProvider Time => Services.GetRequiredService<TimeProvider>();
+
+        public static async Task<BenchApp> StartAsync(Func<string, string> copyConfigs, int workers)
+        {
+            var work = Directory.CreateTempSubdirectory("convergence-bench-");
+            var settings = ConvergenceSettings.Load(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["CONVERGENCE_DATA_DIR"] = Path.Combine(work.FullName, "data"),
+                ["CONVERGENCE_CONFIGS_DIR"] = copyConfigs(work.FullName),
+                ["CA_ROOT_API_KEY"] = new string('b', 40),
+                ["CONVERGENCE_SCHEDULER"] = "external",
+                ["CONVERGENCE_PIPELINE_WORKERS"] = workers.ToString(CultureInfo.InvariantCulture),
+            }).Build());
+            var services = new ServiceCollection().AddLogging(b => b.SetMinimumLevel(LogLevel.Warning)).AddConvergenceCore(settings).BuildServiceProvider();
+            var app = new BenchApp(work, services, settings);
+            await services.GetRequiredService<PipelineExecutor>().RunAsync(
+                new PipelineRunRequest("setup/bootstrap/pipeline", null, new Dictionary<string, string>(), Actor.System("bench"), RunTrigger.Admin), CancellationToken.None);
+            return app;
+        }
+
+        /// <summary>
+        /// Orgs as onboarding leaves them in the control plane (ACTIVE profile, ACTIVE SCALE subscription, today's quota
+        /// row), written through the store's own transaction in one commit. Their warehouse datasets are not created.
+        /// </summary>
+        public async Task<IReadOnlyList<OrgSlug>> CreateOrgsAsync(int count)
+        {
+            var store = Services.GetRequiredService<IControlPlaneStore>();
+            var now = Time.GetUtcNow();
+            var orgs = Enumerable.Range(0, count).Select(i => OrgSlug.From($"bench_org_{i:D5}")).ToList();
+            await using var transaction = await store.BeginTransactionAsync(CancellationToken.None);
+            foreach (var org in orgs)
+            {
+                var dataset = DatasetRef.ForOrg(org, Settings.Environment);
+                await transaction.InsertOrganizationAsync(new OrgProfile(org, "Bench", "bench@example.com", OrgStatus.Active, SubscriptionPlan.Scale.Name, dataset.Name, now, now), CancellationToken.None);
+                await transaction.InsertSubscriptionAsync(OrgSubscription.ForPlan(org, SubscriptionPlan.Scale, now), CancellationToken.None);
+                await transaction.InsertUsageQuotaAsync(OrgUsageQuota.Fresh(org, now), CancellationToken.None);
+            }
+
+            await transaction.CommitAsync(CancellationToken.None);
+            return orgs;
+        }
+
+        /// <summary>
+        /// <paramref name="perOrg"/> active hourly schedules of the no-op pipeline per org, at distinct minutes, each with
+        /// next_run_time at its latest occurrence before now (due, nothing missed); rows in <c>SqliteScheduleStore</c>'s format.
+        /// </summary>
+        public async Task CreateDueSchedulesAsync(IReadOnlyList<OrgSlug> orgs, int perOrg, DateTimeOffset now)
+        {
+            var files = Services.GetRequiredService<SqliteDatasetFiles>();
+            await using var connection = new SqliteConnection(files.ConnectionString(DatasetRef.Central));
+            await connection.OpenAsync();
+            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync();
+            await using var insert = connection.CreateCommand();
+            insert.Transaction = transaction;
+            insert.CommandText = """
+                INSERT INTO org_pipeline_configs (config_id, org_slug, pipeline, cron_schedule, timezone, parameters, is_active, next_run_time, last_run_time, created_at, updated_at)
+                VALUES ($id, $org, $pipeline, $cron, 'Etc/UTC', '{}', 1, $next, NULL, $created, $created)
+                """;
+            var id = insert.Parameters.Add("$id", SqliteType.Text);
+            var org = insert.Parameters.Add("$org", SqliteType.Text);
+            insert.Parameters.AddWithValue("$pipeline", NoopPipeline);
+            var cron = insert.Parameters.Add("$cron", SqliteType.Text);
+            var next = insert.Parameters.Add("$next", SqliteType.Text);
+            insert.Parameters.AddWithValue("$created", Stamp(now.AddDays(-1)));
+            var crons = Enumerable.Range(0, perOrg).Select(s =>
+            {
+                var expression = $"{s * 60 / perOrg % 60} * * * *";
+                if (!CronSchedule.TryCreate(expression, "Etc/UTC", out var schedule, out _) || schedule is null)
+                {
+                    throw new InvalidOperationException($"Bad bench cron {expression}.");
+                }
+
+                return (expression, Due: Stamp(schedule.Next(now.AddHours(-1))));
+            }).ToList();
+            foreach (var slug in orgs)
+            {
+                foreach (var (expression, due) in crons)
+                {
+                    id.Value = Guid.CreateVersion7(now).ToString();
+                    org.Value = slug.Value;
+                    cron.Value = expression;
+                    next.Value = due;
+                    await insert.ExecuteNonQueryAsync();
+                }
+            }
+
+            await transaction.CommitAsync();
+        }
+
+        public async Task<long[]> CountAsync(params string[] queries)
+        {
+            var files = Services.GetRequiredService<SqliteDatasetFiles>();
+            await using var connection = new SqliteConnection(files.ConnectionString(DatasetRef.Central));
+            await connection.OpenAsync();
+            var counts = new long[queries.Length];
+            for (var i = 0; i < queries.Length; i++)
+            {
+                await using var command = connection.CreateCommand();
+                command.CommandText = queries[i];
+                counts[i] = await command.ExecuteScalarAsync() is long n ? n : 0;
+            }
+
+            return counts;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Services.DisposeAsync();
+            SqliteConnection.ClearAllPools();
+            _work.Delete(recursive: true);
+        }
+    }
+}
