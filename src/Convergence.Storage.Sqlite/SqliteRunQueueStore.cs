@@ -249,6 +249,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
         using var statements = new Statements(connection, transaction);
         var at = SqliteSchema.Timestamp(now);
+        var counters = new Dictionary<string, OrgCounters>(StringComparer.Ordinal);
         foreach (var tick in ticks)
         {
             TickOutcome Outcome(string status, string? queueId = null, string? reason = null) =>
@@ -269,44 +270,60 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
                 continue;
             }
 
+            // Recorded as QUEUED with its entry's id up front; the rare skip rewrites the row. One statement per write, no
+            // savepoint: the transaction holds SQLite's write lock, so the org's counters cannot change under it.
             var scheduledRunId = Guid.CreateVersion7(now).ToString();
+            var queueId = Guid.CreateVersion7(now).ToString();
             var recorded = await statements.ExecuteAsync(
                 """
                 INSERT INTO org_scheduled_pipeline_runs (scheduled_run_id, org_slug, config_id, pipeline, scheduled_for, queue_id, status, reason, created_at)
-                VALUES (@id, @org, @ConfigId, @Pipeline, @scheduledFor, NULL, 'PENDING', @reason, @at)
+                VALUES (@id, @org, @ConfigId, @Pipeline, @scheduledFor, @queueId, 'QUEUED', @reason, @at)
                 ON CONFLICT (org_slug, pipeline, scheduled_for) DO NOTHING
                 """,
                 cancellationToken,
                 ("id", scheduledRunId), ("org", tick.Org.Value), ("ConfigId", tick.ConfigId), ("Pipeline", tick.Pipeline), ("scheduledFor", scheduledFor), ("at", at),
-                ("reason", tick.MissedTicks > 0 ? $"Catch-up: {tick.MissedTicks} earlier due tick(s) were not run." : null));
+                ("queueId", queueId), ("reason", tick.MissedTicks > 0 ? $"Catch-up: {tick.MissedTicks} earlier due tick(s) were not run." : null));
             if (recorded == 0)
             {
                 outcomes.Add(Outcome(TickStatus.Duplicate, reason: "This tick of the pipeline was already recorded."));
                 continue;
             }
 
-            var admission = new RunAdmission(tick.Run, QueuePriority.Scheduled, tick.MaxAttempts, tick.ScheduledFor, CountsAgainstQuota: true, now);
-            var idempotencyKey = $"schedule:{tick.ConfigId}:{scheduledFor}";
-            await statements.ExecuteAsync("SAVEPOINT tick", cancellationToken);
-            var admitted = await AdmitAsync(statements, admission, idempotencyKey, cancellationToken);
-            var (status, queueId, reason) = admitted switch
+            if (!counters.TryGetValue(tick.Org.Value, out var org))
             {
-                AdmissionOutcome.Admitted a => (TickStatus.Queued, a.QueueId, (string?)null),
-                AdmissionOutcome.OverQuota q => (TickStatus.Skipped, null, q.Limit.Describe()),
-                AdmissionOutcome.SubscriptionInactive s => (TickStatus.Skipped, null, s.Reason),
-                _ => (TickStatus.Skipped, null, "The run was already queued."),
-            };
-            if (status != TickStatus.Queued)
-            {
-                await statements.ExecuteAsync("ROLLBACK TO SAVEPOINT tick", cancellationToken);
+                counters[tick.Org.Value] = org = await LoadCountersAsync(statements, tick.Org, now, cancellationToken);
             }
 
-            await statements.ExecuteAsync("RELEASE SAVEPOINT tick", cancellationToken);
-            await statements.ExecuteAsync(
-                "UPDATE org_scheduled_pipeline_runs SET status = @status, queue_id = @queueId, reason = COALESCE(@reason, reason) WHERE scheduled_run_id = @id",
-                cancellationToken,
-                ("status", status), ("queueId", queueId), ("reason", reason), ("id", scheduledRunId));
-            outcomes.Add(Outcome(status, queueId, reason));
+            if (org.Refusal() is { } refusal)
+            {
+                await statements.ExecuteAsync(
+                    "UPDATE org_scheduled_pipeline_runs SET status = 'SKIPPED', queue_id = NULL, reason = @reason WHERE scheduled_run_id = @id",
+                    cancellationToken,
+                    ("reason", refusal), ("id", scheduledRunId));
+                outcomes.Add(Outcome(TickStatus.Skipped, reason: refusal));
+                continue;
+            }
+
+            org.Count();
+            await InsertRunAndEntryAsync(
+                statements, new RunAdmission(tick.Run, QueuePriority.Scheduled, tick.MaxAttempts, tick.ScheduledFor, CountsAgainstQuota: true, now), queueId,
+                $"schedule:{tick.ConfigId}:{scheduledFor}", cancellationToken);
+            outcomes.Add(Outcome(TickStatus.Queued, queueId));
+        }
+
+        var usageDate = Date(QuotaCalendar.UsageDate(now));
+        foreach (var (org, counter) in counters)
+        {
+            if (counter.Added > 0)
+            {
+                await statements.ExecuteAsync(
+                    """
+                    UPDATE org_usage_quotas SET pipelines_run_today = pipelines_run_today + @added, pipelines_run_month = pipelines_run_month + @added
+                    WHERE org_slug = @org AND usage_date = @date
+                    """,
+                    cancellationToken,
+                    ("added", counter.Added), ("org", org), ("date", usageDate));
+            }
         }
 
         await transaction.CommitAsync(cancellationToken);
@@ -417,30 +434,10 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
                 ("org", org.Value), ("date", Date(QuotaCalendar.UsageDate(admission.Now))));
         }
 
-        try
-        {
-            await statements.ExecuteAsync(SqliteControlPlaneStore.InsertRunSql, cancellationToken, SqliteControlPlaneStore.RunValues(admission.Run));
-        }
-        catch (SqliteException ex) when (ex.SqliteErrorCode == 19)
-        {
-            return new AdmissionOutcome.DuplicateKey();
-        }
-
         var queueId = Guid.CreateVersion7(admission.Now).ToString();
-        var at = SqliteSchema.Timestamp(admission.Now);
         try
         {
-            await statements.ExecuteAsync(
-                """
-                INSERT INTO org_pipeline_execution_queue (queue_id, org_slug, pipeline, parameters, priority, status, scheduled_for, attempts, max_attempts,
-                    lease_owner, lease_token, lease_expires_at, idempotency_key, pipeline_logging_id, last_error, created_at, updated_at)
-                VALUES (@queueId, @org, @pipeline, @parameters, @priority, 'QUEUED', @scheduledFor, 0, @maxAttempts,
-                    NULL, NULL, NULL, @queueKey, @runId, NULL, @at, @at)
-                """,
-                cancellationToken,
-                ("queueId", queueId), ("org", org.Value), ("pipeline", admission.Run.PipelinePath), ("parameters", JsonSerializer.Serialize(admission.Run.Parameters)),
-                ("priority", admission.Priority), ("scheduledFor", SqliteSchema.Timestamp(admission.ScheduledFor)), ("maxAttempts", admission.MaxAttempts),
-                ("queueKey", queueKey), ("runId", admission.Run.PipelineLoggingId), ("at", at));
+            await InsertRunAndEntryAsync(statements, admission, queueId, queueKey, cancellationToken);
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode == 19)
         {
@@ -448,6 +445,70 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         }
 
         return new AdmissionOutcome.Admitted(queueId, admission.Run.PipelineLoggingId);
+    }
+
+    /// <summary>The PENDING run row and its QUEUED entry; a unique key already taken throws (SQLite error 19).</summary>
+    private static async Task InsertRunAndEntryAsync(Statements statements, RunAdmission admission, string queueId, string? queueKey, CancellationToken cancellationToken)
+    {
+        await statements.ExecuteAsync(SqliteControlPlaneStore.InsertRunSql, cancellationToken, SqliteControlPlaneStore.RunValues(admission.Run));
+        var at = SqliteSchema.Timestamp(admission.Now);
+        await statements.ExecuteAsync(
+            """
+            INSERT INTO org_pipeline_execution_queue (queue_id, org_slug, pipeline, parameters, priority, status, scheduled_for, attempts, max_attempts,
+                lease_owner, lease_token, lease_expires_at, idempotency_key, pipeline_logging_id, last_error, created_at, updated_at)
+            VALUES (@queueId, @org, @pipeline, @parameters, @priority, 'QUEUED', @scheduledFor, 0, @maxAttempts,
+                NULL, NULL, NULL, @queueKey, @runId, NULL, @at, @at)
+            """,
+            cancellationToken,
+            ("queueId", queueId), ("org", admission.Org.Value), ("pipeline", admission.Run.PipelinePath), ("parameters", JsonSerializer.Serialize(admission.Run.Parameters)),
+            ("priority", admission.Priority), ("scheduledFor", SqliteSchema.Timestamp(admission.ScheduledFor)), ("maxAttempts", admission.MaxAttempts),
+            ("queueKey", queueKey), ("runId", admission.Run.PipelineLoggingId), ("at", at));
+    }
+
+    /// <summary>An org's subscription and today's counters, read once per batch of ticks and counted in memory.</summary>
+    private static async Task<OrgCounters> LoadCountersAsync(Statements statements, Core.Organizations.OrgSlug org, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var subscription = await statements.QuerySubscriptionAsync(org.Value, cancellationToken);
+        if (subscription is null)
+        {
+            return new OrgCounters(null, $"Organization '{org}' has no subscription.", default, 0, 0, now);
+        }
+
+        var record = subscription.ToRecord();
+        if (!QuotaCalendar.IsUsable(record, now, out var reason))
+        {
+            return new OrgCounters(record, reason, default, 0, 0, now);
+        }
+
+        var start = DateOnly.FromDateTime(record.SubscriptionStart.UtcDateTime);
+        var usage = await EnsureTodayAsync(statements, org.Value, start, now, cancellationToken);
+        return new OrgCounters(record, null, start, usage.Today, usage.Month, now);
+    }
+
+    /// <summary>Quota state of one org during a batch of ticks.</summary>
+    private sealed class OrgCounters(Core.Organizations.OrgSubscription? subscription, string? inactive, DateOnly start, int today, int month, DateTimeOffset now)
+    {
+        public int Added { get; private set; }
+
+        /// <summary>Why the next run is refused, or null when it is admitted.</summary>
+        public string? Refusal()
+        {
+            if (inactive is not null || subscription is null)
+            {
+                return inactive ?? "No subscription.";
+            }
+
+            if (today + Added >= subscription.DailyLimit)
+            {
+                return new QuotaLimit(QuotaLimit.Daily, subscription.DailyLimit, today + Added, QuotaCalendar.NextDailyReset(now)).Describe();
+            }
+
+            return month + Added >= subscription.MonthlyLimit
+                ? new QuotaLimit(QuotaLimit.Monthly, subscription.MonthlyLimit, month + Added, QuotaCalendar.NextMonthlyReset(start, now)).Describe()
+                : null;
+        }
+
+        public void Count() => Added++;
     }
 
     /// <summary>
