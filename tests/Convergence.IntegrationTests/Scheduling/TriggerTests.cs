@@ -116,6 +116,29 @@ public sealed class TriggerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Trigger_EightDueTicksOfAStarterOrgInOneBatch_QueuesSixAndSkipsTwo()
+    {
+        var org = await _api.Factory.OnboardAsync(PipelineHarness.NewSlug("batch"), "STARTER");
+        for (var minute = 0; minute < 8; minute++)
+        {
+            await CreateScheduleAsync(org, $"{minute} 13 * * *", "UTC");
+        }
+
+        MoveTo(_api.Factory.Clock, At("2030-03-14T13:07:30Z"));
+        using var root = _api.Factory.RootClient();
+        using var response = await root.PostAsync("/api/v1/scheduler/trigger", null);
+
+        var body = await response.ShouldBeJsonAsync(HttpStatusCode.OK);
+        body.GetProperty("queued").GetInt32().ShouldBe(6);
+        body.GetProperty("skipped").GetInt32().ShouldBe(2);
+        var db = _api.Factory.ControlPlane();
+        db.Scalar("SELECT pipelines_run_today FROM org_usage_quotas WHERE org_slug = $org AND usage_date = '2030-03-14'", ("$org", org.Slug)).ShouldBe(6L);
+        db.Count("org_scheduled_pipeline_runs", "org_slug = $org AND status = 'SKIPPED' AND queue_id IS NULL AND reason LIKE '%daily limit of 6%'", ("$org", org.Slug)).ShouldBe(2);
+        db.Count("org_pipeline_execution_queue", "org_slug = $org", ("$org", org.Slug)).ShouldBe(6);
+        db.Count("org_meta_pipeline_runs", "org_slug = $org AND \"trigger\" = 'SCHEDULER'", ("$org", org.Slug)).ShouldBe(6);
+    }
+
+    [Fact]
     public async Task EmbeddedScheduler_Tick_TriggersDueSchedulesWithoutAnExternalCron()
     {
         await using var embedded = new PipelineHarness(settings: new Dictionary<string, string?> { ["CONVERGENCE_RUN_HEARTBEAT_SECONDS"] = "3600" });
