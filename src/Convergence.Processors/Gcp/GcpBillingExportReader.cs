@@ -127,6 +127,8 @@ internal static class GcpBillingExportReader
 
         var values = new string?[Fields.Length];
         var row = NewRecord(file);
+        var labels = new LabelsMemo();
+        Func<int, string> where = f => $"column {positions[f] + 1} ({Fields[f].Source})";
         while (Read(csv, record, file))
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -145,7 +147,7 @@ internal static class GcpBillingExportReader
                 values[f] = positions[f] < 0 || record[positions[f]].Length == 0 ? null : record[positions[f]];
             }
 
-            yield return Build(values, row, file, csv.RecordLine, f => $"column {positions[f] + 1} ({Fields[f].Source})");
+            yield return Build(values, row, labels, file, csv.RecordLine, where);
         }
     }
 
@@ -165,6 +167,8 @@ internal static class GcpBillingExportReader
     {
         var values = new string?[Fields.Length];
         var row = NewRecord(file);
+        var labels = new LabelsMemo();
+        Func<int, string> where = f => $"field '{Fields[f].Source}'";
         var flat = new Dictionary<string, string?>(StringComparer.Ordinal);
         long lineNumber = 0;
         while (text.ReadLine() is { } line)
@@ -197,7 +201,7 @@ internal static class GcpBillingExportReader
                 values[f] = flat.TryGetValue(Fields[f].Source, out var v) && v is { Length: > 0 } ? v : null;
             }
 
-            yield return Build(values, row, file, lineNumber, f => $"field '{Fields[f].Source}'");
+            yield return Build(values, row, labels, file, lineNumber, where);
         }
     }
 
@@ -234,7 +238,7 @@ internal static class GcpBillingExportReader
     }
 
     /// <summary>Converts one row's field texts into <paramref name="row"/> (a record of <see cref="Columns"/>).</summary>
-    private static object?[] Build(string?[] values, object?[] row, string file, long line, Func<int, string> where)
+    private static object?[] Build(string?[] values, object?[] row, LabelsMemo labels, string file, long line, Func<int, string> where)
     {
         decimal cost = 0, credits = 0;
         var f = 0;
@@ -281,7 +285,7 @@ internal static class GcpBillingExportReader
                         row[f] = ExportTimestamps.TryParse(text, out var p) ? DateOnly.FromDateTime(p.UtcDateTime) : throw new FormatException($"'{Clip(text)}' is not a date");
                         break;
                     case FieldKind.Labels:
-                        row[f] = ListText.Labels(text);
+                        row[f] = labels.Json(text);
                         break;
                     case FieldKind.Credits:
                         (var json, credits) = ListText.Credits(text);
@@ -300,6 +304,31 @@ internal static class GcpBillingExportReader
         row[UsageDate + 2] = cost + credits;
         row[UsageDate + 3] = line;
         return row;
+    }
+
+    /// <summary>
+    /// Labels JSON by list text for one read: exports repeat the same few label sets row after row, and each is parsed
+    /// once. Bounded: the memo starts over when it holds <see cref="Capacity"/> texts.
+    /// </summary>
+    private sealed class LabelsMemo
+    {
+        private const int Capacity = 4096;
+        private readonly Dictionary<string, string> _json = new(StringComparer.Ordinal);
+
+        public string Json(string text)
+        {
+            if (_json.TryGetValue(text, out var json))
+            {
+                return json;
+            }
+
+            if (_json.Count == Capacity)
+            {
+                _json.Clear();
+            }
+
+            return _json[text] = ListText.Labels(text);
+        }
     }
 
     private static string Clip(string text) => text.Length <= 40 ? text : text[..40] + "…";
