@@ -127,6 +127,14 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
                 count += insert.Execute(values);
             }
 
+            // The index build sorts every row's key: SQLite's sorter keeps up to the page cache's size in memory, so
+            // it builds with the default cache and spills to temporary files beyond it, keeping peak memory flat in
+            // the row count.
+            if (deferredIndexes.Count > 0)
+            {
+                SetCacheSize(DefaultCacheKibibytes);
+            }
+
             foreach (var (_, create) in deferredIndexes)
             {
                 await ExecuteAsync(new SqlQuery(create, Empty), cancellationToken);
