@@ -112,9 +112,17 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
             _ => null,
         };
 
-        // A bulk write touches far more pages than the default 2 MB cache holds: with a larger cache for the write, SQLite
-        // stops spilling and re-reading index pages through the WAL. Set back to the default when the write ends.
-        SetCacheSize(BulkCacheKibibytes);
+        // A bulk write into a filled table touches far more index pages than the default 2 MB cache holds: with a larger
+        // cache for the write, SQLite stops spilling and re-reading them through the WAL; set back to the default when
+        // the write ends. Into an empty table rows only append and indexes are built afterwards, and the default cache
+        // serves better: the index build's sorter keeps up to the cache's size in memory and spills sorted runs to
+        // temporary files beyond it, so peak memory stays flat in the row count (and the sort runs faster).
+        var bulkCache = !empty;
+        if (bulkCache)
+        {
+            SetCacheSize(BulkCacheKibibytes);
+        }
+
         try
         {
             var values = new object[width];
@@ -127,14 +135,6 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
                 count += insert.Execute(values);
             }
 
-            // The index build sorts every row's key: SQLite's sorter keeps up to the page cache's size in memory, so
-            // it builds with the default cache and spills to temporary files beyond it, keeping peak memory flat in
-            // the row count.
-            if (deferredIndexes.Count > 0)
-            {
-                SetCacheSize(DefaultCacheKibibytes);
-            }
-
             foreach (var (_, create) in deferredIndexes)
             {
                 await ExecuteAsync(new SqlQuery(create, Empty), cancellationToken);
@@ -144,7 +144,10 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
         }
         finally
         {
-            SetCacheSize(DefaultCacheKibibytes);
+            if (bulkCache)
+            {
+                SetCacheSize(DefaultCacheKibibytes);
+            }
         }
     }
 
