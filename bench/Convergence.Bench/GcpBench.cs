@@ -96,14 +96,16 @@ internal static class GcpBench
     public static void Parse(string[] args)
     {
         var file = Path.GetFullPath(args[0]);
+        var allocated = GC.GetTotalAllocatedBytes();
         var watch = Stopwatch.StartNew();
         long rows = 0;
-        foreach (var row in Convergence.Processors.Gcp.GcpBillingExportReader.Read(file, Path.GetFileName(file), jsonLines: false, CancellationToken.None))
+        foreach (var row in Convergence.Processors.Gcp.GcpBillingExportReader.ReadRecords(file, Path.GetFileName(file), jsonLines: false, CancellationToken.None))
         {
-            rows += row.Count > 0 ? 1 : 0;
+            rows += row.Length > 0 ? 1 : 0;
         }
 
-        Console.WriteLine($"gcp-parse {Path.GetFileName(file)}: {rows} rows in {watch.Elapsed.TotalSeconds:0.00} s, {rows / watch.Elapsed.TotalSeconds:0} rows/s (no writes)");
+        Console.WriteLine($"gcp-parse {Path.GetFileName(file)}: {rows} rows in {watch.Elapsed.TotalSeconds:0.00} s, {rows / watch.Elapsed.TotalSeconds:0} rows/s, " +
+                          $"{(GC.GetTotalAllocatedBytes() - allocated) / (double)Math.Max(rows, 1):0} B allocated a row (no writes)");
     }
 
     public static async Task IngestAsync(string[] args, string repositoryConfigs)

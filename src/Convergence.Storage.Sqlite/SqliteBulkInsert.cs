@@ -19,6 +19,7 @@ internal sealed class SqliteBulkInsert : IDisposable
 {
     private readonly SqliteConnection _connection;
     private readonly sqlite3_stmt _statement;
+    private readonly object?[] _bound;
     private byte[] _utf8 = new byte[1024];
 
     public SqliteBulkInsert(SqliteConnection connection, string table, IReadOnlyList<string> columns, int rows)
@@ -29,6 +30,7 @@ internal sealed class SqliteBulkInsert : IDisposable
         var row = "(" + string.Join(", ", Enumerable.Repeat("?", Width)) + ")";
         var sql = $"INSERT INTO {table} ({string.Join(", ", columns)}) VALUES {string.Join(", ", Enumerable.Repeat(row, rows))}";
         Check(raw.sqlite3_prepare_v2(connection.Handle, sql, out _statement));
+        _bound = new object?[rows * Width];
     }
 
     /// <summary>Rows per execution.</summary>
@@ -38,28 +40,24 @@ internal sealed class SqliteBulkInsert : IDisposable
     public int Width { get; }
 
     /// <summary>Inserts <see cref="Rows"/> rows from <paramref name="values"/> (row after row); returns the rows inserted.</summary>
+    /// <remarks>
+    /// SQLite keeps a statement's bindings across executions, so a value equal to the one already bound at its position
+    /// (same text, same number with the same scale, same instant) is not bound again: exports repeat most columns row
+    /// after row, and each bind is a native call.
+    /// </remarks>
     public int Execute(object[] values)
     {
         for (var i = 0; i < Rows * Width; i++)
         {
-            var index = i + 1;
-            var rc = values[i] switch
+            var value = values[i];
+            if (_bound[i] is { } bound && SameBinding(bound, value))
             {
-                null or DBNull => raw.sqlite3_bind_null(_statement, index),
-                string s => BindText(index, s),
-                long l => raw.sqlite3_bind_int64(_statement, index, l),
-                int n => raw.sqlite3_bind_int64(_statement, index, n),
-                short n => raw.sqlite3_bind_int64(_statement, index, n),
-                bool b => raw.sqlite3_bind_int64(_statement, index, b ? 1 : 0),
-                double d => raw.sqlite3_bind_double(_statement, index, d),
-                float f => raw.sqlite3_bind_double(_statement, index, f),
-                decimal m => BindFormatted(index, m, default),
-                DateOnly d => BindFormatted(index, d, "yyyy-MM-dd"),
-                DateTimeOffset t => BindTimestamp(index, t.UtcDateTime),
-                byte[] b => raw.sqlite3_bind_blob(_statement, index, b),
-                var other => BindText(index, Convert.ToString(other, CultureInfo.InvariantCulture) ?? string.Empty),
-            };
-            Check(rc);
+                continue;
+            }
+
+            _bound[i] = null;
+            Check(Bind(i + 1, value));
+            _bound[i] = value;
         }
 
         var step = raw.sqlite3_step(_statement);
@@ -73,6 +71,36 @@ internal sealed class SqliteBulkInsert : IDisposable
     }
 
     public void Dispose() => raw.sqlite3_finalize(_statement);
+
+    /// <summary>Whether binding <paramref name="value"/> would store exactly what binding <paramref name="bound"/> did.</summary>
+    internal static bool SameBinding(object bound, object? value) => (bound, value) switch
+    {
+        _ when ReferenceEquals(bound, value) => true,
+        (string a, string b) => string.Equals(a, b, StringComparison.Ordinal),
+        (decimal a, decimal b) => a == b && a.Scale == b.Scale,
+        (long a, long b) => a == b,
+        (DateOnly a, DateOnly b) => a == b,
+        (DateTimeOffset a, DateTimeOffset b) => a.UtcTicks == b.UtcTicks,
+        (DBNull, DBNull) => true,
+        _ => false,
+    };
+
+    private int Bind(int index, object? value) => value switch
+    {
+        null or DBNull => raw.sqlite3_bind_null(_statement, index),
+        string s => BindText(index, s),
+        long l => raw.sqlite3_bind_int64(_statement, index, l),
+        int n => raw.sqlite3_bind_int64(_statement, index, n),
+        short n => raw.sqlite3_bind_int64(_statement, index, n),
+        bool b => raw.sqlite3_bind_int64(_statement, index, b ? 1 : 0),
+        double d => raw.sqlite3_bind_double(_statement, index, d),
+        float f => raw.sqlite3_bind_double(_statement, index, f),
+        decimal m => BindFormatted(index, m, default),
+        DateOnly d => BindFormatted(index, d, "yyyy-MM-dd"),
+        DateTimeOffset t => BindTimestamp(index, t.UtcDateTime),
+        byte[] b => raw.sqlite3_bind_blob(_statement, index, b),
+        var other => BindText(index, Convert.ToString(other, CultureInfo.InvariantCulture) ?? string.Empty),
+    };
 
     private int BindText(int index, string text)
     {

@@ -34,10 +34,20 @@ internal static class SqliteSchema
         sql.Append(')');
         yield return sql.ToString();
 
+        foreach (var (_, create) in Indexes(schema))
+        {
+            yield return create;
+        }
+    }
+
+    /// <summary>The schema's secondary indexes: each one's quoted name and its <c>CREATE INDEX IF NOT EXISTS</c>.</summary>
+    public static IEnumerable<(string Name, string Create)> Indexes(TableSchema schema)
+    {
         foreach (var index in schema.Indexes)
         {
             var name = $"ix_{schema.Name}_{string.Join("_", index)}";
-            yield return $"CREATE INDEX IF NOT EXISTS {Quote(name.Length > 63 ? name[..63] : name)} ON {Quote(schema.Name)} ({string.Join(", ", index.Select(Quote))})";
+            var quoted = Quote(name.Length > 63 ? name[..63] : name);
+            yield return (quoted, $"CREATE INDEX IF NOT EXISTS {quoted} ON {Quote(schema.Name)} ({string.Join(", ", index.Select(Quote))})");
         }
     }
 

@@ -14,6 +14,8 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
     private readonly SqliteTransactionScope _scope = new(connection, transaction);
 
     private const int SampleSize = 5;
+    private Dictionary<string, int>? _columnIndex;
+
     public TableSchema Schema => schema;
 
     private string Table => SqliteSchema.Quote(schema.Name);
@@ -38,41 +40,13 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
         }
     }
 
-    public async Task<long> WriteRowsAsync(IAsyncEnumerable<IReadOnlyDictionary<string, object?>> rows, CancellationToken cancellationToken)
+    public Task<long> WriteRowsAsync(IAsyncEnumerable<IReadOnlyDictionary<string, object?>> rows, CancellationToken cancellationToken)
     {
         var columns = schema.Columns;
-        var width = columns.Count;
-        var columnIndex = new Dictionary<string, int>(width, StringComparer.Ordinal);
-        for (var i = 0; i < width; i++)
+        var columnIndex = ColumnIndex();
+        async IAsyncEnumerable<object?[]> Positional()
         {
-            columnIndex[columns[i].Name] = i;
-        }
-
-        // One INSERT prepared once and rebound by position for every row. (Multi-row INSERTs measured slower: SQLite
-        // then keeps a statement journal for each.) Upsert deletes each row's key before inserting it;
-        // replace_partitions deletes a partition's earlier rows the first time the write meets it, before inserting
-        // any row of it, so rows this write adds are never deleted.
-        using var insert = new SqliteBulkInsert(connection, Table, [.. columns.Select(c => SqliteSchema.Quote(c.Name))], 1);
-        var values = new object[width];
-
-        SqliteCommand? delete = null;
-        SqliteParameter[] keyValues = [];
-        var keyColumns = spec.Keys.Select(k => columnIndex[k]).ToArray();
-        HashSet<string>? seenPartitions = spec.Mode == WriteMode.ReplacePartitions ? new(StringComparer.Ordinal) : null;
-        if (spec.Mode is WriteMode.Upsert or WriteMode.ReplacePartitions)
-        {
-            delete = connection.CreateCommand();
-            delete.Transaction = transaction;
-            delete.CommandText = $"DELETE FROM {Table} WHERE {string.Join(" AND ", spec.Keys.Select((k, i) => $"{SqliteSchema.Quote(k)} IS $k{i}"))}";
-            keyValues = [.. spec.Keys.Select((_, i) => delete.Parameters.Add(new SqliteParameter("$k" + i, null)))];
-        }
-
-        // A bulk write touches far more pages than the default 2 MB cache holds: with a larger cache for the write, SQLite
-        // stops spilling and re-reading index pages through the WAL. Set back to the default when the write ends.
-        SetCacheSize(BulkCacheKibibytes);
-        try
-        {
-            long count = 0;
+            var values = new object?[columns.Count];
             await foreach (var row in rows.WithCancellation(cancellationToken))
             {
                 foreach (var key in row.Keys)
@@ -83,49 +57,222 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
                     }
                 }
 
-                for (var i = 0; i < width; i++)
+                for (var i = 0; i < values.Length; i++)
                 {
-                    var column = columns[i];
-                    var value = row.TryGetValue(column.Name, out var v) ? v : null;
-                    if (value is null && column.Required)
-                    {
-                        throw new ArgumentException($"Row {count + 1} for {schema.Name} has no value for required column '{column.Name}'.");
-                    }
-
-                    values[i] = SqliteSchema.ToBulkValue(value, column.Type, column.Name);
+                    values[i] = row.TryGetValue(columns[i].Name, out var v) ? v : null;
                 }
 
-                if (spec.Mode == WriteMode.MergePartition)
-                {
-                    EnsureInSlice(row, count + 1);
-                }
+                yield return values;
+            }
+        }
 
-                if (delete is not null && (seenPartitions is null || seenPartitions.Add(PartitionKey(values, keyColumns))))
-                {
-                    for (var k = 0; k < keyColumns.Length; k++)
-                    {
-                        var key = columns[keyColumns[k]];
-                        var keyValue = values[keyColumns[k]];
-                        keyValues[k].Value = keyValue is DBNull ? DBNull.Value : SqliteSchema.ToDb(keyValue, key.Type, key.Name);
-                    }
+        return WriteAsync([.. columns.Select(c => c.Name)], Positional(), cancellationToken);
+    }
 
-                    delete.ExecuteNonQuery();
-                }
+    public Task<long> WriteRecordsAsync(IReadOnlyList<string> columns, IEnumerable<object?[]> rows, CancellationToken cancellationToken) =>
+        WriteAsync(columns, rows.ToAsyncEnumerable(), cancellationToken);
 
+    /// <summary>
+    /// The one row-writing path: each row is checked and converted (required columns, the merge slice, values as
+    /// <see cref="SqliteSchema.ToBulkValue"/>) in table column order, then inserted through one prepared INSERT rebound
+    /// by position.
+    /// </summary>
+    private async Task<long> WriteAsync(IReadOnlyList<string> names, IAsyncEnumerable<object?[]> rows, CancellationToken cancellationToken)
+    {
+        var columns = schema.Columns;
+        var width = columns.Count;
+        var columnIndex = ColumnIndex();
+        var source = new int[width];
+        Array.Fill(source, -1);
+        for (var n = 0; n < names.Count; n++)
+        {
+            source[columnIndex.TryGetValue(names[n], out var i) ? i : throw new ArgumentException($"Table {schema.Name} has no column '{names[n]}'.")] = n;
+        }
+
+        // An empty table needs no replacement deletes, and its secondary indexes are built once after the load (one
+        // sort) rather than updated row by row; both happen inside the write's transaction, so a failed load still
+        // leaves the table as it was, indexes included.
+        var empty = !await ExistsAsync($"SELECT 1 FROM {Table} LIMIT 1", cancellationToken);
+        var deferredIndexes = empty ? SqliteSchema.Indexes(schema).ToList() : [];
+        foreach (var (name, _) in deferredIndexes)
+        {
+            await ExecuteAsync(new SqlQuery($"DROP INDEX IF EXISTS {name}", Empty), cancellationToken);
+        }
+
+        // One INSERT prepared once and rebound by position for every row. (Multi-row INSERTs measured slower: SQLite
+        // then keeps a statement journal for each.) Upsert deletes each row's key before inserting it;
+        // replace_partitions deletes a partition's earlier rows the first time the write meets it, before inserting
+        // any row of it, so rows this write adds are never deleted.
+        using var insert = new SqliteBulkInsert(connection, Table, [.. columns.Select(c => SqliteSchema.Quote(c.Name))], 1);
+        var keyColumns = spec.Keys.Select(k => columnIndex[k]).ToArray();
+        using var deletes = spec.Mode switch
+        {
+            WriteMode.Upsert => new KeyDeletes(connection, transaction, Table, spec.Keys, keyColumns, everyRow: true),
+            WriteMode.ReplacePartitions when !empty => new KeyDeletes(connection, transaction, Table, spec.Keys, keyColumns, everyRow: false),
+            _ => null,
+        };
+
+        // A bulk write into a filled table touches far more index pages than the default 2 MB cache holds: with a larger
+        // cache for the write, SQLite stops spilling and re-reading them through the WAL; set back to the default when
+        // the write ends. Into an empty table rows only append and indexes are built afterwards, and the default cache
+        // serves better: the index build's sorter keeps up to the cache's size in memory and spills sorted runs to
+        // temporary files beyond it, so peak memory stays flat in the row count (and the sort runs faster).
+        var bulkCache = !empty;
+        if (bulkCache)
+        {
+            SetCacheSize(BulkCacheKibibytes);
+        }
+
+        try
+        {
+            var values = new object[width];
+            long count = 0;
+            await foreach (var row in rows.WithCancellation(cancellationToken))
+            {
+                ConvertRow(row, source, values, count + 1);
+                deletes?.Before(values, columns);
                 cancellationToken.ThrowIfCancellationRequested();
                 count += insert.Execute(values);
+            }
+
+            foreach (var (_, create) in deferredIndexes)
+            {
+                await ExecuteAsync(new SqlQuery(create, Empty), cancellationToken);
             }
 
             return count;
         }
         finally
         {
-            if (delete is not null)
+            if (bulkCache)
             {
-                await delete.DisposeAsync();
+                SetCacheSize(DefaultCacheKibibytes);
+            }
+        }
+    }
+
+    /// <summary>Checks one source row and converts it into <paramref name="values"/> in table column order.</summary>
+    private void ConvertRow(object?[] row, int[] source, object[] values, long rowNumber)
+    {
+        var columns = schema.Columns;
+        for (var i = 0; i < values.Length; i++)
+        {
+            var column = columns[i];
+            var value = source[i] < 0 ? null : row[source[i]];
+            if (value is null && column.Required)
+            {
+                throw new ArgumentException($"Row {rowNumber} for {schema.Name} has no value for required column '{column.Name}'.");
             }
 
-            SetCacheSize(DefaultCacheKibibytes);
+            values[i] = SqliteSchema.ToBulkValue(value, column.Type, column.Name);
+        }
+
+        if (spec.Mode == WriteMode.MergePartition)
+        {
+            var partition = source[ColumnIndex()[spec.PartitionColumn!]];
+            EnsureInSlice(partition < 0 ? null : row[partition], rowNumber);
+        }
+    }
+
+    private Dictionary<string, int> ColumnIndex() => _columnIndex ??= IndexColumns();
+
+    private Dictionary<string, int> IndexColumns()
+    {
+        var index = new Dictionary<string, int>(schema.Columns.Count, StringComparer.Ordinal);
+        for (var i = 0; i < schema.Columns.Count; i++)
+        {
+            index[schema.Columns[i].Name] = i;
+        }
+
+        return index;
+    }
+
+    /// <summary>
+    /// The DELETE of upsert (before every row) and replace_partitions (before the first row of each partition the
+    /// write meets). Partitions are told apart by their stored values: NULL differs from an empty string, and
+    /// decimals by their text (1.0 is not 1.00).
+    /// </summary>
+    private sealed class KeyDeletes : IDisposable
+    {
+        private readonly SqliteCommand _delete;
+        private readonly SqliteParameter[] _keyValues;
+        private readonly int[] _keyColumns;
+        private readonly HashSet<object[]>? _seen;
+        private object[] _probe;
+
+        public KeyDeletes(SqliteConnection connection, SqliteTransaction transaction, string table, IReadOnlyList<string> keys, int[] keyColumns, bool everyRow)
+        {
+            _delete = connection.CreateCommand();
+            _delete.Transaction = transaction;
+            _delete.CommandText = $"DELETE FROM {table} WHERE {string.Join(" AND ", keys.Select((k, i) => $"{SqliteSchema.Quote(k)} IS $k{i}"))}";
+            _keyValues = [.. keys.Select((_, i) => _delete.Parameters.Add(new SqliteParameter("$k" + i, null)))];
+            _keyColumns = keyColumns;
+            _seen = everyRow ? null : new HashSet<object[]>(PartitionComparer.Instance);
+            _probe = new object[keyColumns.Length];
+        }
+
+        public void Before(object[] values, IReadOnlyList<ColumnSchema> columns)
+        {
+            for (var k = 0; k < _keyColumns.Length; k++)
+            {
+                _probe[k] = values[_keyColumns[k]];
+            }
+
+            if (_seen is not null)
+            {
+                if (!_seen.Add(_probe))
+                {
+                    return;
+                }
+
+                _probe = new object[_keyColumns.Length];
+            }
+
+            for (var k = 0; k < _keyColumns.Length; k++)
+            {
+                var key = columns[_keyColumns[k]];
+                var keyValue = values[_keyColumns[k]];
+                _keyValues[k].Value = keyValue is DBNull ? DBNull.Value : SqliteSchema.ToDb(keyValue, key.Type, key.Name);
+            }
+
+            _delete.ExecuteNonQuery();
+        }
+
+        public void Dispose() => _delete.Dispose();
+    }
+
+    private sealed class PartitionComparer : IEqualityComparer<object[]>
+    {
+        public static readonly PartitionComparer Instance = new();
+
+        public bool Equals(object[]? x, object[]? y)
+        {
+            if (x is null || y is null || x.Length != y.Length)
+            {
+                return ReferenceEquals(x, y);
+            }
+
+            for (var i = 0; i < x.Length; i++)
+            {
+                if (!SqliteBulkInsert.SameBinding(x[i], y[i]) && (x[i] is decimal || !Equals(x[i], y[i])))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
+        public int GetHashCode(object[] values)
+        {
+            var hash = default(HashCode);
+            foreach (var value in values)
+            {
+                hash.Add(value is decimal m ? m.Scale : 0);
+                hash.Add(value);
+            }
+
+            return hash.ToHashCode();
         }
     }
 
@@ -139,19 +286,6 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
         pragma.Transaction = transaction;
         pragma.CommandText = $"PRAGMA cache_size = -{kibibytes.ToString(CultureInfo.InvariantCulture)}";
         pragma.ExecuteNonQuery();
-    }
-
-    /// <summary>The partition of a row as text; NULL differs from an empty string.</summary>
-    private static string PartitionKey(object[] values, int[] keyColumns)
-    {
-        var parts = new string[keyColumns.Length];
-        for (var k = 0; k < keyColumns.Length; k++)
-        {
-            var value = values[keyColumns[k]];
-            parts[k] = value is DBNull ? "\u0000" : "=" + (value is DateOnly d ? d.ToString("O", CultureInfo.InvariantCulture) : Convert.ToString(value, CultureInfo.InvariantCulture));
-        }
-
-        return string.Join('\u001f', parts);
     }
 
     public async Task<long> WriteQueryAsync(SqlQuery query, CancellationToken cancellationToken)
@@ -306,9 +440,8 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
         return ($"{column} >= @slice_start AND {column} < @slice_end", new Dictionary<string, object?> { ["slice_start"] = start, ["slice_end"] = endExclusive });
     }
 
-    private void EnsureInSlice(IReadOnlyDictionary<string, object?> row, long rowNumber)
+    private void EnsureInSlice(object? value, long rowNumber)
     {
-        var value = row.TryGetValue(spec.PartitionColumn!, out var v) ? v : null;
         DateOnly? day = value switch
         {
             DateOnly d => d,
@@ -327,6 +460,12 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
     {
         await using var command = CreateCommand(connection, transaction, query);
         return await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private async Task<bool> ExistsAsync(string sql, CancellationToken cancellationToken)
+    {
+        await using var command = CreateCommand(connection, transaction, new SqlQuery(sql, Empty));
+        return await command.ExecuteScalarAsync(cancellationToken) is not null;
     }
 
     private async Task<long> ScalarAsync(SqlQuery query, CancellationToken cancellationToken)

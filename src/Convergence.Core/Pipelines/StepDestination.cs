@@ -26,6 +26,10 @@ public sealed class StepDestination(IWarehouse warehouse, DatasetRef dataset, Ta
     public async Task<long> WriteRowsAsync(IEnumerable<IReadOnlyDictionary<string, object?>> rows, CancellationToken cancellationToken) =>
         await WriteRowsAsync(rows.ToAsyncEnumerable(), cancellationToken);
 
+    /// <summary>Bulk rows by position; see <see cref="IWarehouseWrite.WriteRecordsAsync"/>.</summary>
+    public async Task<long> WriteRecordsAsync(IReadOnlyList<string> columns, IEnumerable<object?[]> rows, CancellationToken cancellationToken) =>
+        await (await OpenAsync(cancellationToken)).WriteRecordsAsync(columns, rows, cancellationToken);
+
     public async Task<long> WriteQueryAsync(SqlQuery query, CancellationToken cancellationToken) =>
         await (await OpenAsync(cancellationToken)).WriteQueryAsync(query, cancellationToken);
 

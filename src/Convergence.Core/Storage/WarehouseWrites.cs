@@ -48,6 +48,14 @@ public interface IWarehouseWrite : IAsyncDisposable
     /// <summary>Writes rows (column name → value, converted from the schema's types).</summary>
     Task<long> WriteRowsAsync(IAsyncEnumerable<IReadOnlyDictionary<string, object?>> rows, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Writes rows given by position, for bulk loads: each array holds the values of <paramref name="columns"/> in that
+    /// order (table columns not named are NULL), converted from the schema's types as for
+    /// <see cref="WriteRowsAsync"/>. The enumeration may hand the same array for every row, refilled: the adapter
+    /// copies what it keeps. No dictionary per row, so a file of millions of rows streams at the storage's pace.
+    /// </summary>
+    Task<long> WriteRecordsAsync(IReadOnlyList<string> columns, IEnumerable<object?[]> rows, CancellationToken cancellationToken);
+
     /// <summary>Writes the result of a query run in the same dataset; its columns are matched to the table's by name.</summary>
     Task<long> WriteQueryAsync(SqlQuery query, CancellationToken cancellationToken);
 

@@ -67,24 +67,25 @@ internal sealed partial class BigQueryEtlProcessor(ImportDirectory? imports = nu
         var slice = context.Run.Slice;
         long read = 0, outside = 0;
 
-        IEnumerable<IReadOnlyDictionary<string, object?>> InSlice()
+        // Records by position (one array refilled per row), not a dictionary per row: the reader's columns are the
+        // table's.
+        IEnumerable<object?[]> InSlice()
         {
-            foreach (var row in GcpBillingExportReader.Read(path, sourceUri!, jsonLines, cancellationToken))
+            foreach (var record in GcpBillingExportReader.ReadRecords(path, sourceUri!, jsonLines, cancellationToken))
             {
                 read++;
-                var day = (DateOnly)row["usage_date"]!;
+                var day = (DateOnly)record[GcpBillingExportReader.UsageDate]!;
                 if (day < slice.StartDate || day > slice.EndDate)
                 {
                     outside++;
                     continue;
                 }
 
-                row["source_uri"] = sourceUri;
-                yield return row;
+                yield return record;
             }
         }
 
-        var written = await destination.WriteRowsAsync(InSlice(), cancellationToken);
+        var written = await destination.WriteRecordsAsync(GcpBillingExportReader.Columns, InSlice(), cancellationToken);
         if (read > 0 && written == 0)
         {
             throw RequestValidationException.For(

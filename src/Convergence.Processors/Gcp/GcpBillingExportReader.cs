@@ -67,7 +67,18 @@ internal static class GcpBillingExportReader
         Credits,
     }
 
-    private const int ColumnCount = 37;
+    /// <summary>
+    /// The table columns of a record, in the order <see cref="ReadRecords"/> fills them: <see cref="Fields"/>' columns,
+    /// then the derived <c>usage_date</c>, <c>credits_total</c>, <c>cost_after_credits</c>, <c>source_line</c> and
+    /// <c>source_uri</c> (the display name of the file).
+    /// </summary>
+    internal static readonly IReadOnlyList<string> Columns =
+        [.. Fields.Select(f => f.Column), "usage_date", "credits_total", "cost_after_credits", "source_line", "source_uri"];
+
+    /// <summary>Position of <c>usage_date</c> in a record.</summary>
+    internal static readonly int UsageDate = Fields.Length;
+
+    private static readonly int UsageStartTime = Array.FindIndex(Fields, f => f.Column == "usage_start_time");
 
     /// <summary>The export's format, from <paramref name="format"/> (<c>csv</c>, <c>jsonl</c>) or the file's extension.</summary>
     public static bool IsJsonLines(string path, string? format) => format?.ToLowerInvariant() switch
@@ -78,8 +89,12 @@ internal static class GcpBillingExportReader
         _ => throw new InvalidOperationException($"config.format '{format}' is not csv, jsonl or auto."),
     };
 
-    /// <summary>Reads the rows of <paramref name="path"/>; <paramref name="displayName"/> names it in errors.</summary>
-    public static IEnumerable<Dictionary<string, object?>> Read(string path, string displayName, bool jsonLines, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads the rows of <paramref name="path"/> as records of <see cref="Columns"/>; <paramref name="displayName"/>
+    /// names it in errors and fills <c>source_uri</c>. The same array is returned for every row, refilled: copy what
+    /// must outlive the next row.
+    /// </summary>
+    public static IEnumerable<object?[]> ReadRecords(string path, string displayName, bool jsonLines, CancellationToken cancellationToken)
     {
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
         using var text = new StreamReader(stream, Encoding.UTF8, detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16);
@@ -90,7 +105,7 @@ internal static class GcpBillingExportReader
         }
     }
 
-    private static IEnumerable<Dictionary<string, object?>> ReadCsv(TextReader text, string file, CancellationToken cancellationToken)
+    private static IEnumerable<object?[]> ReadCsv(TextReader text, string file, CancellationToken cancellationToken)
     {
         var csv = new CsvRecordReader(text);
         var record = new List<string>(40);
@@ -111,6 +126,9 @@ internal static class GcpBillingExportReader
         }
 
         var values = new string?[Fields.Length];
+        var row = NewRecord(file);
+        var labels = new LabelsMemo();
+        Func<int, string> where = f => $"column {positions[f] + 1} ({Fields[f].Source})";
         while (Read(csv, record, file))
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -129,7 +147,7 @@ internal static class GcpBillingExportReader
                 values[f] = positions[f] < 0 || record[positions[f]].Length == 0 ? null : record[positions[f]];
             }
 
-            yield return Build(values, file, csv.RecordLine, f => $"column {positions[f] + 1} ({Fields[f].Source})");
+            yield return Build(values, row, labels, file, csv.RecordLine, where);
         }
     }
 
@@ -145,9 +163,12 @@ internal static class GcpBillingExportReader
         }
     }
 
-    private static IEnumerable<Dictionary<string, object?>> ReadJsonLines(TextReader text, string file, CancellationToken cancellationToken)
+    private static IEnumerable<object?[]> ReadJsonLines(TextReader text, string file, CancellationToken cancellationToken)
     {
         var values = new string?[Fields.Length];
+        var row = NewRecord(file);
+        var labels = new LabelsMemo();
+        Func<int, string> where = f => $"field '{Fields[f].Source}'";
         var flat = new Dictionary<string, string?>(StringComparer.Ordinal);
         long lineNumber = 0;
         while (text.ReadLine() is { } line)
@@ -180,7 +201,7 @@ internal static class GcpBillingExportReader
                 values[f] = flat.TryGetValue(Fields[f].Source, out var v) && v is { Length: > 0 } ? v : null;
             }
 
-            yield return Build(values, file, lineNumber, f => $"field '{Fields[f].Source}'");
+            yield return Build(values, row, labels, file, lineNumber, where);
         }
     }
 
@@ -209,9 +230,16 @@ internal static class GcpBillingExportReader
         }
     }
 
-    private static Dictionary<string, object?> Build(string?[] values, string file, long line, Func<int, string> where)
+    private static object?[] NewRecord(string file)
     {
-        var row = new Dictionary<string, object?>(ColumnCount, StringComparer.Ordinal);
+        var record = new object?[Columns.Count];
+        record[^1] = file;
+        return record;
+    }
+
+    /// <summary>Converts one row's field texts into <paramref name="row"/> (a record of <see cref="Columns"/>).</summary>
+    private static object?[] Build(string?[] values, object?[] row, LabelsMemo labels, string file, long line, Func<int, string> where)
+    {
         decimal cost = 0, credits = 0;
         var f = 0;
         try
@@ -227,7 +255,7 @@ internal static class GcpBillingExportReader
                         throw new FormatException("is empty; the column is required");
                     }
 
-                    row[column] = kind switch
+                    row[f] = kind switch
                     {
                         FieldKind.Labels => "{}",
                         FieldKind.Credits => "[]",
@@ -239,11 +267,11 @@ internal static class GcpBillingExportReader
                 switch (kind)
                 {
                     case FieldKind.Text:
-                        row[column] = text;
+                        row[f] = text;
                         break;
                     case FieldKind.Decimal:
                         var amount = ListText.TryDecimal(text, out var d) ? d : throw new FormatException($"'{Clip(text)}' is not a decimal number");
-                        row[column] = amount;
+                        row[f] = amount;
                         if (column == "cost")
                         {
                             cost = amount;
@@ -251,17 +279,17 @@ internal static class GcpBillingExportReader
 
                         break;
                     case FieldKind.Timestamp:
-                        row[column] = ExportTimestamps.TryParse(text, out var t) ? t : throw new FormatException($"'{Clip(text)}' is not a timestamp such as 2020-11-09 23:00:00+00:00");
+                        row[f] = ExportTimestamps.TryParse(text, out var t) ? t : throw new FormatException($"'{Clip(text)}' is not a timestamp such as 2020-11-09 23:00:00+00:00");
                         break;
                     case FieldKind.Date:
-                        row[column] = ExportTimestamps.TryParse(text, out var p) ? DateOnly.FromDateTime(p.UtcDateTime) : throw new FormatException($"'{Clip(text)}' is not a date");
+                        row[f] = ExportTimestamps.TryParse(text, out var p) ? DateOnly.FromDateTime(p.UtcDateTime) : throw new FormatException($"'{Clip(text)}' is not a date");
                         break;
                     case FieldKind.Labels:
-                        row[column] = ListText.Labels(text);
+                        row[f] = labels.Json(text);
                         break;
                     case FieldKind.Credits:
                         (var json, credits) = ListText.Credits(text);
-                        row[column] = json;
+                        row[f] = json;
                         break;
                 }
             }
@@ -271,11 +299,36 @@ internal static class GcpBillingExportReader
             throw Invalid(file, line, where(f), ex.Message);
         }
 
-        row["usage_date"] = DateOnly.FromDateTime(((DateTimeOffset)row["usage_start_time"]!).UtcDateTime);
-        row["credits_total"] = credits;
-        row["cost_after_credits"] = cost + credits;
-        row["source_line"] = line;
+        row[UsageDate] = DateOnly.FromDateTime(((DateTimeOffset)row[UsageStartTime]!).UtcDateTime);
+        row[UsageDate + 1] = credits;
+        row[UsageDate + 2] = cost + credits;
+        row[UsageDate + 3] = line;
         return row;
+    }
+
+    /// <summary>
+    /// Labels JSON by list text for one read: exports repeat the same few label sets row after row, and each is parsed
+    /// once. Bounded: the memo starts over when it holds <see cref="Capacity"/> texts.
+    /// </summary>
+    private sealed class LabelsMemo
+    {
+        private const int Capacity = 4096;
+        private readonly Dictionary<string, string> _json = new(StringComparer.Ordinal);
+
+        public string Json(string text)
+        {
+            if (_json.TryGetValue(text, out var json))
+            {
+                return json;
+            }
+
+            if (_json.Count == Capacity)
+            {
+                _json.Clear();
+            }
+
+            return _json[text] = ListText.Labels(text);
+        }
     }
 
     private static string Clip(string text) => text.Length <= 40 ? text : text[..40] + "…";
