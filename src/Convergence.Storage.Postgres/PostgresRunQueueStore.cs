@@ -179,7 +179,7 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
                 continue;
             }
 
-            var reason = $"The lease of worker {entry.lease_owner} expired at {PostgresValues.FromTimestamp(entry.lease_expires_at):yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'} (the worker crashed or stalled) during attempt {entry.attempts} of {entry.max_attempts}.";
+            var reason = QuotaRules.LeaseExpired(entry.lease_owner, PostgresValues.FromTimestamp(entry.lease_expires_at), entry.attempts, entry.max_attempts, lastAttempt: false);
             if (entry.attempts < entry.max_attempts)
             {
                 await connection.ExecuteAsync(new CommandDefinition(
@@ -205,7 +205,7 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
             }
             else
             {
-                var final = reason + " No attempts are left.";
+                var final = QuotaRules.LeaseExpired(entry.lease_owner, PostgresValues.FromTimestamp(entry.lease_expires_at), entry.attempts, entry.max_attempts, lastAttempt: true);
                 await SetEntryAsync(connection, transaction, entry.queue_id, QueueStatus.Failed, final, at, cancellationToken);
                 await connection.ExecuteAsync(new CommandDefinition(
                     """
@@ -421,14 +421,9 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
 
             var start = DateOnly.FromDateTime(record.SubscriptionStart.UtcDateTime);
             var usage = await EnsureTodayAsync(connection, transaction, org.Value, start, admission.Now, cancellationToken);
-            if (usage.Today >= record.DailyLimit)
+            if (QuotaRules.Exceeded(record, start, usage.Today, usage.Month, admission.Now) is { } limit)
             {
-                return new AdmissionOutcome.OverQuota(new QuotaLimit(QuotaLimit.Daily, record.DailyLimit, usage.Today, QuotaCalendar.NextDailyReset(admission.Now)));
-            }
-
-            if (usage.Month >= record.MonthlyLimit)
-            {
-                return new AdmissionOutcome.OverQuota(new QuotaLimit(QuotaLimit.Monthly, record.MonthlyLimit, usage.Month, QuotaCalendar.NextMonthlyReset(start, admission.Now)));
+                return new AdmissionOutcome.OverQuota(limit);
             }
 
             await connection.ExecuteAsync(new CommandDefinition(

@@ -161,7 +161,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
                 continue;
             }
 
-            var reason = $"The lease of worker {entry.lease_owner} expired at {entry.lease_expires_at} (the worker crashed or stalled) during attempt {entry.attempts} of {entry.max_attempts}.";
+            var reason = QuotaRules.LeaseExpired(entry.lease_owner, SqliteSchema.ParseTimestampOrNull(entry.lease_expires_at), entry.attempts, entry.max_attempts, lastAttempt: false);
             if (entry.attempts < entry.max_attempts)
             {
                 await connection.ExecuteAsync(new CommandDefinition(
@@ -187,7 +187,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             }
             else
             {
-                var final = reason + " No attempts are left.";
+                var final = QuotaRules.LeaseExpired(entry.lease_owner, SqliteSchema.ParseTimestampOrNull(entry.lease_expires_at), entry.attempts, entry.max_attempts, lastAttempt: true);
                 await SetEntryAsync(connection, transaction, entry.queue_id, QueueStatus.Failed, final, at, cancellationToken);
                 await connection.ExecuteAsync(new CommandDefinition(
                     """
@@ -415,14 +415,9 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
 
             var start = DateOnly.FromDateTime(record.SubscriptionStart.UtcDateTime);
             var usage = await EnsureTodayAsync(statements, org.Value, start, admission.Now, cancellationToken);
-            if (usage.Today >= record.DailyLimit)
+            if (QuotaRules.Exceeded(record, start, usage.Today, usage.Month, admission.Now) is { } limit)
             {
-                return new AdmissionOutcome.OverQuota(new QuotaLimit(QuotaLimit.Daily, record.DailyLimit, usage.Today, QuotaCalendar.NextDailyReset(admission.Now)));
-            }
-
-            if (usage.Month >= record.MonthlyLimit)
-            {
-                return new AdmissionOutcome.OverQuota(new QuotaLimit(QuotaLimit.Monthly, record.MonthlyLimit, usage.Month, QuotaCalendar.NextMonthlyReset(start, admission.Now)));
+                return new AdmissionOutcome.OverQuota(limit);
             }
 
             await statements.ExecuteAsync(
@@ -498,14 +493,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
                 return inactive ?? "No subscription.";
             }
 
-            if (today + Added >= subscription.DailyLimit)
-            {
-                return new QuotaLimit(QuotaLimit.Daily, subscription.DailyLimit, today + Added, QuotaCalendar.NextDailyReset(now)).Describe();
-            }
-
-            return month + Added >= subscription.MonthlyLimit
-                ? new QuotaLimit(QuotaLimit.Monthly, subscription.MonthlyLimit, month + Added, QuotaCalendar.NextMonthlyReset(start, now)).Describe()
-                : null;
+            return QuotaRules.Exceeded(subscription, start, today + Added, month + Added, now)?.Describe();
         }
 
         public void Count() => Added++;

@@ -53,3 +53,28 @@ public static class QuotaCalendar
     private static DateOnly Anniversary(DateOnly subscriptionStart, int year, int month) =>
         new(year, month, Math.Min(subscriptionStart.Day, DateTime.DaysInMonth(year, month)));
 }
+
+/// <summary>The admission rules every run-queue store applies inside its transaction, in one place.</summary>
+public static class QuotaRules
+{
+    /// <summary>
+    /// The limit one more run would break, or null when it may run: the daily limit first, then the monthly one,
+    /// given the runs already counted today and in the billing month that began on the anniversary of <paramref name="subscriptionStart"/>.
+    /// </summary>
+    public static QuotaLimit? Exceeded(Organizations.OrgSubscription subscription, DateOnly subscriptionStart, int today, int month, DateTimeOffset now)
+    {
+        if (today >= subscription.DailyLimit)
+        {
+            return new QuotaLimit(QuotaLimit.Daily, subscription.DailyLimit, today, QuotaCalendar.NextDailyReset(now));
+        }
+
+        return month >= subscription.MonthlyLimit
+            ? new QuotaLimit(QuotaLimit.Monthly, subscription.MonthlyLimit, month, QuotaCalendar.NextMonthlyReset(subscriptionStart, now))
+            : null;
+    }
+
+    /// <summary>Why an entry's lease was taken from its worker (the entry's <c>last_error</c>, and the run's when it fails).</summary>
+    public static string LeaseExpired(string? owner, DateTimeOffset? expiredAt, long attempt, long maxAttempts, bool lastAttempt) =>
+        $"The lease of worker {owner} expired at {expiredAt?.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'} (the worker crashed or stalled) during attempt {attempt} of {maxAttempts}."
+        + (lastAttempt ? " No attempts are left." : string.Empty);
+}

@@ -51,6 +51,23 @@ public sealed class QuotaCalendarTests
         (reason.Length == 0).ShouldBe(usable, reason);
     }
 
+    [Theory]
+    [InlineData(5, 100, null, null)]
+    [InlineData(6, 100, "daily", "2030-03-15T00:00:00Z")]
+    [InlineData(6, 180, "daily", "2030-03-15T00:00:00Z")] // both reached: the daily limit is named (it resets first)
+    [InlineData(2, 180, "monthly", "2030-04-01T00:00:00Z")]
+    public void Exceeded_NamesTheLimitOneMoreRunWouldBreakAndWhenItResets(int today, int month, string? limit, string? resetsAt)
+    {
+        var now = At("2030-03-14T12:00:00Z");
+        var starter = new OrgSubscription(OrgSlug.From("acme"), "STARTER", "ACTIVE", 6, 180, 1, null, now, now);
+
+        var exceeded = QuotaRules.Exceeded(starter, Date("2030-03-01"), today, month, now);
+
+        exceeded?.Name.ShouldBe(limit);
+        exceeded?.ResetsAt.ShouldBe(At(resetsAt!));
+        (exceeded is null).ShouldBe(limit is null);
+    }
+
     private static DateOnly Date(string text) => DateOnly.Parse(text, CultureInfo.InvariantCulture);
 
     private static DateTimeOffset At(string text) => DateTimeOffset.Parse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
