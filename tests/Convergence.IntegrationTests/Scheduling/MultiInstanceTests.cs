@@ -6,31 +6,59 @@ using Convergence.IntegrationTests.Support;
 
 namespace Convergence.IntegrationTests.Scheduling;
 
+/// <summary>Two instances on one embedded data folder: SQLite in WAL mode serializes the processes' writers.</summary>
+public sealed class SqliteMultiInstanceTests : MultiInstanceContract
+{
+    protected override IReadOnlyDictionary<string, string> Backend => new Dictionary<string, string>();
+
+    protected override long CountUnfinishedRuns() =>
+        ControlPlane.Count("org_meta_pipeline_runs", "status IN ('RUNNING', 'PENDING')");
+
+    protected override IReadOnlyDictionary<string, object?> QueueEntry(string runId) =>
+        ControlPlane.Rows("SELECT status, attempts, last_error FROM org_pipeline_execution_queue WHERE pipeline_logging_id = $id", ("$id", runId)).ShouldHaveSingleItem();
+
+    protected override IEnumerable<IReadOnlyDictionary<string, object?>> UsageRows(string org) =>
+        new ControlPlaneDb(Path.Combine(Data, "datasets", org + "_local.sqlite")).Rows("SELECT * FROM openai_usage_daily_raw");
+
+    private ControlPlaneDb ControlPlane => new(Path.Combine(Data, "datasets", "organizations.sqlite"));
+}
+
 /// <summary>
-/// Real service processes sharing one embedded data folder (SQLite in WAL mode serializes their writers): an org
-/// onboarded on one instance is served by the other, a burst split across both never over-admits, and a worker killed
-/// with SIGKILL mid-run loses its lease and the surviving instance runs the entry again, once, to the rows of a clean run.
+/// Real service processes sharing one store: an org onboarded on one instance is served by the other, a burst split
+/// across both never over-admits, and a worker killed with SIGKILL mid-run loses its lease and the surviving instance
+/// runs the entry again, once, to the rows of a clean run.
 /// </summary>
-public sealed class MultiInstanceTests : IAsyncLifetime
+public abstract class MultiInstanceContract : IAsyncLifetime
 {
     private static readonly object Slice = new { start_date = "2025-11-20", end_date = "2025-11-21" };
 
-    private readonly string _data = ConvergenceApiFactory.NewTemporaryDirectory();
     private FakeUsageApis _fake = null!;
 
-    public async Task InitializeAsync() => _fake = await FakeUsageApis.StartAsync();
+    /// <summary>The instances' shared data folder (key ring, and for SQLite the datasets).</summary>
+    protected string Data { get; } = ConvergenceApiFactory.NewTemporaryDirectory();
 
-    public async Task DisposeAsync()
+    /// <summary>Settings selecting the store and warehouse every instance shares.</summary>
+    protected abstract IReadOnlyDictionary<string, string> Backend { get; }
+
+    public virtual async Task InitializeAsync() => _fake = await FakeUsageApis.StartAsync();
+
+    public virtual async Task DisposeAsync()
     {
         await _fake.DisposeAsync();
-        ConvergenceApiFactory.DeleteDirectory(_data);
+        ConvergenceApiFactory.DeleteDirectory(Data);
     }
+
+    protected abstract long CountUnfinishedRuns();
+
+    protected abstract IReadOnlyDictionary<string, object?> QueueEntry(string runId);
+
+    protected abstract IEnumerable<IReadOnlyDictionary<string, object?>> UsageRows(string org);
 
     [Fact]
     public async Task TwoInstances_ShareOrgsAndQuotas_ABurstSplitAcrossBothAdmitsOnlyThePlansLimit()
     {
-        await using var a = await ServiceProcess.StartAsync(_data, Settings());
-        await using var b = await ServiceProcess.StartAsync(_data, Settings());
+        await using var a = await ServiceProcess.StartAsync(Data, Settings());
+        await using var b = await ServiceProcess.StartAsync(Data, Settings());
         using (var root = a.Client(root: true))
         {
             (await root.PostAsJsonAsync("/api/v1/admin/bootstrap", new { })).EnsureSuccessStatusCode();
@@ -59,7 +87,7 @@ public sealed class MultiInstanceTests : IAsyncLifetime
     [Fact]
     public async Task Kill9_MidRun_TheLeaseExpiresAndTheOtherInstanceRunsItOnceToTheRowsOfACleanRun()
     {
-        await using var a = await ServiceProcess.StartAsync(_data, Settings());
+        await using var a = await ServiceProcess.StartAsync(Data, Settings());
         using (var root = a.Client(root: true))
         {
             (await root.PostAsJsonAsync("/api/v1/admin/bootstrap", new { })).EnsureSuccessStatusCode();
@@ -90,32 +118,29 @@ public sealed class MultiInstanceTests : IAsyncLifetime
         a.Kill();
         _fake.Reset();
 
-        await using var b = await ServiceProcess.StartAsync(_data, Settings());
+        await using var b = await ServiceProcess.StartAsync(Data, Settings());
         using var onB = b.Client(key);
         var run = await WaitFinishedAsync(onB, runId);
 
         run.Str("status").ShouldBe("COMPLETED", run.ToString());
         run.GetProperty("attempt").GetInt32().ShouldBe(2, "one retry after the lease of the killed worker expired");
-        var db = new ControlPlaneDb(Path.Combine(_data, "datasets", "organizations.sqlite"));
-        db.Count("org_meta_pipeline_runs", "status IN ('RUNNING', 'PENDING')").ShouldBe(0, "no run stays RUNNING");
-        var entry = db.Rows("SELECT status, attempts, last_error FROM org_pipeline_execution_queue WHERE pipeline_logging_id = $id", ("$id", runId)).ShouldHaveSingleItem();
+        CountUnfinishedRuns().ShouldBe(0, "no run stays RUNNING");
+        var entry = QueueEntry(runId);
         entry["status"].ShouldBe("COMPLETED");
-        entry["attempts"].ShouldBe(2L);
+        Convert.ToInt64(entry["attempts"], System.Globalization.CultureInfo.InvariantCulture).ShouldBe(2L);
         ((string)entry["last_error"]!).ShouldContain("expired");
 
-        UsageRows(org).ShouldBe(UsageRows(clean), "the retry wrote exactly the rows of a clean run");
-        UsageRows(org).ShouldNotBeEmpty();
+        Comparable(org).ShouldBe(Comparable(clean), "the retry wrote exactly the rows of a clean run");
+        Comparable(org).ShouldNotBeEmpty();
     }
 
-    private IReadOnlyList<string> UsageRows(string org)
-    {
-        var db = new ControlPlaneDb(Path.Combine(_data, "datasets", org + "_local.sqlite"));
-        return [.. db.Rows("SELECT * FROM openai_usage_daily_raw")
+    /// <summary>An org's usage rows as sorted text, without the columns that differ between runs.</summary>
+    private IReadOnlyList<string> Comparable(string org) =>
+        [.. UsageRows(org)
             .Select(r => string.Join("|", r.Where(kv => kv.Key is not ("ingested_at" or "pipeline_logging_id")).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}")))
             .Order(StringComparer.Ordinal)];
-    }
 
-    private Dictionary<string, string> Settings() => new()
+    private Dictionary<string, string> Settings() => new(Backend)
     {
         ["OPENAI_BASE_URL"] = _fake.OpenAiBase.AbsoluteUri,
         // A lease lasts four heartbeats: 4 s here, so a killed worker's entry is rescued quickly.
