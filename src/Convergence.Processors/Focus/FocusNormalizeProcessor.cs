@@ -10,7 +10,8 @@ namespace Convergence.Processors.Focus;
 
 /// <summary>
 /// <c>focus.normalize</c>: rebuilds the run's date slice of <c>cost_focus_daily</c> from every provider's cost table in
-/// the org's dataset (<c>openai_cost_daily</c>, <c>anthropic_cost_daily</c>, <c>deepseek_cost_daily</c>), mapped to
+/// the org's dataset (<c>openai_cost_daily</c>, <c>anthropic_cost_daily</c>, <c>deepseek_cost_daily</c>,
+/// <c>gcp_billing_daily_raw</c>, and the held seats of <c>openai_subscriptions_monthly</c> on each month's first day), mapped to
 /// FinOps FOCUS 1.2 and checked with the column rules of <c>configs/focus/focus_v1.2_columns.csv</c> before anything is
 /// written. Rebuilding the whole slice from all sources keeps the unified table exact whichever provider's pipeline ran
 /// last; unpriced rows stay in their cost table (with the reason) and are not presented as FOCUS costs.
@@ -23,6 +24,8 @@ public sealed class FocusNormalizeProcessor : IProcessor
         [("openai", LlmProvider.OpenAI), ("anthropic", LlmProvider.Anthropic), ("deepseek", LlmProvider.DeepSeek)];
 
     public const string GcpTable = "gcp_billing_daily_raw";
+
+    public const string SubscriptionsTable = "openai_subscriptions_monthly";
 
     private readonly IWarehouse _warehouse;
     private readonly Lazy<FocusValidator> _validator;
@@ -88,6 +91,25 @@ public sealed class FocusNormalizeProcessor : IProcessor
             }
 
             perProvider["gcp"] = rows.Count;
+        }
+
+        if (tables.Contains(SubscriptionsTable))
+        {
+            // Months whose first day is in the slice: the month's seats are charged on that day.
+            var rows = await _warehouse.QueryAsync(
+                dataset,
+                new SqlQuery($"SELECT * FROM {SubscriptionsTable} WHERE month >= @start AND month <= @end AND seats > 0 AND priced ORDER BY month, plan_name", parameters),
+                int.MaxValue,
+                cancellationToken);
+            foreach (var r in rows)
+            {
+                var month = new SubscriptionMonth(
+                    r.Date("month"), r.RequireText("plan_name"), r.Text("display_name"), r.RequireText("billing_period"), r.Long("seats"), r.Decimal("unit_price"),
+                    r.Decimal("cost"), r.RequireText("currency"), r.Text("price_effective_from") is null ? r.Date("month") : r.Date("price_effective_from"));
+                mapped.Add((SubscriptionFocusMapper.Map(month, $"{org}/openai"), "openai", SubscriptionsTable, month.Month));
+            }
+
+            perProvider["openai_subscriptions"] = rows.Count;
         }
 
         var violations = _validator.Value.Validate(mapped.Select(m => m.Row));

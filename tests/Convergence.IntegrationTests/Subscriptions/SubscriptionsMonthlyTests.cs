@@ -38,6 +38,37 @@ public sealed class SubscriptionsMonthlyTests : IAsyncLifetime
         MonthTotals(org.Slug).ShouldBe(new Dictionary<string, decimal> { ["2025-11-01"] = 315m, ["2025-12-01"] = 82.5m });
     }
 
+    [Fact]
+    public async Task Run_OnTheMonthsFirstDay_ChargesHeldSeatsInFocusAsARecurringPurchaseServedByTheDataApi()
+    {
+        var org = await _harness.OnboardAsync("subfocus");
+        using var client = _harness.Factory.OrgClient(org.ApiKey);
+        var url = $"/api/v1/integrations/{org.Slug}/openai/subscriptions";
+        (await client.GetAsync(url)).StatusCode.ShouldBe(HttpStatusCode.OK);
+        (await client.PutAsJsonAsync($"{url}/chatgpt_plus", new { unit_price = 20m, seats = 12, effective_from = "1970-01-01" })).StatusCode.ShouldBe(HttpStatusCode.OK);
+
+        var run = await _harness.RunAndWaitAsync(client, org.Slug, "openai/subscriptions", new { date = "2025-11-01" });
+
+        run.Str("status").ShouldBe("COMPLETED", run.ToString());
+        var focus = new ControlPlaneDb(_harness.Factory.OrgDatasetPath(org.Slug))
+            .Rows("SELECT * FROM cost_focus_daily WHERE x_source_table = 'openai_subscriptions_monthly'").ShouldHaveSingleItem();
+        focus["charge_date"].ShouldBe("2025-11-01");
+        focus["charge_category"].ShouldBe("Purchase");
+        focus["charge_frequency"].ShouldBe("Recurring");
+        focus["service_name"].ShouldBe("ChatGPT");
+        focus["sku_id"].ShouldBe("chatgpt_plus");
+        focus["pricing_quantity"].ShouldBe("12");
+        focus["consumed_quantity"].ShouldBeNull("a purchase has no consumed quantity");
+        decimal.Parse((string)focus["billed_cost"]!, CultureInfo.InvariantCulture).ShouldBe(240m, "12 seats × 20");
+        focus["charge_period_start"].ShouldBe("2025-11-01T00:00:00.0000000Z");
+        focus["charge_period_end"].ShouldBe("2025-12-01T00:00:00.0000000Z");
+
+        using var data = await client.GetAsync($"/api/v1/data/{org.Slug}/costs/daily?start_date=2025-11-01&end_date=2025-11-30&group_by=service");
+        var body = await data.ShouldBeJsonAsync(HttpStatusCode.OK);
+        var chatGpt = body.GetProperty("rows").EnumerateArray().Single(r => r.Str("service") == "ChatGPT");
+        chatGpt.GetProperty("billed_cost").GetDecimal().ShouldBe(240m);
+    }
+
     private Dictionary<string, decimal> MonthTotals(string slug) =>
         new ControlPlaneDb(_harness.Factory.OrgDatasetPath(slug)).Rows("SELECT month, cost FROM openai_subscriptions_monthly")
             .GroupBy(r => (string)r["month"]!)
