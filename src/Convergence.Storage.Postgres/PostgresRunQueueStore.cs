@@ -46,7 +46,7 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
                   AND (SELECT COUNT(*) FROM org_pipeline_execution_queue r
                        WHERE r.org_slug = q.org_slug AND r.status IN {Active} AND r.lease_expires_at > @at)
                       < COALESCE((SELECT concurrent_limit FROM org_subscriptions s WHERE s.org_slug = q.org_slug), 1)
-                ORDER BY q.priority DESC, q.created_at, q.queue_id
+                ORDER BY q.priority, q.created_at, q.queue_id
                 LIMIT 1
                 FOR UPDATE OF q SKIP LOCKED
                 """,

@@ -43,7 +43,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             WHERE q.status = 'QUEUED'
               AND (SELECT COUNT(*) FROM org_pipeline_execution_queue r
                    WHERE r.org_slug = q.org_slug AND r.status IN {Active} AND r.lease_expires_at > @at) < COALESCE(s.concurrent_limit, 1)
-            ORDER BY q.priority DESC, q.created_at, q.queue_id
+            ORDER BY q.priority, q.created_at, q.queue_id
             LIMIT 1
             """,
             new { at },

@@ -14,14 +14,17 @@ public static class QueueStatus
     public const string Cancelled = "CANCELLED";
 }
 
-/// <summary>Priorities of queue entries: higher is claimed first, then older first.</summary>
+/// <summary>
+/// Priorities of queue entries: the lowest number is claimed first, then the oldest (so the claim walks the
+/// <c>(status, priority, created_at)</c> index in order and stops at the first claimable entry).
+/// </summary>
 public static class QueuePriority
 {
     /// <summary>A run a caller asked for through the API, waiting for its answer.</summary>
-    public const int Api = 100;
+    public const int Api = 0;
 
     /// <summary>A run produced by a schedule.</summary>
-    public const int Scheduled = 50;
+    public const int Scheduled = 10;
 }
 
 /// <summary>

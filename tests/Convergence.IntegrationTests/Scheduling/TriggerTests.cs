@@ -45,7 +45,7 @@ public sealed class TriggerTests : IAsyncLifetime
         var db = _api.Factory.ControlPlane();
         var entry = db.Rows("SELECT * FROM org_pipeline_execution_queue WHERE org_slug = $org", ("$org", org.Slug)).ShouldHaveSingleItem();
         entry["scheduled_for"].ShouldBe("2030-03-15T05:00:00.0000000Z");
-        entry["priority"].ShouldBe(50L);
+        entry["priority"].ShouldBe(10L, "scheduled runs after API runs (lower first)");
         db.Count("org_scheduled_pipeline_runs", "config_id = $id AND status = 'QUEUED'", ("$id", configId)).ShouldBe(1);
         db.Scalar("SELECT next_run_time FROM org_pipeline_configs WHERE config_id = $id", ("$id", configId)).ShouldBe("2030-03-16T05:00:00.0000000Z");
 
