@@ -11,8 +11,6 @@ namespace Convergence.Storage.Postgres;
 /// <summary>A write transaction on the central dataset's schema; rolled back unless committed.</summary>
 internal sealed class PostgresControlPlaneTransaction(NpgsqlConnection connection, NpgsqlTransaction transaction) : IControlPlaneTransaction
 {
-    private bool _committed;
-
     public async Task InsertOrganizationAsync(OrgProfile profile, CancellationToken cancellationToken)
     {
         try
@@ -115,26 +113,13 @@ internal sealed class PostgresControlPlaneTransaction(NpgsqlConnection connectio
 
     public Task RecordAuditAsync(AuditEntry entry, CancellationToken cancellationToken) => InsertAuditAsync(connection, transaction, entry, cancellationToken);
 
-    public async Task CommitAsync(CancellationToken cancellationToken)
-    {
-        await transaction.CommitAsync(cancellationToken);
-        _committed = true;
-    }
+    public Task CommitAsync(CancellationToken cancellationToken) => transaction.CommitAsync(cancellationToken);
 
     public async ValueTask DisposeAsync()
     {
-        try
-        {
-            if (!_committed)
-            {
-                await transaction.RollbackAsync();
-            }
-        }
-        finally
-        {
-            await transaction.DisposeAsync();
-            await connection.DisposeAsync();
-        }
+        // Disposing an uncompleted NpgsqlTransaction rolls it back (quietly, should the connection be broken).
+        await transaction.DisposeAsync();
+        await connection.DisposeAsync();
     }
 
     internal static Task InsertAuditAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, AuditEntry e, CancellationToken cancellationToken) =>
