@@ -17,6 +17,7 @@ public static class PostgresStorageExtensions
             // The control plane's tables live in the schema of the central dataset; unqualified names resolve there.
             var builder = new NpgsqlConnectionStringBuilder(storeConnection) { SearchPath = Core.Organizations.DatasetRef.CentralName };
             services.AddSingleton(new PostgresControlPlaneSource(NpgsqlDataSource.Create(builder.ConnectionString)));
+            services.AddSingleton<Core.Storage.IControlPlaneStore, PostgresControlPlaneStore>();
             services.AddSingleton<Core.Scheduling.IScheduleStore, PostgresScheduleStore>();
             services.AddSingleton<Core.Scheduling.IRunQueueStore, PostgresRunQueueStore>();
         }

@@ -15,6 +15,7 @@ using Convergence.Core.Pipelines;
 using Convergence.Core.Storage;
 using Convergence.Api.Pipelines;
 using Convergence.Processors;
+using Convergence.Storage.Postgres;
 using Convergence.Storage.Sqlite;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
@@ -71,6 +72,11 @@ public static partial class ConvergenceServiceExtensions
         services.AddSingleton(TimeProvider.System);
         Directory.CreateDirectory(settings.DataDirectory);
         services.AddSqliteStorage(settings.DataDirectory, controlPlane: settings.Store == "sqlite", warehouse: settings.Warehouse == "sqlite");
+        if (settings.Store == "postgres")
+        {
+            services.AddPostgresStorage(settings.StoreConnection, null);
+        }
+
         if (settings.Kms == "gcp")
         {
             services.AddSingleton<IKeyManagementService>(sp => new GoogleCloudKms(

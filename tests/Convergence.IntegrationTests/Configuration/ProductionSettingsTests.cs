@@ -124,7 +124,7 @@ public sealed class ProductionSettingsTests
     [InlineData("DISABLE_AUTH", "yes")]
     [InlineData("CONVERGENCE_MAX_REQUEST_BODY_BYTES", "100")]
     [InlineData("CORS_ORIGINS", "https://app.example.com/path")]
-    [InlineData("CONVERGENCE_STORE", "postgres")]
+    [InlineData("CONVERGENCE_STORE", "bigquery")]
     [InlineData("CONVERGENCE_KMS", "gcp")]
     public void Load_InvalidValue_ThrowsNamingTheSetting(string key, string value)
     {

@@ -29,9 +29,9 @@ public sealed class SqliteRunQueueStoreTests : RunQueueStoreContract, IDisposabl
 /// <summary>The PostgreSQL run queue, on a fresh database of the test server.</summary>
 public sealed class PostgresRunQueueStoreTests : RunQueueStoreContract
 {
-    private Storage.Postgres.PostgresControlPlaneSource? _source;
+    private Convergence.Storage.Postgres.PostgresControlPlaneSource? _source;
 
-    protected override IRunQueueStore Queue => new Storage.Postgres.PostgresRunQueueStore(_source!);
+    protected override IRunQueueStore Queue => new Convergence.Storage.Postgres.PostgresRunQueueStore(_source!);
 
     public override async Task InitializeAsync() => _source = await PostgresTestDatabase.CreateControlPlaneAsync("queue");
 

@@ -21,9 +21,9 @@ public sealed class SqliteScheduleStoreTests : ScheduleStoreContract, IDisposabl
 /// <summary>The PostgreSQL schedule store, on a fresh database of the test server.</summary>
 public sealed class PostgresScheduleStoreTests : ScheduleStoreContract
 {
-    private Storage.Postgres.PostgresControlPlaneSource? _source;
+    private Convergence.Storage.Postgres.PostgresControlPlaneSource? _source;
 
-    protected override IScheduleStore Store => new Storage.Postgres.PostgresScheduleStore(_source!);
+    protected override IScheduleStore Store => new Convergence.Storage.Postgres.PostgresScheduleStore(_source!);
 
     public override async Task InitializeAsync() => _source = await PostgresTestDatabase.CreateControlPlaneAsync("sched");
 

@@ -54,6 +54,7 @@ public sealed class ConvergenceApiFactory : WebApplicationFactory<Program>
             ["CONVERGENCE_CONFIGS_DIR"] = string.Empty,
             ["CONVERGENCE_IMPORT_DIR"] = string.Empty,
             ["CONVERGENCE_STORE"] = string.Empty,
+            ["CONVERGENCE_STORE_CONNECTION"] = string.Empty,
             ["CONVERGENCE_WAREHOUSE"] = string.Empty,
             ["CONVERGENCE_KMS"] = string.Empty,
             ["CA_ROOT_API_KEY"] = RootKey,

@@ -1,0 +1,772 @@
+using System.Globalization;
+using System.Text.Json;
+using Convergence.Core.Audit;
+using Convergence.Core.Integrations;
+using Convergence.Core.Keys;
+using Convergence.Core.Organizations;
+using Convergence.Core.Pipelines;
+using Convergence.Core.Storage;
+using Dapper;
+using Npgsql;
+
+namespace Convergence.Storage.Postgres;
+
+/// <summary>
+/// The control plane on PostgreSQL: the central <c>organizations</c> dataset is a schema of that name, shared by every
+/// service instance. Types are native (<c>timestamptz</c>, <c>boolean</c>, <c>jsonb</c>, <c>date</c>); JSON is read back as text.
+/// </summary>
+internal sealed class PostgresControlPlaneStore(PostgresControlPlaneSource source) : IControlPlaneStore
+{
+    /// <summary>Tables this store reads and writes; bootstrap must have created all of them (the same list as SQLite's).</summary>
+    internal static readonly string[] RequiredTables =
+    [
+        "org_profiles", "org_api_keys", "org_subscriptions", "org_usage_quotas", "org_integration_credentials",
+        "org_pipeline_configs", "org_scheduled_pipeline_runs", "org_pipeline_execution_queue", "org_meta_pipeline_runs",
+        "org_meta_step_logs", "org_meta_dq_results", "org_audit_logs",
+    ];
+
+    private const string RunColumns =
+        """
+        pipeline_logging_id, org_slug, pipeline_id, pipeline_path, "trigger", triggered_by, org_api_key_id, request_id, status,
+        parameters::text AS parameters, resolved_config::text AS resolved_config, start_time, end_time, error_class, error_message,
+        idempotency_key, worker_id, heartbeat_at, cancel_requested_at, attempt, created_at
+        """;
+
+    private const string ApiKeyColumns =
+        """
+        k.org_api_key_id, k.org_slug, k.org_api_key_hash, k.encrypted_org_api_key, k.fingerprint, k.scopes::text AS scopes, k.is_active,
+        k.expires_at, k.created_at, k.last_used_at, k.revoked_at
+        """;
+
+    private const string CredentialColumns =
+        """
+        credential_id, org_slug, provider, credential_name, encrypted_credential, key_version, validation_status, last_validated_at,
+        last_error, metadata::text AS metadata, is_active, created_at, updated_at
+        """;
+
+    private const string StepColumns =
+        """
+        step_logging_id, pipeline_logging_id, org_slug, step_id, ps_type, status, start_time, end_time, rows_processed, attempt,
+        metadata::text AS metadata, error_class, error_message
+        """;
+
+    private const string DqColumns =
+        """
+        dq_result_id, pipeline_logging_id, step_logging_id, org_slug, table_name, check_name, severity, status, observed_value, threshold,
+        failing_sample::text AS failing_sample, created_at
+        """;
+
+    private const string AuditColumns =
+        "audit_id, occurred_at, actor_type, actor_key_id, user_id, action, org_slug, request_id, outcome, details::text AS details";
+
+    /// <summary>Serializes bootstraps of the same database across service instances (a transaction-scoped advisory lock).</summary>
+    private const string BootstrapLock = "SELECT pg_advisory_xact_lock(hashtext('convergence:bootstrap:organizations'))";
+
+    private volatile bool _bootstrapped;
+
+    public string Kind => "postgres";
+
+    public async Task<BootstrapOutcome> BootstrapAsync(IReadOnlyList<TableSchema> tables, BootstrapOptions options, CancellationToken cancellationToken)
+    {
+        var missing = RequiredTables.Except(tables.Select(t => t.Name)).ToList();
+        if (missing.Count > 0)
+        {
+            throw new InvalidOperationException($"The bootstrap schemas lack tables the control plane needs: {string.Join(", ", missing)}.");
+        }
+
+        _bootstrapped = false;
+        var central = DatasetRef.Central;
+        var schema = PostgresSchema.Quote(central.Name);
+
+        // PostgreSQL DDL is transactional: the schema and every table appear together or not at all.
+        await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await ExecuteAsync(connection, transaction, BootstrapLock, null, cancellationToken);
+        if (options.ForceRecreateDataset)
+        {
+            await ExecuteAsync(connection, transaction, $"DROP SCHEMA IF EXISTS {schema} CASCADE", null, cancellationToken);
+        }
+
+        var datasetCreated = !await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = @name)", new { name = central.Name }, transaction, cancellationToken: cancellationToken));
+        if (datasetCreated)
+        {
+            await ExecuteAsync(connection, transaction, $"CREATE SCHEMA IF NOT EXISTS {schema}", null, cancellationToken);
+        }
+
+        var created = new List<string>();
+        var existing = new List<string>();
+        foreach (var table in tables)
+        {
+            var exists = await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
+                "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = @schema AND table_name = @table)",
+                new { schema = central.Name, table = table.Name }, transaction, cancellationToken: cancellationToken));
+            if (exists && options.ForceRecreateTables)
+            {
+                await ExecuteAsync(connection, transaction, $"DROP TABLE {PostgresSchema.Qualified(central, table.Name)}", null, cancellationToken);
+                exists = false;
+            }
+
+            if (exists)
+            {
+                existing.Add(table.Name);
+                continue;
+            }
+
+            foreach (var statement in PostgresSchema.CreateStatements(central, table))
+            {
+                await ExecuteAsync(connection, transaction, statement, null, cancellationToken);
+            }
+
+            created.Add(table.Name);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        _bootstrapped = true;
+        return new BootstrapOutcome(datasetCreated, created, existing);
+    }
+
+    public async Task<bool> IsBootstrappedAsync(CancellationToken cancellationToken)
+    {
+        if (_bootstrapped)
+        {
+            return true;
+        }
+
+        await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
+        var count = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = @schema AND table_name = ANY(@RequiredTables)",
+            new { schema = DatasetRef.CentralName, RequiredTables }, cancellationToken: cancellationToken));
+        _bootstrapped = count == RequiredTables.Length;
+        return _bootstrapped;
+    }
+
+    public async Task<bool> IsReachableAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
+        return await connection.ExecuteScalarAsync<int>(new CommandDefinition("SELECT 1", cancellationToken: cancellationToken)) == 1;
+    }
+
+    public async Task<IControlPlaneTransaction> BeginTransactionAsync(CancellationToken cancellationToken)
+    {
+        var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
+        try
+        {
+            var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            return new PostgresControlPlaneTransaction(connection, transaction);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    public async Task<OrgProfile?> FindOrganizationAsync(OrgSlug org, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<ProfileRow>(new CommandDefinition(
+            "SELECT * FROM org_profiles WHERE org_slug = @org", new { org = org.Value }, cancellationToken: cancellationToken));
+        return row?.ToRecord();
+    }
+
+    public async Task<OrgOverview?> GetOrganizationOverviewAsync(OrgSlug org, DateOnly usageDate, CancellationToken cancellationToken)
+    {
+        // One round trip: this read sits behind every authenticated GET of an org.
+        await using var connection = await OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<ProfileRow, SubscriptionRow, QuotaRow, OrgOverview>(
+            new CommandDefinition(
+                """
+                SELECT p.org_slug, p.company_name, p.admin_email, p.status, p.subscription_plan, p.dataset_id, p.created_at, p.updated_at,
+                       s.plan_name, s.org_slug, s.status, s.daily_limit, s.monthly_limit, s.concurrent_limit, s.trial_ends_at, s.subscription_start, s.updated_at,
+                       to_char(q.usage_date, 'YYYY-MM-DD') AS usage_date, q.org_slug, q.pipelines_run_today, q.pipelines_run_month, q.concurrent_running,
+                       q.last_reset_daily, q.last_reset_monthly
+                FROM org_profiles p
+                LEFT JOIN org_subscriptions s ON s.org_slug = p.org_slug
+                LEFT JOIN LATERAL (SELECT * FROM org_usage_quotas u WHERE u.org_slug = p.org_slug ORDER BY u.usage_date DESC LIMIT 1) q ON true
+                WHERE p.org_slug = @org
+                """,
+                new { org = org.Value },
+                cancellationToken: cancellationToken),
+            (profile, subscription, quota) => new OrgOverview(profile.ToRecord(), subscription?.ToRecord(), quota?.ToRecord(usageDate)),
+            splitOn: "plan_name,usage_date");
+        return rows.SingleOrDefault();
+    }
+
+    public async Task<IReadOnlyList<ApiKeyRecord>> ListApiKeysAsync(OrgSlug org, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<ApiKeyRow>(new CommandDefinition(
+            $"SELECT {ApiKeyColumns} FROM org_api_keys k WHERE k.org_slug = @org ORDER BY k.created_at", new { org = org.Value }, cancellationToken: cancellationToken));
+        return [.. rows.Select(r => r.ToRecord())];
+    }
+
+    public async Task<ApiKeyLookup?> FindApiKeyByHashAsync(string keyHash, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<ApiKeyLookupRow>(new CommandDefinition(
+            $"SELECT {ApiKeyColumns}, p.status AS org_status FROM org_api_keys k JOIN org_profiles p ON p.org_slug = k.org_slug WHERE k.org_api_key_hash = @keyHash",
+            new { keyHash }, cancellationToken: cancellationToken));
+        return row is null ? null : new ApiKeyLookup(row.ToRecord(), row.org_status);
+    }
+
+    public async Task TouchApiKeyAsync(OrgSlug org, string keyId, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE org_api_keys SET last_used_at = @at WHERE org_slug = @org AND org_api_key_id = @keyId",
+            new { org = org.Value, keyId, at = PostgresValues.Timestamp(at) }, cancellationToken: cancellationToken));
+    }
+
+    public async Task RecordAuditAsync(AuditEntry entry, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await PostgresControlPlaneTransaction.InsertAuditAsync(connection, null, entry, cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<AuditEntry>> ListAuditAsync(OrgSlug org, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<AuditRow>(new CommandDefinition(
+            $"SELECT {AuditColumns} FROM org_audit_logs WHERE org_slug = @org ORDER BY occurred_at DESC, audit_id COLLATE \"C\" DESC LIMIT @limit",
+            new { org = org.Value, limit }, cancellationToken: cancellationToken));
+        return [.. rows.Select(r => r.ToRecord())];
+    }
+
+    public async Task SaveRunAsync(PipelineRunRecord run, CancellationToken cancellationToken)
+    {
+        // Fencing: a finished run is final, and a stale attempt (an older lease's worker) never overwrites a newer one.
+        await using var connection = await OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            PostgresRuns.InsertSql +
+            """
+
+            ON CONFLICT (pipeline_logging_id) DO UPDATE SET status = excluded.status, resolved_config = excluded.resolved_config,
+                start_time = excluded.start_time, end_time = excluded.end_time, duration_ms = excluded.duration_ms,
+                error_class = excluded.error_class, error_message = excluded.error_message, attempt = excluded.attempt,
+                pipeline_id = excluded.pipeline_id, worker_id = excluded.worker_id, heartbeat_at = excluded.heartbeat_at
+            WHERE org_meta_pipeline_runs.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED') AND org_meta_pipeline_runs.attempt <= excluded.attempt
+            """,
+            PostgresRuns.Args(run),
+            cancellationToken: cancellationToken));
+    }
+
+    public async Task CreateRunAsync(PipelineRunRecord run, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        try
+        {
+            await connection.ExecuteAsync(new CommandDefinition(PostgresRuns.InsertSql, PostgresRuns.Args(run), cancellationToken: cancellationToken));
+        }
+        catch (Exception ex) when (PostgresValues.IsUniqueViolation(ex))
+        {
+            throw new DuplicateRowException("org_meta_pipeline_runs", ex);
+        }
+    }
+
+    public async Task ReplaceCredentialAsync(IntegrationCredential c, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var now = PostgresValues.Timestamp(c.UpdatedAt);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE org_integration_credentials SET is_active = false, encrypted_credential = '', updated_at = @now WHERE org_slug = @org AND provider = @provider AND is_active",
+            new { org = c.OrgSlug.Value, provider = c.Provider.StoredName, now }, transaction, cancellationToken: cancellationToken));
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO org_integration_credentials (credential_id, org_slug, provider, credential_name, encrypted_credential, key_version,
+                validation_status, last_validated_at, last_error, metadata, is_active, created_at, updated_at)
+            VALUES (@CredentialId, @org, @provider, @CredentialName, @EncryptedCredential, @KeyVersion,
+                @ValidationStatus, @validated, @LastError, CAST(@metadata AS jsonb), true, @created, @now)
+            """,
+            new
+            {
+                c.CredentialId, org = c.OrgSlug.Value, provider = c.Provider.StoredName, c.CredentialName, c.EncryptedCredential, c.KeyVersion,
+                c.ValidationStatus, validated = PostgresValues.Timestamp(c.LastValidatedAt), c.LastError, metadata = JsonSerializer.Serialize(c.Metadata),
+                created = PostgresValues.Timestamp(c.CreatedAt), now,
+            },
+            transaction,
+            cancellationToken: cancellationToken));
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    public async Task<IntegrationCredential?> FindActiveCredentialAsync(OrgSlug org, IntegrationProvider provider, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<CredentialRow>(new CommandDefinition(
+            $"SELECT {CredentialColumns} FROM org_integration_credentials WHERE org_slug = @org AND provider = @provider AND is_active",
+            new { org = org.Value, provider = provider.StoredName }, cancellationToken: cancellationToken));
+        return row?.ToRecord();
+    }
+
+    public async Task<IReadOnlyList<IntegrationCredential>> ListActiveCredentialsAsync(OrgSlug org, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<CredentialRow>(new CommandDefinition(
+            $"SELECT {CredentialColumns} FROM org_integration_credentials WHERE org_slug = @org AND is_active ORDER BY provider COLLATE \"C\"",
+            new { org = org.Value }, cancellationToken: cancellationToken));
+        return [.. rows.Select(r => r.ToRecord())];
+    }
+
+    public async Task<bool> UpdateCredentialValidationAsync(OrgSlug org, string credentialId, string status, string? lastError, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        return await connection.ExecuteAsync(new CommandDefinition(
+            """
+            UPDATE org_integration_credentials SET validation_status = @status, last_error = @lastError, last_validated_at = @at, updated_at = @at
+            WHERE org_slug = @org AND credential_id = @credentialId AND is_active
+            """,
+            new { org = org.Value, credentialId, status, lastError, at = PostgresValues.Timestamp(at) }, cancellationToken: cancellationToken)) > 0;
+    }
+
+    public async Task<bool> DeactivateCredentialAsync(OrgSlug org, IntegrationProvider provider, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        return await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE org_integration_credentials SET is_active = false, encrypted_credential = '', updated_at = @at WHERE org_slug = @org AND provider = @provider AND is_active",
+            new { org = org.Value, provider = provider.StoredName, at = PostgresValues.Timestamp(at) }, cancellationToken: cancellationToken)) > 0;
+    }
+
+    public async Task<IReadOnlyList<StoredCiphertext>> ListCiphertextsAsync(CiphertextTable table, string? afterRecordId, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
+        var (name, id, column, provider) = CiphertextColumns(table);
+        await using var connection = await OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<(string Id, string Org, string? Provider, string Ciphertext)>(new CommandDefinition(
+            // Erased ciphertexts (deleted or replaced credentials) hold nothing to re-wrap. COLLATE "C" keeps the byte order SQLite pages in.
+            $"""
+            SELECT {id}, org_slug, {provider}, {column} FROM {name}
+            WHERE (CAST(@after AS text) IS NULL OR {id} COLLATE "C" > @after) AND {column} <> ''
+            ORDER BY {id} COLLATE "C"
+            LIMIT @limit
+            """,
+            new { after = afterRecordId, limit }, cancellationToken: cancellationToken));
+        return [.. rows.Select(r => new StoredCiphertext(table, r.Id, OrgSlug.From(r.Org), r.Provider, r.Ciphertext))];
+    }
+
+    public async Task<bool> ReplaceCiphertextAsync(CiphertextTable table, string recordId, string expected, string replacement, CancellationToken cancellationToken)
+    {
+        var (name, id, column, _) = CiphertextColumns(table);
+        await using var connection = await OpenAsync(cancellationToken);
+        return await connection.ExecuteAsync(new CommandDefinition(
+            $"UPDATE {name} SET {column} = @replacement WHERE {id} = @recordId AND {column} = @expected",
+            new { recordId, expected, replacement }, cancellationToken: cancellationToken)) > 0;
+    }
+
+    private static (string Table, string Id, string Column, string Provider) CiphertextColumns(CiphertextTable table) => table switch
+    {
+        CiphertextTable.IntegrationCredentials => ("org_integration_credentials", "credential_id", "encrypted_credential", "provider"),
+        CiphertextTable.OrgApiKeys => ("org_api_keys", "org_api_key_id", "encrypted_org_api_key", "CAST(NULL AS text)"),
+        _ => throw new ArgumentOutOfRangeException(nameof(table), table, "not a ciphertext table"),
+    };
+
+    public async Task<bool> DeletePendingRunAsync(string pipelineLoggingId, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var deleted = await connection.ExecuteAsync(new CommandDefinition(
+            "DELETE FROM org_meta_pipeline_runs WHERE pipeline_logging_id = @pipelineLoggingId AND status = 'PENDING'",
+            new { pipelineLoggingId }, transaction, cancellationToken: cancellationToken));
+        if (deleted == 1)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                "DELETE FROM org_meta_step_logs WHERE pipeline_logging_id = @pipelineLoggingId", new { pipelineLoggingId }, transaction, cancellationToken: cancellationToken));
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return deleted == 1;
+    }
+
+    public async Task<PipelineRunRecord?> FindRunAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<RunRow>(new CommandDefinition(
+            $"SELECT {RunColumns} FROM org_meta_pipeline_runs WHERE pipeline_logging_id = @pipelineLoggingId AND (CAST(@org AS text) IS NULL OR org_slug = @org)",
+            new { pipelineLoggingId, org = org?.Value }, cancellationToken: cancellationToken));
+        return row?.ToRecord();
+    }
+
+    public async Task<PipelineRunRecord?> FindRunByIdempotencyKeyAsync(OrgSlug org, string idempotencyKey, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<RunRow>(new CommandDefinition(
+            $"SELECT {RunColumns} FROM org_meta_pipeline_runs WHERE org_slug = @org AND idempotency_key = @idempotencyKey",
+            new { org = org.Value, idempotencyKey }, cancellationToken: cancellationToken));
+        return row?.ToRecord();
+    }
+
+    public async Task<RunPage> ListRunsAsync(RunQuery query, CancellationToken cancellationToken)
+    {
+        var (afterCreated, afterId) = PostgresRunPageToken.Decode(query.PageToken);
+        await using var connection = await OpenAsync(cancellationToken);
+        var rows = (await connection.QueryAsync<RunRow>(new CommandDefinition(
+            $"""
+            SELECT {RunColumns} FROM org_meta_pipeline_runs
+            WHERE (CAST(@org AS text) IS NULL OR org_slug = @org)
+              AND (CAST(@status AS text) IS NULL OR status = @status)
+              AND (CAST(@pipeline AS text) IS NULL OR pipeline_path = @pipeline OR pipeline_id = @pipeline)
+              AND (CAST(@since AS timestamptz) IS NULL OR created_at >= @since)
+              AND (CAST(@afterCreated AS timestamptz) IS NULL OR created_at < @afterCreated
+                   OR (created_at = @afterCreated AND pipeline_logging_id COLLATE "C" < @afterId))
+            ORDER BY created_at DESC, pipeline_logging_id COLLATE "C" DESC
+            LIMIT @take
+            """,
+            new
+            {
+                org = query.Org?.Value, status = query.Status, pipeline = query.Pipeline, since = PostgresValues.Timestamp(query.Since),
+                afterCreated, afterId, take = query.Limit + 1,
+            },
+            cancellationToken: cancellationToken))).ToList();
+        var page = rows.Take(query.Limit).Select(r => r.ToRecord()).ToList();
+        var next = rows.Count > query.Limit ? PostgresRunPageToken.Encode(rows[query.Limit - 1].created_at, rows[query.Limit - 1].pipeline_logging_id) : null;
+        return new RunPage(page, next);
+    }
+
+    public async Task<IReadOnlyList<StepLogRecord>> ListStepsAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<StepRow>(new CommandDefinition(
+            $"""
+            SELECT {StepColumns} FROM org_meta_step_logs
+            WHERE pipeline_logging_id = @pipelineLoggingId AND (CAST(@org AS text) IS NULL OR org_slug = @org)
+            ORDER BY step_logging_id COLLATE "C"
+            """,
+            new { pipelineLoggingId, org = org?.Value }, cancellationToken: cancellationToken));
+        return [.. rows.Select(r => r.ToRecord())];
+    }
+
+    public async Task SaveDqResultAsync(DqResultRecord r, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO org_meta_dq_results (dq_result_id, pipeline_logging_id, step_logging_id, org_slug, table_name, check_name, severity, status,
+                observed_value, threshold, failing_sample, created_at)
+            VALUES (@DqResultId, @PipelineLoggingId, @StepLoggingId, @org, @TableName, @CheckName, @Severity, @Status,
+                @ObservedValue, @Threshold, CAST(@FailingSample AS jsonb), @created)
+            """,
+            new
+            {
+                r.DqResultId, r.PipelineLoggingId, r.StepLoggingId, org = OrgColumn(r.OrgSlug), r.TableName, r.CheckName, r.Severity, r.Status,
+                r.ObservedValue, r.Threshold, r.FailingSample, created = PostgresValues.Timestamp(r.CreatedAt),
+            },
+            cancellationToken: cancellationToken));
+    }
+
+    public async Task<IReadOnlyList<DqResultRecord>> ListDqResultsAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<DqRow>(new CommandDefinition(
+            $"""
+            SELECT {DqColumns} FROM org_meta_dq_results
+            WHERE pipeline_logging_id = @pipelineLoggingId AND (CAST(@org AS text) IS NULL OR org_slug = @org)
+            ORDER BY created_at, dq_result_id COLLATE "C"
+            """,
+            new { pipelineLoggingId, org = org?.Value }, cancellationToken: cancellationToken));
+        return [.. rows.Select(r => r.ToRecord())];
+    }
+
+    public async Task<PipelineRunRecord?> RequestCancelAsync(string pipelineLoggingId, OrgSlug? org, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        await using (var connection = await OpenAsync(cancellationToken))
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                """
+                UPDATE org_meta_pipeline_runs SET cancel_requested_at = COALESCE(cancel_requested_at, @at)
+                WHERE pipeline_logging_id = @pipelineLoggingId AND (CAST(@org AS text) IS NULL OR org_slug = @org) AND status IN ('PENDING', 'RUNNING')
+                """,
+                new { pipelineLoggingId, org = org?.Value, at = PostgresValues.Timestamp(at) },
+                cancellationToken: cancellationToken));
+        }
+
+        return await FindRunAsync(pipelineLoggingId, org, cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<string>> HeartbeatAsync(string workerId, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE org_meta_pipeline_runs SET heartbeat_at = @at WHERE worker_id = @workerId AND status IN ('PENDING', 'RUNNING')",
+            new { workerId, at = PostgresValues.Timestamp(at) },
+            cancellationToken: cancellationToken));
+        var cancelled = await connection.QueryAsync<string>(new CommandDefinition(
+            "SELECT pipeline_logging_id FROM org_meta_pipeline_runs WHERE worker_id = @workerId AND status IN ('PENDING', 'RUNNING') AND cancel_requested_at IS NOT NULL",
+            new { workerId },
+            cancellationToken: cancellationToken));
+        return [.. cancelled];
+    }
+
+    public async Task<int> FailAbandonedRunsAsync(DateTimeOffset staleBefore, DateTimeOffset at, string reason, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var stamp = PostgresValues.Timestamp(at);
+
+        // A run with a live queue entry belongs to the queue (its lease rescuer decides); only orphans are failed here.
+        // The rows are locked, so two instances sweeping at once fail each run once.
+        var ids = (await connection.QueryAsync<string>(new CommandDefinition(
+            """
+            SELECT r.pipeline_logging_id FROM org_meta_pipeline_runs r
+            WHERE r.status IN ('PENDING', 'RUNNING') AND (r.heartbeat_at IS NULL OR r.heartbeat_at < @stale)
+              AND NOT EXISTS (SELECT 1 FROM org_pipeline_execution_queue q
+                              WHERE q.pipeline_logging_id = r.pipeline_logging_id AND q.status IN ('QUEUED', 'CLAIMED', 'RUNNING'))
+            FOR UPDATE OF r SKIP LOCKED
+            """,
+            new { stale = PostgresValues.Timestamp(staleBefore) }, transaction, cancellationToken: cancellationToken))).ToArray();
+        if (ids.Length > 0)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                """
+                UPDATE org_meta_pipeline_runs SET status = 'FAILED', end_time = @at, error_class = 'RunAbandoned', error_message = @reason
+                WHERE pipeline_logging_id = ANY(@ids) AND status IN ('PENDING', 'RUNNING')
+                """,
+                new { at = stamp, reason, ids }, transaction, cancellationToken: cancellationToken));
+            await connection.ExecuteAsync(new CommandDefinition(
+                """
+                UPDATE org_meta_step_logs SET status = CASE status WHEN 'RUNNING' THEN 'FAILED' ELSE 'SKIPPED' END, end_time = @at,
+                    error_class = CASE status WHEN 'RUNNING' THEN 'RunAbandoned' ELSE NULL END, error_message = CASE status WHEN 'RUNNING' THEN @reason ELSE NULL END
+                WHERE pipeline_logging_id = ANY(@ids) AND status IN ('PENDING', 'RUNNING')
+                """,
+                new { at = stamp, reason, ids }, transaction, cancellationToken: cancellationToken));
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return ids.Length;
+    }
+
+    public async Task SaveStepAsync(StepLogRecord step, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO org_meta_step_logs (step_logging_id, pipeline_logging_id, org_slug, step_id, ps_type, status, start_time, end_time,
+                duration_ms, rows_processed, attempt, metadata, error_class, error_message)
+            VALUES (@StepLoggingId, @PipelineLoggingId, @Org, @StepId, @PsType, @Status, @StartTime, @EndTime,
+                @DurationMs, @RowsProcessed, @Attempt, CAST(@Metadata AS jsonb), @ErrorClass, @ErrorMessage)
+            ON CONFLICT (step_logging_id) DO UPDATE SET status = excluded.status, start_time = excluded.start_time, end_time = excluded.end_time,
+                duration_ms = excluded.duration_ms, rows_processed = excluded.rows_processed, attempt = excluded.attempt,
+                metadata = excluded.metadata, error_class = excluded.error_class, error_message = excluded.error_message
+            """,
+            new
+            {
+                step.StepLoggingId,
+                step.PipelineLoggingId,
+                Org = OrgColumn(step.OrgSlug),
+                step.StepId,
+                step.PsType,
+                step.Status,
+                StartTime = PostgresValues.Timestamp(step.StartTime),
+                EndTime = PostgresValues.Timestamp(step.EndTime),
+                step.DurationMs,
+                step.RowsProcessed,
+                Attempt = (long)step.Attempt,
+                Metadata = step.Metadata is null ? null : JsonSerializer.Serialize(step.Metadata),
+                step.ErrorClass,
+                step.ErrorMessage,
+            },
+            cancellationToken: cancellationToken));
+    }
+
+    private static string OrgColumn(OrgSlug? org) => org?.Value ?? PostgresRuns.NoOrg;
+
+    private static OrgSlug? OrgFromColumn(string value) => value == PostgresRuns.NoOrg ? null : OrgSlug.From(value);
+
+    private static Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, object? args, CancellationToken cancellationToken) =>
+        connection.ExecuteAsync(new CommandDefinition(sql, args, transaction, cancellationToken: cancellationToken));
+
+    private ValueTask<NpgsqlConnection> OpenAsync(CancellationToken cancellationToken) => source.DataSource.OpenConnectionAsync(cancellationToken);
+
+#pragma warning disable IDE1006, SA1300 // Row classes mirror the snake_case columns they are read from.
+    private sealed class ProfileRow
+    {
+        public string org_slug { get; set; } = "";
+        public string company_name { get; set; } = "";
+        public string admin_email { get; set; } = "";
+        public string status { get; set; } = "";
+        public string subscription_plan { get; set; } = "";
+        public string dataset_id { get; set; } = "";
+        public DateTime created_at { get; set; }
+        public DateTime updated_at { get; set; }
+
+        public OrgProfile ToRecord() => new(
+            OrgSlug.From(org_slug), company_name, admin_email, status, subscription_plan, dataset_id,
+            PostgresValues.FromTimestamp(created_at), PostgresValues.FromTimestamp(updated_at));
+    }
+
+    private sealed class SubscriptionRow
+    {
+        public string org_slug { get; set; } = "";
+        public string plan_name { get; set; } = "";
+        public string status { get; set; } = "";
+        public long daily_limit { get; set; }
+        public long monthly_limit { get; set; }
+        public long concurrent_limit { get; set; }
+        public DateTime? trial_ends_at { get; set; }
+        public DateTime subscription_start { get; set; }
+        public DateTime updated_at { get; set; }
+
+        public OrgSubscription ToRecord() => new(
+            OrgSlug.From(org_slug), plan_name, status, (int)daily_limit, (int)monthly_limit, (int)concurrent_limit,
+            PostgresValues.FromTimestamp(trial_ends_at), PostgresValues.FromTimestamp(subscription_start), PostgresValues.FromTimestamp(updated_at));
+    }
+
+    private sealed class QuotaRow
+    {
+        public string org_slug { get; set; } = "";
+        public string usage_date { get; set; } = "";
+        public long pipelines_run_today { get; set; }
+        public long pipelines_run_month { get; set; }
+        public long concurrent_running { get; set; }
+        public DateTime last_reset_daily { get; set; }
+        public DateTime last_reset_monthly { get; set; }
+
+        /// <summary>A row from an earlier day reads as zero runs today (the daily reset has not written yet).</summary>
+        public OrgUsageQuota ToRecord(DateOnly today)
+        {
+            var date = DateOnly.ParseExact(usage_date, "yyyy-MM-dd", CultureInfo.InvariantCulture);
+            return new(OrgSlug.From(org_slug), today, date == today ? (int)pipelines_run_today : 0, (int)pipelines_run_month, (int)concurrent_running,
+                PostgresValues.FromTimestamp(last_reset_daily), PostgresValues.FromTimestamp(last_reset_monthly));
+        }
+    }
+
+    private class ApiKeyRow
+    {
+        public string org_api_key_id { get; set; } = "";
+        public string org_slug { get; set; } = "";
+        public string org_api_key_hash { get; set; } = "";
+        public string encrypted_org_api_key { get; set; } = "";
+        public string fingerprint { get; set; } = "";
+        public string scopes { get; set; } = "[]";
+        public bool is_active { get; set; }
+        public DateTime? expires_at { get; set; }
+        public DateTime created_at { get; set; }
+        public DateTime? last_used_at { get; set; }
+        public DateTime? revoked_at { get; set; }
+
+        public ApiKeyRecord ToRecord() => new(
+            org_api_key_id, OrgSlug.From(org_slug), org_api_key_hash, encrypted_org_api_key, fingerprint,
+            JsonSerializer.Deserialize<List<string>>(scopes) ?? [], is_active, PostgresValues.FromTimestamp(expires_at),
+            PostgresValues.FromTimestamp(created_at), PostgresValues.FromTimestamp(last_used_at), PostgresValues.FromTimestamp(revoked_at));
+    }
+
+    private sealed class ApiKeyLookupRow : ApiKeyRow
+    {
+        public string org_status { get; set; } = "";
+    }
+
+    private sealed class AuditRow
+    {
+        public string audit_id { get; set; } = "";
+        public DateTime occurred_at { get; set; }
+        public string actor_type { get; set; } = "";
+        public string? actor_key_id { get; set; }
+        public string? user_id { get; set; }
+        public string action { get; set; } = "";
+        public string? org_slug { get; set; }
+        public string? request_id { get; set; }
+        public string outcome { get; set; } = "";
+        public string? details { get; set; }
+
+        public AuditEntry ToRecord() => new(
+            audit_id, PostgresValues.FromTimestamp(occurred_at), actor_type, actor_key_id, user_id, action,
+            org_slug is null ? null : OrgSlug.From(org_slug), request_id, outcome,
+            details is null ? null : JsonSerializer.Deserialize<Dictionary<string, object?>>(details));
+    }
+
+    private sealed class RunRow
+    {
+        public string pipeline_logging_id { get; set; } = "";
+        public string org_slug { get; set; } = "";
+        public string pipeline_id { get; set; } = "";
+        public string pipeline_path { get; set; } = "";
+        public string trigger { get; set; } = "";
+        public string? triggered_by { get; set; }
+        public string? org_api_key_id { get; set; }
+        public string? request_id { get; set; }
+        public string status { get; set; } = "";
+        public string? parameters { get; set; }
+        public string? resolved_config { get; set; }
+        public DateTime? start_time { get; set; }
+        public DateTime? end_time { get; set; }
+        public string? error_class { get; set; }
+        public string? error_message { get; set; }
+        public string? idempotency_key { get; set; }
+        public string? worker_id { get; set; }
+        public DateTime? heartbeat_at { get; set; }
+        public DateTime? cancel_requested_at { get; set; }
+        public long attempt { get; set; }
+        public DateTime created_at { get; set; }
+
+        public PipelineRunRecord ToRecord() => new(
+            pipeline_logging_id, OrgFromColumn(org_slug), pipeline_id, pipeline_path, trigger, triggered_by, org_api_key_id, request_id, status,
+            parameters is null ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(parameters) ?? [],
+            resolved_config, PostgresValues.FromTimestamp(start_time), PostgresValues.FromTimestamp(end_time), error_class, error_message, (int)attempt,
+            PostgresValues.FromTimestamp(created_at), idempotency_key, worker_id, PostgresValues.FromTimestamp(heartbeat_at), PostgresValues.FromTimestamp(cancel_requested_at));
+    }
+
+    private sealed class StepRow
+    {
+        public string step_logging_id { get; set; } = "";
+        public string pipeline_logging_id { get; set; } = "";
+        public string org_slug { get; set; } = "";
+        public string step_id { get; set; } = "";
+        public string ps_type { get; set; } = "";
+        public string status { get; set; } = "";
+        public DateTime? start_time { get; set; }
+        public DateTime? end_time { get; set; }
+        public long? rows_processed { get; set; }
+        public long attempt { get; set; }
+        public string? metadata { get; set; }
+        public string? error_class { get; set; }
+        public string? error_message { get; set; }
+
+        public StepLogRecord ToRecord() => new(
+            step_logging_id, pipeline_logging_id, OrgFromColumn(org_slug), step_id, ps_type, status,
+            PostgresValues.FromTimestamp(start_time), PostgresValues.FromTimestamp(end_time), rows_processed, (int)attempt,
+            metadata is null ? null : JsonSerializer.Deserialize<Dictionary<string, object?>>(metadata), error_class, error_message);
+    }
+
+    private sealed class DqRow
+    {
+        public string dq_result_id { get; set; } = "";
+        public string pipeline_logging_id { get; set; } = "";
+        public string? step_logging_id { get; set; }
+        public string org_slug { get; set; } = "";
+        public string table_name { get; set; } = "";
+        public string check_name { get; set; } = "";
+        public string severity { get; set; } = "";
+        public string status { get; set; } = "";
+        public string? observed_value { get; set; }
+        public string? threshold { get; set; }
+        public string? failing_sample { get; set; }
+        public DateTime created_at { get; set; }
+
+        public DqResultRecord ToRecord() => new(
+            dq_result_id, pipeline_logging_id, step_logging_id, OrgFromColumn(org_slug), table_name, check_name, severity, status,
+            observed_value, threshold, failing_sample, PostgresValues.FromTimestamp(created_at));
+    }
+
+    private sealed class CredentialRow
+    {
+        public string credential_id { get; set; } = "";
+        public string org_slug { get; set; } = "";
+        public string provider { get; set; } = "";
+        public string credential_name { get; set; } = "";
+        public string encrypted_credential { get; set; } = "";
+        public string key_version { get; set; } = "";
+        public string validation_status { get; set; } = "";
+        public DateTime? last_validated_at { get; set; }
+        public string? last_error { get; set; }
+        public string? metadata { get; set; }
+        public bool is_active { get; set; }
+        public DateTime created_at { get; set; }
+        public DateTime updated_at { get; set; }
+
+        public IntegrationCredential ToRecord() => new(
+            credential_id, OrgSlug.From(org_slug), IntegrationProvider.FromStored(provider), credential_name, encrypted_credential, key_version,
+            validation_status, PostgresValues.FromTimestamp(last_validated_at), last_error,
+            metadata is null ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(metadata) ?? [],
+            is_active, PostgresValues.FromTimestamp(created_at), PostgresValues.FromTimestamp(updated_at));
+    }
+#pragma warning restore IDE1006, SA1300
+}
