@@ -11,6 +11,12 @@ namespace Convergence.Api.Configuration;
 /// </summary>
 public sealed record ConvergenceSettings
 {
+    /// <summary>
+    /// Names the environment and adapters only: the generated record text would print the root key and the database
+    /// connection strings, and settings objects end up in logs and debugger views.
+    /// </summary>
+    public override string ToString() => $"ConvergenceSettings {{ Environment = {Environment.Name}, Store = {Store}, Warehouse = {Warehouse}, Kms = {Kms} }}";
+
     public const int MinRootKeyLength = 32;
 
     /// <summary>Root keys that appear in docs and examples; production refuses them.</summary>

@@ -205,12 +205,30 @@ public sealed partial class RunDispatcher(
 }
 
 /// <summary>Runs the dispatch loop of this instance's worker pool.</summary>
-internal sealed class PipelineWorkerService(RunDispatcher dispatcher, IControlPlaneStore store, RunQueueSignal signal, ConvergenceWorkerOptions options) : BackgroundService
+internal sealed partial class PipelineWorkerService(
+    RunDispatcher dispatcher, IControlPlaneStore store, RunQueueSignal signal, ConvergenceWorkerOptions options, ILogger<PipelineWorkerService> logger) : BackgroundService
 {
+    private async Task<bool> IsBootstrappedAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            return await store.IsBootstrappedAsync(stoppingToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            LogStoreUnavailable(logger, ex.Message);
+            return false;
+        }
+    }
+
+    [LoggerMessage(EventId = 3008, Level = LogLevel.Warning, Message = "The control-plane store is not reachable yet; the worker pool waits: {Problem}")]
+    private static partial void LogStoreUnavailable(ILogger logger, string problem);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        // Before bootstrap there is no queue table: wait for it (bootstrap notifies, or the poll finds it).
-        while (!await store.IsBootstrappedAsync(stoppingToken))
+        // Before bootstrap there is no queue table: wait for it (bootstrap notifies, or the poll finds it). A store that
+        // is not reachable yet (a database still starting) is waited for the same way instead of stopping the host.
+        while (!await IsBootstrappedAsync(stoppingToken))
         {
             var wake = signal.Next;
             await Task.WhenAny(wake, Task.Delay(options.PollInterval, stoppingToken));

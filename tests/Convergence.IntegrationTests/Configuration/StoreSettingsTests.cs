@@ -32,6 +32,17 @@ public sealed class StoreSettingsTests
     }
 
     [Fact]
+    public void ToString_NeverPrintsTheRootKeyOrTheConnectionPassword()
+    {
+        var rootKey = new string('k', 40);
+        var settings = Load(new() { ["CA_ROOT_API_KEY"] = rootKey, ["CONVERGENCE_STORE"] = "postgres", ["CONVERGENCE_STORE_CONNECTION"] = "Host=db;Password=" + Password });
+
+        settings.ToString().ShouldNotContain(Password);
+        settings.ToString().ShouldNotContain(rootKey);
+        settings.ToString().ShouldContain("Store = postgres");
+    }
+
+    [Fact]
     public void Load_PostgresWithConnection_KeepsItAndTheWarehouseStaysSqlite()
     {
         var settings = Load(new() { ["CONVERGENCE_STORE"] = "POSTGRES", ["CONVERGENCE_STORE_CONNECTION"] = "Host=127.0.0.1;Port=5432;Database=convergence;Username=app;Password=" + Password });
