@@ -19,7 +19,7 @@ using Microsoft.Extensions.Logging;
 //   dotnet run -c Release --project bench/Convergence.Bench -- gcp-ingest /tmp/gcp.csv
 // Scheduler trigger and run queue (SchedulerBench.cs, issue #6):
 //   dotnet run -c Release --project bench/Convergence.Bench -- trigger [orgs=10000] [schedules=3]
-//   dotnet run -c Release --project bench/Convergence.Bench -- queue [runs=2000] [workers=4]
+//   dotnet run -c Release --project bench/Convergence.Bench -- queue [runs=2000] [workers=4] [instances=1] [sqlite|postgres]
 if (args is ["trigger", .. var triggerArgs])
 {
     await SchedulerBench.TriggerAsync(triggerArgs, CopyConfigs);

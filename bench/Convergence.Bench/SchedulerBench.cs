@@ -21,7 +21,9 @@ using Microsoft.Extensions.Logging;
 /// <c>queue runs workers</c>: admits no-op runs spread over 100 SCALE orgs and drains them with the real worker pool,
 /// then measures bare claim + complete (the queue's own ceiling). Usage:
 ///   dotnet run -c Release --project bench/Convergence.Bench -- trigger [orgs=10000] [schedules=3]
-///   dotnet run -c Release --project bench/Convergence.Bench -- queue [runs=2000] [workers=4]
+///   dotnet run -c Release --project bench/Convergence.Bench -- queue [runs=2000] [workers=4] [instances=1] [sqlite|postgres]
+/// With postgres (a fresh database on the server BENCH_POSTGRES names, default the loopback test cluster of
+/// tools/pg/test-cluster.sh), several instances share the queue, each with workers/instances workers.
 /// </summary>
 internal static class SchedulerBench
 {
@@ -96,18 +98,49 @@ internal static class SchedulerBench
     {
         var runs = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 2000;
         var workers = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 4;
+        var instances = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 1;
+        var store = args.Length > 3 ? args[3] : "sqlite";
         if (runs / QueueOrgs * 2 > SubscriptionPlan.Scale.DailyLimit)
         {
             throw new ArgumentException($"At most {SubscriptionPlan.Scale.DailyLimit / 2 * QueueOrgs} runs: both phases count on the {QueueOrgs} SCALE orgs' daily limit.");
         }
 
-        await using var bench = await BenchApp.StartAsync(copyConfigs, workers);
+        if (workers % instances != 0 || store is not ("sqlite" or "postgres") || (store == "sqlite" && instances != 1))
+        {
+            throw new ArgumentException("queue [runs] [workers] [instances] [sqlite|postgres]: workers must split evenly over the instances; several instances need postgres.");
+        }
+
+        // Several instances share one PostgreSQL database (a fresh one, BENCH_POSTGRES names the server), each with its own
+        // worker pool, as separate service processes would.
+        var shared = store == "postgres" ? FreshPostgresDatabase() : null;
+        var apps = new List<BenchApp>();
+        for (var i = 0; i < instances; i++)
+        {
+            apps.Add(await BenchApp.StartAsync(copyConfigs, workers / instances, shared));
+        }
+
+        var bench = apps[0];
+        try
+        {
+            await QueueAsync(apps, bench, runs, workers, store);
+        }
+        finally
+        {
+            foreach (var app in apps)
+            {
+                await app.DisposeAsync();
+            }
+        }
+    }
+
+    private static async Task QueueAsync(IReadOnlyList<BenchApp> apps, BenchApp bench, int runs, int workers, string store)
+    {
         var orgs = await bench.CreateOrgsAsync(QueueOrgs);
         var submit = bench.Services.GetRequiredService<PipelineRunService>();
         var queue = bench.Services.GetRequiredService<IRunQueueStore>();
         var actor = Actor.System("bench");
 
-        // Phase 1: the real worker pool (dispatcher loop, leases, executor, completion) drains the queue.
+        // Phase 1: the real worker pools (dispatcher loop, leases, executor, completion) drain the queue.
         var admit = Stopwatch.StartNew();
         for (var i = 0; i < runs; i++)
         {
@@ -115,9 +148,9 @@ internal static class SchedulerBench
         }
 
         admit.Stop();
-        Console.WriteLine($"admitted {runs} no-op runs over {orgs.Count} SCALE orgs through PipelineRunService.SubmitAsync: {runs / admit.Elapsed.TotalSeconds:0} admissions/s");
+        Console.WriteLine($"[{store}, {apps.Count} instance(s)] admitted {runs} no-op runs over {orgs.Count} SCALE orgs through PipelineRunService.SubmitAsync: {runs / admit.Elapsed.TotalSeconds:0} admissions/s");
 
-        var hosted = bench.Services.GetServices<IHostedService>().ToList();
+        var hosted = apps.SelectMany(a => a.Services.GetServices<IHostedService>()).ToList();
         var drain = Stopwatch.StartNew();
         foreach (var service in hosted)
         {
@@ -138,7 +171,7 @@ internal static class SchedulerBench
         var done = await bench.CountAsync(
             "SELECT COUNT(*) FROM org_pipeline_execution_queue WHERE status = 'COMPLETED'",
             $"SELECT COUNT(*) FROM org_meta_pipeline_runs WHERE status = 'COMPLETED' AND pipeline_path = '{NoopPipeline}'");
-        Console.WriteLine($"worker pool, {workers} workers: {runs} runs in {drain.Elapsed.TotalSeconds:0.00} s   {runs / drain.Elapsed.TotalSeconds:0} runs/s   (entries COMPLETED {done[0]}, run rows COMPLETED {done[1]})");
+        Console.WriteLine($"worker pools, {workers} workers over {apps.Count} instance(s): {runs} runs in {drain.Elapsed.TotalSeconds:0.00} s   {runs / drain.Elapsed.TotalSeconds:0} runs/s   (entries COMPLETED {done[0]}, run rows COMPLETED {done[1]})");
         if (done[0] != runs || done[1] != runs)
         {
             throw new InvalidOperationException($"Expected {runs} COMPLETED entries and runs.");
@@ -158,6 +191,7 @@ internal static class SchedulerBench
         var claims = Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(0, workers).Select(w => Task.Run(async () =>
         {
+            var queue = apps[w % apps.Count].Services.GetRequiredService<IRunQueueStore>();
             while (await queue.ClaimAsync($"bench-{w}", bench.Time.GetUtcNow(), TimeSpan.FromMinutes(5), CancellationToken.None) is { } lease)
             {
                 if (!await queue.CompleteAsync(lease, QueueStatus.Completed, null, bench.Time.GetUtcNow(), CancellationToken.None))
@@ -252,6 +286,21 @@ internal static class SchedulerBench
     }
 
     /// <summary>The SqliteSchema timestamp text (<c>yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'</c>, UTC) that the stores write.</summary>
+    /// <summary>A new empty database on the server BENCH_POSTGRES names (default: tools/pg/test-cluster.sh's).</summary>
+    private static string FreshPostgresDatabase()
+    {
+        var server = Environment.GetEnvironmentVariable("BENCH_POSTGRES") ?? "Host=127.0.0.1;Port=55432;Username=postgres;Database=postgres";
+        var name = $"bench_{Guid.NewGuid():N}"[..20];
+        using (var admin = new Npgsql.NpgsqlConnection(server))
+        {
+            admin.Open();
+            using var create = new Npgsql.NpgsqlCommand($"CREATE DATABASE {name}", admin);
+            create.ExecuteNonQuery();
+        }
+
+        return new Npgsql.NpgsqlConnectionStringBuilder(server) { Database = name, MaxPoolSize = 50 }.ConnectionString;
+    }
+
     private static string Stamp(DateTimeOffset value) => value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
 
     /// <summary>The app's services on a fresh temporary data folder, bootstrapped through the real setup pipeline.</summary>
@@ -272,7 +321,8 @@ internal static class SchedulerBench
 
         public TimeProvider Time => Services.GetRequiredService<TimeProvider>();
 
-        public static async Task<BenchApp> StartAsync(Func<string, string> copyConfigs, int workers)
+        /// <param name="postgres">A PostgreSQL connection string for the control plane, else the embedded SQLite store.</param>
+        public static async Task<BenchApp> StartAsync(Func<string, string> copyConfigs, int workers, string? postgres = null)
         {
             var work = Directory.CreateTempSubdirectory("convergence-bench-");
             var settings = ConvergenceSettings.Load(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
@@ -282,6 +332,8 @@ internal static class SchedulerBench
                 ["CA_ROOT_API_KEY"] = new string('b', 40),
                 ["CONVERGENCE_SCHEDULER"] = "external",
                 ["CONVERGENCE_PIPELINE_WORKERS"] = workers.ToString(CultureInfo.InvariantCulture),
+                ["CONVERGENCE_STORE"] = postgres is null ? "sqlite" : "postgres",
+                ["CONVERGENCE_STORE_CONNECTION"] = postgres,
             }).Build());
             var services = new ServiceCollection().AddLogging(b => b.SetMinimumLevel(LogLevel.Warning)).AddConvergenceCore(settings).BuildServiceProvider();
             var app = new BenchApp(work, services, settings);
@@ -361,15 +413,16 @@ internal static class SchedulerBench
 
         public async Task<long[]> CountAsync(params string[] queries)
         {
-            var files = Services.GetRequiredService<SqliteDatasetFiles>();
-            await using var connection = new SqliteConnection(files.ConnectionString(DatasetRef.Central));
+            await using System.Data.Common.DbConnection connection = Settings.StoreConnection is { } postgres
+                ? new Npgsql.NpgsqlConnection(new Npgsql.NpgsqlConnectionStringBuilder(postgres) { SearchPath = DatasetRef.CentralName }.ConnectionString)
+                : new SqliteConnection(Services.GetRequiredService<SqliteDatasetFiles>().ConnectionString(DatasetRef.Central));
             await connection.OpenAsync();
             var counts = new long[queries.Length];
             for (var i = 0; i < queries.Length; i++)
             {
                 await using var command = connection.CreateCommand();
                 command.CommandText = queries[i];
-                counts[i] = await command.ExecuteScalarAsync() is long n ? n : 0;
+                counts[i] = Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
             }
 
             return counts;
