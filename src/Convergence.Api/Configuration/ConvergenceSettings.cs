@@ -36,6 +36,12 @@ public sealed record ConvergenceSettings
 
     public required string Warehouse { get; init; }
 
+    /// <summary>
+    /// With <c>CONVERGENCE_WAREHOUSE=postgres</c>: the Npgsql connection string of the warehouse database
+    /// (<c>CONVERGENCE_WAREHOUSE_CONNECTION</c>), one schema per dataset. It may hold a password: never log or echo it.
+    /// </summary>
+    public string? WarehouseConnection { get; init; }
+
     public required string Kms { get; init; }
 
     /// <summary>The root key; <c>null</c> until resolved (development may generate one).</summary>
@@ -183,7 +189,7 @@ public sealed record ConvergenceSettings
             ConfigsDirectory = Path.GetFullPath(Get("CONVERGENCE_CONFIGS_DIR") ?? Path.Combine(AppContext.BaseDirectory, "configs")),
             // PostgreSQL and BigQuery adapters are not in this build yet; naming them is an error, not a silent fallback.
             Store = GetChoice("CONVERGENCE_STORE", "sqlite", "sqlite"),
-            Warehouse = GetChoice("CONVERGENCE_WAREHOUSE", "sqlite", "sqlite"),
+            Warehouse = GetChoice("CONVERGENCE_WAREHOUSE", "sqlite", "sqlite", "postgres"),
             Kms = GetChoice("CONVERGENCE_KMS", "local", "local", "gcp"),
             RootApiKey = Get("CA_ROOT_API_KEY"),
             DisableAuth = GetBool("DISABLE_AUTH", false),
@@ -207,6 +213,11 @@ public sealed record ConvergenceSettings
             RunHeartbeatInterval = TimeSpan.FromSeconds(GetInt("CONVERGENCE_RUN_HEARTBEAT_SECONDS", 15, 1)),
             OrganizationCacheTtl = TimeSpan.FromSeconds(GetInt("CONVERGENCE_ORG_CACHE_SECONDS", 2, 0)),
         };
+
+        if (settings.Warehouse == "postgres")
+        {
+            settings = settings with { WarehouseConnection = PostgresConnection(Get, "CONVERGENCE_WAREHOUSE_CONNECTION", "CONVERGENCE_WAREHOUSE=postgres", errors) };
+        }
 
         if (settings.Kms == "gcp")
         {
@@ -239,6 +250,38 @@ public sealed record ConvergenceSettings
         }
 
         return settings;
+    }
+
+    /// <summary>
+    /// A required Npgsql connection string naming a host. Errors name the setting but never quote its value, which may
+    /// hold a password.
+    /// </summary>
+    private static string? PostgresConnection(Func<string, string?> get, string name, string neededBy, List<string> errors)
+    {
+        var text = get(name);
+        if (text is null)
+        {
+            errors.Add($"{neededBy} needs {name}: an Npgsql connection string such as Host=db.internal;Database=convergence;Username=convergence.");
+            return null;
+        }
+
+        try
+        {
+            var builder = new Npgsql.NpgsqlConnectionStringBuilder(text);
+            if (string.IsNullOrWhiteSpace(builder.Host))
+            {
+                errors.Add($"{name} names no Host; give the PostgreSQL server as Host=...");
+                return null;
+            }
+        }
+        catch (Exception ex) when (ex is ArgumentException or FormatException or InvalidCastException or OverflowException)
+        {
+            // The parser's message can quote the offending part, so it is not passed on.
+            errors.Add($"{name} is not a valid Npgsql connection string (Key=Value pairs separated by ';', such as Host=...;Database=...;Username=...).");
+            return null;
+        }
+
+        return text;
     }
 
     /// <summary>KMS_KEY_NAME, or the name built from KMS_PROJECT_ID, KMS_LOCATION, KMS_KEYRING and KMS_KEY.</summary>

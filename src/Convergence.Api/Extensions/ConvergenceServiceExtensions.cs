@@ -15,6 +15,7 @@ using Convergence.Core.Pipelines;
 using Convergence.Core.Storage;
 using Convergence.Api.Pipelines;
 using Convergence.Processors;
+using Convergence.Storage.Postgres;
 using Convergence.Storage.Sqlite;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
@@ -70,6 +71,11 @@ public static partial class ConvergenceServiceExtensions
         services.AddSingleton(settings.Environment);
         services.AddSingleton(TimeProvider.System);
         Directory.CreateDirectory(settings.DataDirectory);
+        if (settings.Warehouse == "postgres")
+        {
+            services.AddPostgresStorage(null, settings.WarehouseConnection);
+        }
+
         services.AddSqliteStorage(settings.DataDirectory, controlPlane: settings.Store == "sqlite", warehouse: settings.Warehouse == "sqlite");
         if (settings.Kms == "gcp")
         {
