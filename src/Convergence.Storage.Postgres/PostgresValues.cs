@@ -68,11 +68,15 @@ internal static class PostgresValues
         _ => ToText(value, column),
     };
 
-    /// <summary>A query parameter: strings go untyped so the server reads them as the column they meet (as SQLite does).</summary>
-    public static NpgsqlParameter Parameter(string name, object? value) => value switch
+    /// <summary>
+    /// A query parameter. Strings and nulls go untyped, so the server reads them as the column they meet (as SQLite
+    /// does with a date or a number given as text), except where the SQL tests them for NULL (<paramref name="nullTested"/>):
+    /// there PostgreSQL cannot infer a type from the test, so they go as text.
+    /// </summary>
+    public static NpgsqlParameter Parameter(string name, object? value, bool nullTested) => value switch
     {
-        null => new NpgsqlParameter(name, DBNull.Value),
-        string s => new NpgsqlParameter(name, NpgsqlDbType.Unknown) { Value = s },
+        null => new NpgsqlParameter(name, nullTested ? NpgsqlDbType.Text : NpgsqlDbType.Unknown) { Value = DBNull.Value },
+        string s => new NpgsqlParameter(name, nullTested ? NpgsqlDbType.Text : NpgsqlDbType.Unknown) { Value = s },
         DateOnly d => new NpgsqlParameter(name, NpgsqlDbType.Date) { Value = d },
         DateTimeOffset t => new NpgsqlParameter(name, NpgsqlDbType.TimestampTz) { Value = t.UtcDateTime },
         DateTime t => new NpgsqlParameter(name, NpgsqlDbType.TimestampTz) { Value = DateTime.SpecifyKind(t, DateTimeKind.Utc) },
@@ -82,6 +86,10 @@ internal static class PostgresValues
         long l => new NpgsqlParameter(name, NpgsqlDbType.Bigint) { Value = l },
         _ => new NpgsqlParameter(name, value),
     };
+
+    /// <summary>Whether <paramref name="sql"/> tests the <c>@name</c> parameter with IS [NOT] NULL.</summary>
+    public static bool IsNullTested(string sql, string name) =>
+        System.Text.RegularExpressions.Regex.IsMatch(sql, $@"@{System.Text.RegularExpressions.Regex.Escape(name)}\s+IS\s+(NOT\s+)?NULL\b", System.Text.RegularExpressions.RegexOptions.IgnoreCase | System.Text.RegularExpressions.RegexOptions.CultureInvariant);
 
     private static long ToInt64(object value, ColumnSchema column) => value switch
     {

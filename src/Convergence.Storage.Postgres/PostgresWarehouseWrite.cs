@@ -318,7 +318,7 @@ internal sealed class PostgresWarehouseWrite(NpgsqlConnection connection, Npgsql
         var command = new NpgsqlCommand(query.Text, connection, transaction);
         foreach (var (name, value) in query.Parameters)
         {
-            command.Parameters.Add(PostgresValues.Parameter(name, value));
+            command.Parameters.Add(PostgresValues.Parameter(name, value, PostgresValues.IsNullTested(query.Text, name)));
         }
 
         return command;
