@@ -15,8 +15,9 @@ namespace Convergence.Storage.Postgres;
 /// <remarks>
 /// The table is locked <c>SHARE ROW EXCLUSIVE</c> for the whole transaction: readers go on seeing the committed rows,
 /// while a second write to the same table waits, so two runs of one slice can never interleave their deletes and
-/// inserts. Upsert and replace_partitions copy rows into a temporary staging table (dropped at commit) and then
-/// delete and insert from it in set operations; the other modes copy straight into the table.
+/// inserts. Upsert, and replace_partitions into a table holding rows, copy rows into a temporary staging table
+/// (dropped at commit) and then delete and insert from it in set operations; the other writes copy straight into the
+/// table (merge_partition's slice is deleted when the write begins).
 /// </remarks>
 internal sealed class PostgresWarehouseWrite(NpgsqlConnection connection, NpgsqlTransaction transaction, DatasetRef dataset, TableSchema schema, WriteSpec spec) : IWarehouseWrite
 {
@@ -99,7 +100,9 @@ internal sealed class PostgresWarehouseWrite(NpgsqlConnection connection, Npgsql
             source[columnIndex.TryGetValue(names[n], out var i) ? i : throw new ArgumentException($"Table {schema.Name} has no column '{names[n]}'.")] = n;
         }
 
-        var staged = spec.Mode is WriteMode.Upsert or WriteMode.ReplacePartitions;
+        // replace_partitions into an empty table has nothing to delete, so its rows go straight in (as on SQLite).
+        var staged = spec.Mode == WriteMode.Upsert
+            || (spec.Mode == WriteMode.ReplacePartitions && await ScalarAsync(new SqlQuery($"SELECT COUNT(*) FROM (SELECT 1 FROM {Table} LIMIT 1) AS r", Empty), cancellationToken) > 0);
         var target = Table;
         if (staged)
         {
@@ -188,7 +191,7 @@ internal sealed class PostgresWarehouseWrite(NpgsqlConnection connection, Npgsql
         var columns = string.Join(", ", schema.Columns.Select(c => PostgresSchema.Quote(c.Name)));
         var select = spec.Mode == WriteMode.Upsert
             ? $"SELECT DISTINCT ON ({keyList}) {columns} FROM {StagingTable} ORDER BY {keyList}, {RowNumberColumn} DESC"
-            : $"SELECT {columns} FROM {StagingTable} ORDER BY {RowNumberColumn}";
+            : $"SELECT {columns} FROM {StagingTable}";
         await ExecuteAsync(new SqlQuery($"INSERT INTO {Table} ({columns}) {select}", Empty), cancellationToken);
     }
 
