@@ -133,6 +133,9 @@ internal static class GcpBench
                 ["CONVERGENCE_CONFIGS_DIR"] = configs,
                 ["CONVERGENCE_IMPORT_DIR"] = Path.GetDirectoryName(file),
                 ["CA_ROOT_API_KEY"] = new string('b', 40),
+                // An Npgsql connection string as second argument: the warehouse is that PostgreSQL database instead.
+                ["CONVERGENCE_WAREHOUSE"] = args.Length > 1 ? "postgres" : null,
+                ["CONVERGENCE_WAREHOUSE_CONNECTION"] = args.Length > 1 ? args[1] : null,
             }).Build());
             await using var services = new ServiceCollection().AddLogging(b => b.SetMinimumLevel(LogLevel.Warning)).AddConvergenceCore(settings).BuildServiceProvider();
             var executor = services.GetRequiredService<PipelineExecutor>();

@@ -16,7 +16,7 @@ using Microsoft.Extensions.Logging;
 //   dotnet run -c Release --project bench/Convergence.Bench -- pricing [rows=1000000] [rounds=5]
 // GCP billing export ingest (GcpBench.cs; bench/gcp/run.sh compares with sqlite3 .import):
 //   dotnet run -c Release --project bench/Convergence.Bench -- gcp-generate 1000000 /tmp/gcp.csv
-//   dotnet run -c Release --project bench/Convergence.Bench -- gcp-ingest /tmp/gcp.csv
+//   dotnet run -c Release --project bench/Convergence.Bench -- gcp-ingest /tmp/gcp.csv ["Host=...;Database=..." for a PostgreSQL warehouse]
 // Scheduler trigger and run queue (SchedulerBench.cs, issue #6):
 //   dotnet run -c Release --project bench/Convergence.Bench -- trigger [orgs=10000] [schedules=3]
 //   dotnet run -c Release --project bench/Convergence.Bench -- queue [runs=2000] [workers=4] [instances=1] [sqlite|postgres]

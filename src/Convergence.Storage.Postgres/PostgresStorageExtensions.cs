@@ -24,7 +24,8 @@ public static class PostgresStorageExtensions
 
         if (warehouseConnection is not null)
         {
-            services.AddSingleton(new PostgresWarehouseSource(NpgsqlDataSource.Create(warehouseConnection)));
+            services.AddSingleton(PostgresWarehouseSource.Create(warehouseConnection));
+            services.AddSingleton<Core.Storage.IWarehouse, PostgresWarehouse>();
         }
 
         return services;
@@ -35,4 +36,12 @@ public static class PostgresStorageExtensions
 public sealed record PostgresControlPlaneSource(NpgsqlDataSource DataSource);
 
 /// <summary>The connection pool of the warehouse database.</summary>
-public sealed record PostgresWarehouseSource(NpgsqlDataSource DataSource);
+public sealed record PostgresWarehouseSource(NpgsqlDataSource DataSource)
+{
+    /// <summary>
+    /// A pool on <paramref name="connectionString"/> whose sessions run in UTC: slices compare timestamps with whole
+    /// days, and a day means a UTC day on every adapter.
+    /// </summary>
+    public static PostgresWarehouseSource Create(string connectionString) =>
+        new(NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(connectionString) { Timezone = "UTC" }.ConnectionString));
+}

@@ -49,6 +49,12 @@ public sealed record ConvergenceSettings
 
     public required string Warehouse { get; init; }
 
+    /// <summary>
+    /// With <c>CONVERGENCE_WAREHOUSE=postgres</c>: the Npgsql connection string of the warehouse database
+    /// (<c>CONVERGENCE_WAREHOUSE_CONNECTION</c>), one schema per dataset. It may hold a password: never log or echo it.
+    /// </summary>
+    public string? WarehouseConnection { get; init; }
+
     public required string Kms { get; init; }
 
     /// <summary>The root key; <c>null</c> until resolved (development may generate one).</summary>
@@ -196,7 +202,7 @@ public sealed record ConvergenceSettings
             ConfigsDirectory = Path.GetFullPath(Get("CONVERGENCE_CONFIGS_DIR") ?? Path.Combine(AppContext.BaseDirectory, "configs")),
             // Adapters not in this build are an error when named, not a silent fallback.
             Store = GetChoice("CONVERGENCE_STORE", "sqlite", "sqlite", "postgres"),
-            Warehouse = GetChoice("CONVERGENCE_WAREHOUSE", "sqlite", "sqlite"),
+            Warehouse = GetChoice("CONVERGENCE_WAREHOUSE", "sqlite", "sqlite", "postgres"),
             Kms = GetChoice("CONVERGENCE_KMS", "local", "local", "gcp"),
             RootApiKey = Get("CA_ROOT_API_KEY"),
             DisableAuth = GetBool("DISABLE_AUTH", false),
@@ -224,6 +230,11 @@ public sealed record ConvergenceSettings
         if (settings.Store == "postgres")
         {
             settings = settings with { StoreConnection = PostgresConnection(Get, "CONVERGENCE_STORE_CONNECTION", "CONVERGENCE_STORE=postgres", errors) };
+        }
+
+        if (settings.Warehouse == "postgres")
+        {
+            settings = settings with { WarehouseConnection = PostgresConnection(Get, "CONVERGENCE_WAREHOUSE_CONNECTION", "CONVERGENCE_WAREHOUSE=postgres", errors) };
         }
 
         if (settings.Kms == "gcp")

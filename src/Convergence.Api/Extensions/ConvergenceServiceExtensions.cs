@@ -71,6 +71,11 @@ public static partial class ConvergenceServiceExtensions
         services.AddSingleton(settings.Environment);
         services.AddSingleton(TimeProvider.System);
         Directory.CreateDirectory(settings.DataDirectory);
+        if (settings.Warehouse == "postgres")
+        {
+            services.AddPostgresStorage(null, settings.WarehouseConnection);
+        }
+
         services.AddSqliteStorage(settings.DataDirectory, controlPlane: settings.Store == "sqlite", warehouse: settings.Warehouse == "sqlite");
         if (settings.Store == "postgres")
         {

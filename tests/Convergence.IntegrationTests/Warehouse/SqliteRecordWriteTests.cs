@@ -9,7 +9,8 @@ namespace Convergence.IntegrationTests.Warehouse;
 /// <summary>
 /// Bulk writes by position (<see cref="IWarehouseWrite.WriteRecordsAsync"/>) on the embedded warehouse: values equal
 /// to the previous row's are not rebound, an empty table gets its index built after the load, and every path keeps
-/// the write atomic.
+/// the write atomic. What every adapter does alike (required values, unknown columns, failed loads into a filled
+/// table) is in <see cref="WarehouseContractTests"/>.
 /// </summary>
 public sealed class SqliteRecordWriteTests : IAsyncLifetime
 {
@@ -115,39 +116,6 @@ public sealed class SqliteRecordWriteTests : IAsyncLifetime
 
         (await Warehouse.CountRowsAsync(_dataset, Schema.Name, CancellationToken.None)).ShouldBe(0);
         (await IndexesAsync()).ShouldBe(["ix_bulk_rows_account_day"]);
-    }
-
-    [Fact]
-    public async Task FailingLoad_IntoAFilledTable_LeavesThePreviousRows()
-    {
-        await WriteAsync(ReplacePartitions, Rows("a", new DateOnly(2020, 11, 1), 5));
-        var before = await QueryAsync("SELECT * FROM bulk_rows ORDER BY line");
-
-        await Should.ThrowAsync<FormatException>(() => WriteAsync(ReplacePartitions, Failing(Rows("a", new DateOnly(2020, 11, 1), 50), after: 20)));
-
-        (await QueryAsync("SELECT * FROM bulk_rows ORDER BY line")).ShouldBe(before);
-    }
-
-    [Fact]
-    public async Task MissingRequiredValue_NamesTheRowAndWritesNothing()
-    {
-        object?[][] rows = [["a", new DateOnly(2020, 11, 1), 1m, null, null, 1L], [null, new DateOnly(2020, 11, 1), 1m, null, null, 2L]];
-
-        var error = await Should.ThrowAsync<ArgumentException>(() => WriteAsync(ReplacePartitions, rows));
-
-        error.Message.ShouldContain("Row 2");
-        error.Message.ShouldContain("'account'");
-        (await Warehouse.CountRowsAsync(_dataset, Schema.Name, CancellationToken.None)).ShouldBe(0);
-    }
-
-    [Fact]
-    public async Task UnknownColumn_IsRejected()
-    {
-        await using var write = await Warehouse.BeginWriteAsync(_dataset, Schema, WriteSpec.Append, CancellationToken.None);
-
-        var error = await Should.ThrowAsync<ArgumentException>(() => write.WriteRecordsAsync(["account", "nope"], [["a", 1]], CancellationToken.None));
-
-        error.Message.ShouldContain("'nope'");
     }
 
     /// <summary>Rows of one partition; one array refilled for every row, as a file reader hands them.</summary>

@@ -1,0 +1,227 @@
+using Convergence.Core.Errors;
+using Convergence.Core.Organizations;
+using Convergence.Core.Storage;
+using Npgsql;
+
+namespace Convergence.Storage.Postgres;
+
+/// <summary>The server warehouse: one PostgreSQL schema per dataset in the warehouse database.</summary>
+/// <remarks>
+/// Queries name tables unqualified, as they do on every adapter: each transaction sets its <c>search_path</c> to the
+/// dataset's schema (<c>SET LOCAL</c>, so a pooled connection never carries it to another dataset).
+/// </remarks>
+internal sealed class PostgresWarehouse(PostgresWarehouseSource source) : IWarehouse
+{
+    private NpgsqlDataSource DataSource => source.DataSource;
+
+    public string Kind => "postgres";
+
+    public async Task<bool> DatasetExistsAsync(DatasetRef dataset, CancellationToken cancellationToken)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
+        return await SchemaExistsAsync(connection, dataset, cancellationToken);
+    }
+
+    public async Task<bool> CreateDatasetAsync(DatasetRef dataset, CancellationToken cancellationToken)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
+        if (await SchemaExistsAsync(connection, dataset, cancellationToken))
+        {
+            return false;
+        }
+
+        try
+        {
+            await ExecuteAsync(connection, null, $"CREATE SCHEMA {PostgresSchema.Quote(dataset.Name)}", cancellationToken);
+            return true;
+        }
+        catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.DuplicateSchema or PostgresErrorCodes.UniqueViolation)
+        {
+            // Another instance created it between the check and the CREATE.
+            return false;
+        }
+    }
+
+    public async Task DropDatasetAsync(DatasetRef dataset, CancellationToken cancellationToken)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
+        await ExecuteAsync(connection, null, $"DROP SCHEMA IF EXISTS {PostgresSchema.Quote(dataset.Name)} CASCADE", cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<string>> ListTablesAsync(DatasetRef dataset, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenExistingAsync(dataset, cancellationToken);
+        await using var command = new NpgsqlCommand("SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = @schema ORDER BY tablename COLLATE \"C\"", connection);
+        command.Parameters.AddWithValue("schema", dataset.Name);
+        var tables = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            tables.Add(reader.GetString(0));
+        }
+
+        return tables;
+    }
+
+    public async Task<bool> EnsureTableAsync(DatasetRef dataset, TableSchema schema, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenExistingAsync(dataset, cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var created = await CreateTableAsync(connection, transaction, dataset, schema, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return created;
+    }
+
+    public async Task DropTableAsync(DatasetRef dataset, string table, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenExistingAsync(dataset, cancellationToken);
+        await ExecuteAsync(connection, null, $"DROP TABLE IF EXISTS {PostgresSchema.Qualified(dataset, table)}", cancellationToken);
+    }
+
+    public async Task<IWarehouseWrite> BeginWriteAsync(DatasetRef dataset, TableSchema schema, WriteSpec spec, CancellationToken cancellationToken)
+    {
+        spec.Validate(schema);
+        var connection = await OpenExistingAsync(dataset, cancellationToken);
+        try
+        {
+            // The table is created in its own short transaction, so the creation lock is not held for the whole write.
+            await using (var create = await connection.BeginTransactionAsync(cancellationToken))
+            {
+                await CreateTableAsync(connection, create, dataset, schema, cancellationToken);
+                await create.CommitAsync(cancellationToken);
+            }
+
+            var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            var write = new PostgresWarehouseWrite(connection, transaction, dataset, schema, spec);
+            await write.PrepareAsync(cancellationToken);
+            return write;
+        }
+        catch (NpgsqlException ex) when (ex.IsTransient)
+        {
+            await connection.DisposeAsync();
+            throw new TransientException($"The write to {dataset.Name}.{schema.Name} could not start: {ex.Message}; the step may retry.", ex);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    public async Task<IReadOnlyList<IReadOnlyDictionary<string, object?>>> QueryAsync(DatasetRef dataset, SqlQuery query, int maxRows, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenExistingAsync(dataset, cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await ExecuteAsync(connection, transaction, $"SET TRANSACTION READ ONLY; {SearchPath(dataset)}", cancellationToken);
+        IReadOnlyList<IReadOnlyDictionary<string, object?>> rows;
+        await using (var command = PostgresWarehouseWrite.CreateCommand(connection, transaction, query))
+        {
+            rows = await PostgresWarehouseWrite.ReadRowsAsync(command, maxRows, cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return rows;
+    }
+
+    public async Task<long> CountRowsAsync(DatasetRef dataset, string table, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenExistingAsync(dataset, cancellationToken);
+        await using var command = new NpgsqlCommand($"SELECT COUNT(*) FROM {PostgresSchema.Qualified(dataset, table)}", connection);
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    public async Task<WarehouseProbe> ProbeAsync(CancellationToken cancellationToken)
+    {
+        NpgsqlConnection connection;
+        try
+        {
+            connection = await DataSource.OpenConnectionAsync(cancellationToken);
+        }
+        catch (NpgsqlException ex)
+        {
+            return new WarehouseProbe(false, false, $"cannot connect to the warehouse database: {ex.Message}");
+        }
+
+        await using (connection)
+        {
+            // Writable means a new dataset schema can be created; create one inside a transaction that is rolled back.
+            try
+            {
+                await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+                await ExecuteAsync(connection, transaction, $"CREATE SCHEMA {PostgresSchema.Quote($"probe_{Guid.NewGuid():N}")}", cancellationToken);
+                await transaction.RollbackAsync(cancellationToken);
+                return new WarehouseProbe(true, true, null);
+            }
+            catch (NpgsqlException ex)
+            {
+                return new WarehouseProbe(true, false, $"cannot create a schema in the warehouse database: {ex.Message}");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Creates the table and its indexes unless it exists, under a transaction-scoped advisory lock on its name: two
+    /// concurrent <c>CREATE TABLE IF NOT EXISTS</c> can otherwise both pass the check and one fail on the catalog.
+    /// </summary>
+    internal static async Task<bool> CreateTableAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, DatasetRef dataset, TableSchema schema, CancellationToken cancellationToken)
+    {
+        var qualified = PostgresSchema.Qualified(dataset, schema.Name);
+        await using (var command = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtextextended(@name, 0))", connection, transaction))
+        {
+            command.Parameters.AddWithValue("name", qualified);
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        bool exists;
+        await using (var command = new NpgsqlCommand("SELECT to_regclass(@name) IS NOT NULL", connection, transaction))
+        {
+            command.Parameters.AddWithValue("name", qualified);
+            exists = (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
+        }
+
+        if (!exists)
+        {
+            foreach (var statement in PostgresSchema.CreateStatements(dataset, schema))
+            {
+                await ExecuteAsync(connection, transaction, statement, cancellationToken);
+            }
+        }
+
+        return !exists;
+    }
+
+    /// <summary>Points unqualified names of the current transaction at the dataset's schema.</summary>
+    internal static string SearchPath(DatasetRef dataset) => $"SET LOCAL search_path TO {PostgresSchema.Quote(dataset.Name)}";
+
+    internal static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(sql, connection, transaction);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static async Task<bool> SchemaExistsAsync(NpgsqlConnection connection, DatasetRef dataset, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = @schema)", connection);
+        command.Parameters.AddWithValue("schema", dataset.Name);
+        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    private async Task<NpgsqlConnection> OpenExistingAsync(DatasetRef dataset, CancellationToken cancellationToken)
+    {
+        var connection = await DataSource.OpenConnectionAsync(cancellationToken);
+        try
+        {
+            if (!await SchemaExistsAsync(connection, dataset, cancellationToken))
+            {
+                throw new InvalidOperationException($"Dataset '{dataset.Name}' does not exist.");
+            }
+
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+}
