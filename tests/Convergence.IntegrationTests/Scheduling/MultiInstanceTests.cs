@@ -143,8 +143,9 @@ public abstract class MultiInstanceContract : IAsyncLifetime
     private Dictionary<string, string> Settings() => new(Backend)
     {
         ["OPENAI_BASE_URL"] = _fake.OpenAiBase.AbsoluteUri,
-        // A lease lasts four heartbeats: 4 s here, so a killed worker's entry is rescued quickly.
-        ["CONVERGENCE_RUN_HEARTBEAT_SECONDS"] = "1",
+        // A lease lasts four heartbeats: 8 s here, so a killed worker's entry is rescued quickly, while a live worker
+        // starved of CPU by a loaded test machine still renews its lease in time (1 s beats proved too tight there).
+        ["CONVERGENCE_RUN_HEARTBEAT_SECONDS"] = "2",
         ["CONVERGENCE_QUEUE_POLL_SECONDS"] = "1",
         ["CONVERGENCE_SCHEDULER"] = "external",
     };
