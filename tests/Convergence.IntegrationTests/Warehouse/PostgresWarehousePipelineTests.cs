@@ -9,7 +9,8 @@ namespace Convergence.IntegrationTests.Warehouse;
 
 /// <summary>
 /// The API on a PostgreSQL warehouse end to end: gcp/billing loads the sample export (binary COPY through
-/// replace_partitions), focus.normalize reads the slice back with date parameters, and the data API sums it.
+/// replace_partitions), focus.normalize reads the slice back with date parameters, and the data API sums it; the example
+/// dry run takes its query_postgres.
 /// </summary>
 public sealed class PostgresWarehousePipelineTests(PostgresWarehousePipelineTests.Fixture fixture) : IClassFixture<PostgresWarehousePipelineTests.Fixture>
 {
@@ -44,6 +45,26 @@ public sealed class PostgresWarehousePipelineTests(PostgresWarehousePipelineTest
         var costs = await (await client.GetAsync($"/api/v1/data/{org.Slug}/costs/daily?start_date=2020-11-01&end_date=2020-11-30&group_by=provider")).ShouldBeJsonAsync(HttpStatusCode.OK);
         var gcp = costs.GetProperty("rows").EnumerateArray().ShouldHaveSingleItem();
         (gcp.Str("provider"), gcp.GetProperty("billed_cost").GetDecimal(), gcp.GetProperty("effective_cost").GetDecimal()).ShouldBe(("gcp", 0.000032m, 0m));
+    }
+
+    [Fact]
+    public async Task ExampleDryrun_RunsItsPostgresQuery_AndARerunReplacesTheSlice()
+    {
+        var org = await Api.OnboardAsync("pgdry");
+        var client = Api.Factory.OrgClient(org.ApiKey);
+        var parameters = new Dictionary<string, string> { ["start_date"] = "2025-11-18", ["end_date"] = "2025-11-20" };
+
+        var run = await Api.RunAndWaitAsync(client, org.Slug, "gcp/example/dryrun", parameters);
+        var rerun = await Api.RunAndWaitAsync(client, org.Slug, "gcp/example/dryrun", parameters);
+
+        run.Str("status").ShouldBe("COMPLETED", run.ToString());
+        rerun.Str("status").ShouldBe("COMPLETED", rerun.ToString());
+        var rows = await Api.Factory.Services.GetRequiredService<IWarehouse>().QueryAsync(
+            DatasetRef.ForOrg(OrgSlug.From(org.Slug), DeploymentEnvironment.Development),
+            new SqlQuery("SELECT run_date, org_slug FROM onboarding_validation_test WHERE run_date >= @start AND run_date <= @end ORDER BY run_date", new Dictionary<string, object?> { ["start"] = new DateOnly(2025, 11, 18), ["end"] = new DateOnly(2025, 11, 20) }),
+            100,
+            CancellationToken.None);
+        rows.Select(r => $"{r.Date("run_date"):MM-dd} {r.Text("org_slug")}").ShouldBe([$"11-18 {org.Slug}", $"11-19 {org.Slug}", $"11-20 {org.Slug}"]);
     }
 
     public sealed class Fixture() : PipelineFixture(manualClock: false, new Dictionary<string, string?>
