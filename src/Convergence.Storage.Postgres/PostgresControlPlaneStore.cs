@@ -593,7 +593,8 @@ internal sealed class PostgresControlPlaneStore(PostgresControlPlaneSource sourc
             PostgresValues.FromTimestamp(created_at), PostgresValues.FromTimestamp(updated_at));
     }
 
-    private sealed class SubscriptionRow
+    /// <summary>A row of <c>org_subscriptions</c> (also read by the run queue's admission).</summary>
+    internal sealed class SubscriptionRow
     {
         public string org_slug { get; set; } = "";
         public string plan_name { get; set; } = "";

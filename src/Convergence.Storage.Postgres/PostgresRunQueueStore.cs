@@ -406,7 +406,7 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
         if (admission.CountsAgainstQuota)
         {
             // The row lock makes check-and-count serial per org, across every instance sharing the database.
-            var subscription = await connection.QuerySingleOrDefaultAsync<SubscriptionRow>(new CommandDefinition(
+            var subscription = await connection.QuerySingleOrDefaultAsync<PostgresControlPlaneStore.SubscriptionRow>(new CommandDefinition(
                 "SELECT * FROM org_subscriptions WHERE org_slug = @org FOR UPDATE", new { org = org.Value }, transaction, cancellationToken: cancellationToken));
             if (subscription is null)
             {
@@ -543,23 +543,6 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
         public string? lease_owner { get; set; }
         public DateTime? lease_expires_at { get; set; }
         public string? run_status { get; set; }
-    }
-
-    internal sealed class SubscriptionRow
-    {
-        public string org_slug { get; set; } = "";
-        public string plan_name { get; set; } = "";
-        public string status { get; set; } = "";
-        public long daily_limit { get; set; }
-        public long monthly_limit { get; set; }
-        public long concurrent_limit { get; set; }
-        public DateTime? trial_ends_at { get; set; }
-        public DateTime subscription_start { get; set; }
-        public DateTime updated_at { get; set; }
-
-        public OrgSubscription ToRecord() => new(
-            OrgSlug.From(org_slug), plan_name, status, (int)daily_limit, (int)monthly_limit, (int)concurrent_limit,
-            PostgresValues.FromTimestamp(trial_ends_at), PostgresValues.FromTimestamp(subscription_start), PostgresValues.FromTimestamp(updated_at));
     }
 #pragma warning restore IDE1006, SA1300
 }

@@ -10,10 +10,18 @@ namespace Convergence.IntegrationTests.Scheduling;
 /// <summary>The SQLite run queue, through the app's services (orgs onboarded through the API).</summary>
 public sealed class SqliteRunQueueStoreTests : RunQueueStoreContract, IDisposable
 {
-    private readonly ConvergenceApiFactory _factory = new(new Dictionary<string, string?> { ["CONVERGENCE_QUEUE_POLL_SECONDS"] = "3600" });
-
-    // The app's own workers must not claim what the tests admit: a factory whose dispatcher is never woken would
-    // still be woken by nothing here (admission through the store does not signal), and the poll is an hour.
+    // The app's own worker pool must not claim what the tests admit: it is not started (its first pass after bootstrap
+    // could race the tests' admissions).
+    private readonly ConvergenceApiFactory _factory = new(new Dictionary<string, string?> { ["CONVERGENCE_QUEUE_POLL_SECONDS"] = "3600" })
+    {
+        ConfigureServices = services =>
+        {
+            foreach (var worker in services.Where(d => d.ImplementationType == typeof(Convergence.Api.Pipelines.PipelineWorkerService)).ToList())
+            {
+                services.Remove(worker);
+            }
+        },
+    };
     protected override IRunQueueStore Queue => _factory.Services.GetRequiredService<IRunQueueStore>();
 
     public override async Task InitializeAsync() => await _factory.BootstrapAsync();

@@ -16,12 +16,23 @@ namespace Convergence.IntegrationTests.Storage;
 /// <summary>The SQLite control plane, through the app's services (bootstrapped through the API).</summary>
 public sealed class SqliteControlPlaneStoreTests : ControlPlaneStoreContract, IDisposable
 {
-    // The app's maintenance loop must not heartbeat or fail the runs these tests arrange: its period is an hour.
+    // The app's maintenance loop must not heartbeat or fail the runs these tests arrange (its period is an hour), and
+    // its worker pool must not claim the queue entries they arrange: it is not started at all (its first pass after
+    // bootstrap could otherwise race the arrangement).
     private readonly ConvergenceApiFactory _factory = new(new Dictionary<string, string?>
     {
         ["CONVERGENCE_QUEUE_POLL_SECONDS"] = "3600",
         ["CONVERGENCE_RUN_HEARTBEAT_SECONDS"] = "3600",
-    });
+    })
+    {
+        ConfigureServices = services =>
+        {
+            foreach (var worker in services.Where(d => d.ImplementationType == typeof(Convergence.Api.Pipelines.PipelineWorkerService)).ToList())
+            {
+                services.Remove(worker);
+            }
+        },
+    };
 
     protected override IControlPlaneStore Store => _factory.Services.GetRequiredService<IControlPlaneStore>();
 
