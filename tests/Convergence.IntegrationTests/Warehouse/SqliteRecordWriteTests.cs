@@ -4,6 +4,8 @@ using Convergence.Core.Storage;
 using Convergence.Storage.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 
+using Convergence.IntegrationTests.Support;
+
 namespace Convergence.IntegrationTests.Warehouse;
 
 /// <summary>
@@ -112,7 +114,7 @@ public sealed class SqliteRecordWriteTests : IAsyncLifetime
     [Fact]
     public async Task FailingLoad_IntoAnEmptyTable_LeavesItEmptyWithItsIndex()
     {
-        await Should.ThrowAsync<FormatException>(() => WriteAsync(ReplacePartitions, Failing(Rows("a", new DateOnly(2020, 11, 1), 700), after: 600)));
+        await Should.ThrowAsync<FormatException>(() => WriteAsync(ReplacePartitions, RecordStreams.Failing(Rows("a", new DateOnly(2020, 11, 1), 700), after: 600)));
 
         (await Warehouse.CountRowsAsync(_dataset, Schema.Name, CancellationToken.None)).ShouldBe(0);
         (await IndexesAsync()).ShouldBe(["ix_bulk_rows_account_day"]);
@@ -130,20 +132,6 @@ public sealed class SqliteRecordWriteTests : IAsyncLifetime
             row[3] = null;
             row[4] = "same note";
             row[5] = (long)i;
-            yield return row;
-        }
-    }
-
-    private static IEnumerable<object?[]> Failing(IEnumerable<object?[]> rows, int after)
-    {
-        var n = 0;
-        foreach (var row in rows)
-        {
-            if (++n > after)
-            {
-                throw new FormatException($"row {n} does not parse");
-            }
-
             yield return row;
         }
     }

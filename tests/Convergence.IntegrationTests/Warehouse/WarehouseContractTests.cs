@@ -153,7 +153,7 @@ public abstract class WarehouseContractTests(IWarehouse warehouse) : IAsyncLifet
         await WriteAsync(replace, Rows(Nov1, "a", 5));
         var before = await CountsAsync();
 
-        await Should.ThrowAsync<FormatException>(() => WriteAsync(replace, Failing(Rows(Nov1, "a", 50), after: 20)));
+        await Should.ThrowAsync<FormatException>(() => WriteAsync(replace, RecordStreams.Failing(Rows(Nov1, "a", 50), after: 20)));
 
         (await CountsAsync()).ShouldBe(before);
     }
@@ -374,20 +374,6 @@ public abstract class WarehouseContractTests(IWarehouse warehouse) : IAsyncLifet
             row[1] = day;
             row[2] = i % 3 == 0 ? null : i + 0.5m;
             row[3] = (long)i;
-            yield return row;
-        }
-    }
-
-    private static IEnumerable<object?[]> Failing(IEnumerable<object?[]> rows, int after)
-    {
-        var n = 0;
-        foreach (var row in rows)
-        {
-            if (++n > after)
-            {
-                throw new FormatException($"row {n} does not parse");
-            }
-
             yield return row;
         }
     }
