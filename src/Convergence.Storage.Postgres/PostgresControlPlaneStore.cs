@@ -360,23 +360,6 @@ internal sealed class PostgresControlPlaneStore(PostgresControlPlaneSource sourc
         _ => throw new ArgumentOutOfRangeException(nameof(table), table, "not a ciphertext table"),
     };
 
-    public async Task<bool> DeletePendingRunAsync(string pipelineLoggingId, CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        var deleted = await connection.ExecuteAsync(new CommandDefinition(
-            "DELETE FROM org_meta_pipeline_runs WHERE pipeline_logging_id = @pipelineLoggingId AND status = 'PENDING'",
-            new { pipelineLoggingId }, transaction, cancellationToken: cancellationToken));
-        if (deleted == 1)
-        {
-            await connection.ExecuteAsync(new CommandDefinition(
-                "DELETE FROM org_meta_step_logs WHERE pipeline_logging_id = @pipelineLoggingId", new { pipelineLoggingId }, transaction, cancellationToken: cancellationToken));
-        }
-
-        await transaction.CommitAsync(cancellationToken);
-        return deleted == 1;
-    }
-
     public async Task<PipelineRunRecord?> FindRunAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);

@@ -85,9 +85,6 @@ public interface IControlPlaneStore
     /// </summary>
     Task<bool> ReplaceCiphertextAsync(CiphertextTable table, string recordId, string expected, string replacement, CancellationToken cancellationToken);
 
-    /// <summary>Removes a run that never started (PENDING), as when it could not be queued; false when it had started.</summary>
-    Task<bool> DeletePendingRunAsync(string pipelineLoggingId, CancellationToken cancellationToken);
-
     /// <summary>A run by id; with an org, only that org's run (another org's id reads as missing).</summary>
     Task<PipelineRunRecord?> FindRunAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken);
 

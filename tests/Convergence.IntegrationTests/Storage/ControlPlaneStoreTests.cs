@@ -512,21 +512,6 @@ public abstract class ControlPlaneStoreContract : IAsyncLifetime
     }
 
     [Fact]
-    public async Task DeletePendingRun_RemovesOnlyAPendingRunAndItsSteps()
-    {
-        await Store.CreateRunAsync(Run("pending", OrgA, Now), default);
-        await Store.CreateRunAsync(Run("running", OrgA, Now) with { Status = RunStatus.Running }, default);
-        await Store.SaveStepAsync(Step("pending-1", "pending", OrgA, RunStatus.Pending), default);
-
-        (await Store.DeletePendingRunAsync("pending", default)).ShouldBeTrue();
-        (await Store.DeletePendingRunAsync("running", default)).ShouldBeFalse();
-
-        (await Store.FindRunAsync("pending", null, default)).ShouldBeNull();
-        (await Store.ListStepsAsync("pending", null, default)).ShouldBeEmpty();
-        (await Store.FindRunAsync("running", null, default)).ShouldNotBeNull();
-    }
-
-    [Fact]
     public async Task Credentials_ReplaceKeepsOneActivePerProvider_ValidateAndDeactivateAreScoped()
     {
         var first = Credential("cred-1", OrgA, IntegrationProvider.OpenAi, Now);

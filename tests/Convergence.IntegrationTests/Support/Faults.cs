@@ -111,8 +111,6 @@ internal sealed class FaultyControlPlaneStore(IControlPlaneStore inner, FaultPla
     public Task<bool> DeactivateCredentialAsync(OrgSlug org, Convergence.Core.Integrations.IntegrationProvider provider, DateTimeOffset at, CancellationToken cancellationToken) =>
         inner.DeactivateCredentialAsync(org, provider, at, cancellationToken);
 
-    public Task<bool> DeletePendingRunAsync(string pipelineLoggingId, CancellationToken cancellationToken) => inner.DeletePendingRunAsync(pipelineLoggingId, cancellationToken);
-
     public Task<PipelineRunRecord?> FindRunAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken) => inner.FindRunAsync(pipelineLoggingId, org, cancellationToken);
 
     public Task<PipelineRunRecord?> FindRunByIdempotencyKeyAsync(OrgSlug org, string idempotencyKey, CancellationToken cancellationToken) =>
