@@ -35,6 +35,12 @@ public sealed class ControlPlaneDb(string path)
         using var connection = Open();
         using var command = Command(connection, sql, args);
         using var reader = command.ExecuteReader();
+        return ReadRows(reader);
+    }
+
+    /// <summary>Every row of <paramref name="reader"/>, column name → value (NULL as null), whatever the database.</summary>
+    public static IReadOnlyList<Dictionary<string, object?>> ReadRows(System.Data.Common.DbDataReader reader)
+    {
         var rows = new List<Dictionary<string, object?>>();
         while (reader.Read())
         {
