@@ -207,13 +207,8 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
     {
         await using var connection = await OpenAsync(cancellationToken);
         await connection.ExecuteAsync(new CommandDefinition(
-            """
-            INSERT INTO org_meta_pipeline_runs (pipeline_logging_id, org_slug, pipeline_id, pipeline_path, "trigger", triggered_by, org_api_key_id,
-                request_id, status, parameters, resolved_config, start_time, end_time, duration_ms, error_class, error_message,
-                idempotency_key, worker_id, heartbeat_at, cancel_requested_at, attempt, created_at)
-            VALUES (@PipelineLoggingId, @Org, @PipelineId, @PipelinePath, @Trigger, @TriggeredBy, @OrgApiKeyId,
-                @RequestId, @Status, @Parameters, @ResolvedConfig, @StartTime, @EndTime, @DurationMs, @ErrorClass, @ErrorMessage,
-                @IdempotencyKey, @WorkerId, @HeartbeatAt, NULL, @Attempt, @CreatedAt)
+            InsertRunSql + """
+
             ON CONFLICT (pipeline_logging_id) DO UPDATE SET status = excluded.status, resolved_config = excluded.resolved_config,
                 start_time = excluded.start_time, end_time = excluded.end_time, duration_ms = excluded.duration_ms,
                 error_class = excluded.error_class, error_message = excluded.error_message, attempt = excluded.attempt,
@@ -224,21 +219,26 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
             cancellationToken: cancellationToken));
     }
 
+    /// <summary>The run row's columns that <see cref="RunValues"/> fills, in its order (cancel_requested_at starts NULL).</summary>
+    private static readonly string[] RunColumns =
+    [
+        "pipeline_logging_id", "org_slug", "pipeline_id", "pipeline_path", "trigger", "triggered_by", "org_api_key_id", "request_id", "status",
+        "parameters", "resolved_config", "start_time", "end_time", "duration_ms", "error_class", "error_message", "attempt", "created_at",
+        "idempotency_key", "worker_id", "heartbeat_at",
+    ];
+
     /// <summary>Inserts a run row from <see cref="RunArgs"/>; a second run with the org's idempotency key violates a unique key.</summary>
-    internal const string InsertRunSql =
-        """
-        INSERT INTO org_meta_pipeline_runs (pipeline_logging_id, org_slug, pipeline_id, pipeline_path, "trigger", triggered_by, org_api_key_id,
-            request_id, status, parameters, resolved_config, start_time, end_time, duration_ms, error_class, error_message,
-            idempotency_key, worker_id, heartbeat_at, cancel_requested_at, attempt, created_at)
-        VALUES (@PipelineLoggingId, @Org, @PipelineId, @PipelinePath, @Trigger, @TriggeredBy, @OrgApiKeyId,
-            @RequestId, @Status, @Parameters, @ResolvedConfig, @StartTime, @EndTime, @DurationMs, @ErrorClass, @ErrorMessage,
-            @IdempotencyKey, @WorkerId, @HeartbeatAt, NULL, @Attempt, @CreatedAt)
-        """;
+    internal static readonly string InsertRunSql =
+        $"INSERT INTO org_meta_pipeline_runs ({string.Join(", ", RunColumns.Select(SqliteSchema.Quote))}) VALUES ({string.Join(", ", RunColumns.Select(c => "@" + c))})";
+
+    /// <summary>Inserts the run rows of a JSON array of <see cref="RunValues"/> arrays bound to <c>@rows</c> (see <see cref="SqliteJsonRows"/>).</summary>
+    internal static readonly string InsertRunsFromJsonSql =
+        $"INSERT INTO org_meta_pipeline_runs ({string.Join(", ", RunColumns.Select(SqliteSchema.Quote))}) SELECT {SqliteJsonRows.Columns(RunColumns.Length)} FROM json_each(@rows) AS j";
 
     internal static DynamicParameters RunArgs(PipelineRunRecord run)
     {
         var args = new DynamicParameters();
-        foreach (var (name, value) in RunValues(run))
+        foreach (var (name, value) in RunParameters(run))
         {
             args.Add(name, value);
         }
@@ -247,29 +247,32 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
     }
 
     /// <summary>The parameters of <see cref="InsertRunSql"/> for <paramref name="run"/>, by name (without the <c>@</c>).</summary>
-    internal static (string Name, object? Value)[] RunValues(PipelineRunRecord run) =>
+    internal static (string Name, object? Value)[] RunParameters(PipelineRunRecord run) => [.. RunColumns.Zip(RunValues(run))];
+
+    /// <summary>The values of <paramref name="run"/>'s row, in the order of <see cref="RunColumns"/>.</summary>
+    internal static object?[] RunValues(PipelineRunRecord run) =>
     [
-        ("PipelineLoggingId", run.PipelineLoggingId),
-        ("Org", OrgColumn(run.OrgSlug)),
-        ("PipelineId", run.PipelineId),
-        ("PipelinePath", run.PipelinePath),
-        ("Trigger", run.Trigger),
-        ("TriggeredBy", run.TriggeredBy),
-        ("OrgApiKeyId", run.OrgApiKeyId),
-        ("RequestId", run.RequestId),
-        ("Status", run.Status),
-        ("Parameters", JsonSerializer.Serialize(run.Parameters)),
-        ("ResolvedConfig", run.ResolvedConfig),
-        ("StartTime", SqliteSchema.Timestamp(run.StartTime)),
-        ("EndTime", SqliteSchema.Timestamp(run.EndTime)),
-        ("DurationMs", run.DurationMs),
-        ("ErrorClass", run.ErrorClass),
-        ("ErrorMessage", run.ErrorMessage),
-        ("Attempt", run.Attempt),
-        ("CreatedAt", SqliteSchema.Timestamp(run.CreatedAt)),
-        ("IdempotencyKey", run.IdempotencyKey),
-        ("WorkerId", run.WorkerId),
-        ("HeartbeatAt", SqliteSchema.Timestamp(run.HeartbeatAt)),
+        run.PipelineLoggingId,
+        OrgColumn(run.OrgSlug),
+        run.PipelineId,
+        run.PipelinePath,
+        run.Trigger,
+        run.TriggeredBy,
+        run.OrgApiKeyId,
+        run.RequestId,
+        run.Status,
+        JsonSerializer.Serialize(run.Parameters),
+        run.ResolvedConfig,
+        SqliteSchema.Timestamp(run.StartTime),
+        SqliteSchema.Timestamp(run.EndTime),
+        run.DurationMs,
+        run.ErrorClass,
+        run.ErrorMessage,
+        run.Attempt,
+        SqliteSchema.Timestamp(run.CreatedAt),
+        run.IdempotencyKey,
+        run.WorkerId,
+        SqliteSchema.Timestamp(run.HeartbeatAt),
     ];
 
     public async Task CreateRunAsync(PipelineRunRecord run, CancellationToken cancellationToken)

@@ -17,6 +17,13 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
 {
     private const string Active = "('CLAIMED', 'RUNNING')";
 
+    /// <summary>The columns <see cref="InsertRunsAndEntriesAsync"/> fills; the lease and error columns start NULL.</summary>
+    private static readonly string[] QueueEntryColumns =
+    [
+        "queue_id", "org_slug", "pipeline", "parameters", "priority", "status", "scheduled_for", "attempts", "max_attempts", "idempotency_key",
+        "pipeline_logging_id", "created_at", "updated_at",
+    ];
+
     public async Task<AdmissionOutcome> AdmitAsync(RunAdmission admission, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
@@ -237,93 +244,118 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         return cancelled;
     }
 
+    /// <remarks>
+    /// Set-based: each step is one statement over the whole batch (rows passed as JSON, see <see cref="SqliteJsonRows"/>),
+    /// inside one transaction that holds SQLite's write lock, so the org counters read in step 3 cannot change under it.
+    /// </remarks>
     public async Task<IReadOnlyList<TickOutcome>> EnqueueTicksAsync(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var outcomes = new List<TickOutcome>(ticks.Count);
         if (ticks.Count == 0)
         {
-            return outcomes;
+            return [];
         }
 
         await using var connection = await OpenAsync(cancellationToken);
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
         using var statements = new Statements(connection, transaction);
         var at = SqliteSchema.Timestamp(now);
-        var counters = new Dictionary<string, OrgCounters>(StringComparer.Ordinal);
+
+        // 1. Advance each schedule from the next_run_time the trigger read (compare-and-swap); the others are stale. The
+        // unary plus keeps SQLite from walking the (is_active, next_run_time) index for every JSON row: the batch is the
+        // outer loop and each schedule is found by its primary key.
+        var advanced = (await statements.QueryAsync(
+            """
+            UPDATE org_pipeline_configs AS c SET next_run_time = j.value ->> 3, last_run_time = j.value ->> 4, updated_at = @at
+            FROM json_each(@rows) AS j
+            WHERE c.config_id = j.value ->> 0 AND c.org_slug = j.value ->> 1 AND +c.is_active = 1 AND +c.next_run_time = j.value ->> 2
+            RETURNING config_id
+            """,
+            reader => reader.GetString(0),
+            cancellationToken,
+            ("at", at),
+            ("rows", SqliteJsonRows.Serialize(ticks.Select(t => new object?[]
+            {
+                t.ConfigId, t.Org.Value, SqliteSchema.Timestamp(t.ExpectedNextRunTime), SqliteSchema.Timestamp(t.NextRunTime), SqliteSchema.Timestamp(t.ScheduledFor),
+            }))))).ToHashSet(StringComparer.Ordinal);
+
+        // 2. Record each advanced tick once per (org, pipeline, scheduled_for), as QUEUED with its entry's id up front;
+        // the rare skip rewrites the row in step 5.
+        var pending = ticks.Where(t => advanced.Contains(t.ConfigId))
+            .Select(t => new PendingTick(t, Guid.CreateVersion7(now).ToString(), Guid.CreateVersion7(now).ToString()))
+            .ToList();
+        var recorded = pending.Count == 0 ? [] : (await statements.QueryAsync(
+            """
+            INSERT INTO org_scheduled_pipeline_runs (scheduled_run_id, org_slug, config_id, pipeline, scheduled_for, queue_id, status, reason, created_at)
+            SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, j.value ->> 5, 'QUEUED', j.value ->> 6, @at
+            FROM json_each(@rows) AS j WHERE true
+            ON CONFLICT (org_slug, pipeline, scheduled_for) DO NOTHING
+            RETURNING scheduled_run_id
+            """,
+            reader => reader.GetString(0),
+            cancellationToken,
+            ("at", at),
+            ("rows", SqliteJsonRows.Serialize(pending.OrderBy(p => p.TickId, StringComparer.Ordinal).Select(p => new object?[]
+            {
+                p.TickId, p.Tick.Org.Value, p.Tick.ConfigId, p.Tick.Pipeline, SqliteSchema.Timestamp(p.Tick.ScheduledFor), p.QueueId,
+                p.Tick.MissedTicks > 0 ? $"Catch-up: {p.Tick.MissedTicks} earlier due tick(s) were not run." : null,
+            }))))).ToHashSet(StringComparer.Ordinal);
+
+        // 3. The quota state of every org with a recorded tick, read once and counted in memory, in tick order.
+        var admitted = pending.Where(p => recorded.Contains(p.TickId)).ToList();
+        var counters = await LoadCountersAsync(statements, admitted.Select(p => p.Tick.Org.Value).Distinct(StringComparer.Ordinal).ToList(), now, cancellationToken);
+        var outcomes = new List<TickOutcome>(ticks.Count);
+        var skipped = new List<object?[]>();
+        var queued = new List<PendingTick>();
+        var byConfig = pending.ToDictionary(p => p.Tick.ConfigId, StringComparer.Ordinal);
         foreach (var tick in ticks)
         {
             TickOutcome Outcome(string status, string? queueId = null, string? reason = null) =>
                 new(tick.ConfigId, tick.Org, tick.Pipeline, tick.ScheduledFor, status, queueId, reason);
 
-            var scheduledFor = SqliteSchema.Timestamp(tick.ScheduledFor);
-            var advanced = await statements.ExecuteAsync(
-                """
-                UPDATE org_pipeline_configs SET next_run_time = @next, last_run_time = @scheduledFor, updated_at = @at
-                WHERE config_id = @ConfigId AND org_slug = @org AND is_active = 1 AND next_run_time = @expected
-                """,
-                cancellationToken,
-                ("ConfigId", tick.ConfigId), ("org", tick.Org.Value), ("next", SqliteSchema.Timestamp(tick.NextRunTime)), ("scheduledFor", scheduledFor),
-                ("at", at), ("expected", SqliteSchema.Timestamp(tick.ExpectedNextRunTime)));
-            if (advanced == 0)
+            if (!byConfig.TryGetValue(tick.ConfigId, out var entry))
             {
                 outcomes.Add(Outcome(TickStatus.Stale, reason: "The schedule was changed or advanced by another trigger."));
-                continue;
             }
-
-            // Recorded as QUEUED with its entry's id up front; the rare skip rewrites the row. One statement per write, no
-            // savepoint: the transaction holds SQLite's write lock, so the org's counters cannot change under it.
-            var scheduledRunId = Guid.CreateVersion7(now).ToString();
-            var queueId = Guid.CreateVersion7(now).ToString();
-            var recorded = await statements.ExecuteAsync(
-                """
-                INSERT INTO org_scheduled_pipeline_runs (scheduled_run_id, org_slug, config_id, pipeline, scheduled_for, queue_id, status, reason, created_at)
-                VALUES (@id, @org, @ConfigId, @Pipeline, @scheduledFor, @queueId, 'QUEUED', @reason, @at)
-                ON CONFLICT (org_slug, pipeline, scheduled_for) DO NOTHING
-                """,
-                cancellationToken,
-                ("id", scheduledRunId), ("org", tick.Org.Value), ("ConfigId", tick.ConfigId), ("Pipeline", tick.Pipeline), ("scheduledFor", scheduledFor), ("at", at),
-                ("queueId", queueId), ("reason", tick.MissedTicks > 0 ? $"Catch-up: {tick.MissedTicks} earlier due tick(s) were not run." : null));
-            if (recorded == 0)
+            else if (!recorded.Contains(entry.TickId))
             {
                 outcomes.Add(Outcome(TickStatus.Duplicate, reason: "This tick of the pipeline was already recorded."));
-                continue;
             }
-
-            if (!counters.TryGetValue(tick.Org.Value, out var org))
+            else if (counters[tick.Org.Value].Refusal() is { } refusal)
             {
-                counters[tick.Org.Value] = org = await LoadCountersAsync(statements, tick.Org, now, cancellationToken);
-            }
-
-            if (org.Refusal() is { } refusal)
-            {
-                await statements.ExecuteAsync(
-                    "UPDATE org_scheduled_pipeline_runs SET status = 'SKIPPED', queue_id = NULL, reason = @reason WHERE scheduled_run_id = @id",
-                    cancellationToken,
-                    ("reason", refusal), ("id", scheduledRunId));
+                skipped.Add([entry.TickId, refusal]);
                 outcomes.Add(Outcome(TickStatus.Skipped, reason: refusal));
-                continue;
             }
-
-            org.Count();
-            await InsertRunAndEntryAsync(
-                statements, new RunAdmission(tick.Run, QueuePriority.Scheduled, tick.MaxAttempts, tick.ScheduledFor, CountsAgainstQuota: true, now), queueId,
-                $"schedule:{tick.ConfigId}:{scheduledFor}", cancellationToken);
-            outcomes.Add(Outcome(TickStatus.Queued, queueId));
+            else
+            {
+                counters[tick.Org.Value].Count();
+                queued.Add(entry);
+                outcomes.Add(Outcome(TickStatus.Queued, entry.QueueId));
+            }
         }
 
-        var usageDate = Date(QuotaCalendar.UsageDate(now));
-        foreach (var (org, counter) in counters)
+        // 4. The queued runs: their PENDING run rows and QUEUED entries.
+        if (queued.Count > 0)
         {
-            if (counter.Added > 0)
-            {
-                await statements.ExecuteAsync(
-                    """
-                    UPDATE org_usage_quotas SET pipelines_run_today = pipelines_run_today + @added, pipelines_run_month = pipelines_run_month + @added
-                    WHERE org_slug = @org AND usage_date = @date
-                    """,
-                    cancellationToken,
-                    ("added", counter.Added), ("org", org), ("date", usageDate));
-            }
+            await InsertRunsAndEntriesAsync(
+                statements,
+                [.. queued.Select(q => new QueueEntry(
+                    new RunAdmission(q.Tick.Run, QueuePriority.Scheduled, q.Tick.MaxAttempts, q.Tick.ScheduledFor, CountsAgainstQuota: true, now),
+                    q.QueueId,
+                    $"schedule:{q.Tick.ConfigId}:{SqliteSchema.Timestamp(q.Tick.ScheduledFor)}"))],
+                cancellationToken);
+            await AddCountedRunsAsync(statements, counters, now, cancellationToken);
+        }
+
+        // 5. The skipped ticks keep their row, with the reason and no entry.
+        if (skipped.Count > 0)
+        {
+            await statements.ExecuteAsync(
+                """
+                UPDATE org_scheduled_pipeline_runs AS t SET status = 'SKIPPED', queue_id = NULL, reason = j.value ->> 1
+                FROM json_each(@rows) AS j WHERE t.scheduled_run_id = j.value ->> 0
+                """,
+                cancellationToken,
+                ("rows", SqliteJsonRows.Serialize(skipped)));
         }
 
         await transaction.CommitAsync(cancellationToken);
@@ -370,15 +402,13 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             "SELECT s.org_slug, s.subscription_start FROM org_subscriptions s JOIN org_profiles p ON p.org_slug = s.org_slug WHERE p.status <> 'DELETED'",
             transaction: transaction,
             cancellationToken: cancellationToken))).ToList();
-        var reset = 0;
         using var statements = new Statements(connection, transaction);
-        foreach (var (org, start) in subscriptions)
-        {
-            if (await EnsureTodayAsync(statements, org, DateOnly.FromDateTime(SqliteSchema.ParseTimestamp(start).UtcDateTime), now, cancellationToken) is { Created: true })
-            {
-                reset++;
-            }
-        }
+        var usage = await EnsureTodayAsync(
+            statements,
+            subscriptions.ToDictionary(s => s.Org, s => DateOnly.FromDateTime(SqliteSchema.ParseTimestamp(s.Start).UtcDateTime), StringComparer.Ordinal),
+            now,
+            cancellationToken);
+        var reset = usage.Values.Count(u => u.Created);
 
         var purgeTimestamp = SqliteSchema.Timestamp(new DateTimeOffset(purgeBefore.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero));
         var quotaRows = await connection.ExecuteAsync(new CommandDefinition(
@@ -401,38 +431,25 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         var org = admission.Org;
         if (admission.CountsAgainstQuota)
         {
-            var subscription = await statements.QuerySubscriptionAsync(org.Value, cancellationToken);
-            if (subscription is null)
+            var counters = (await LoadCountersAsync(statements, [org.Value], admission.Now, cancellationToken))[org.Value];
+            if (counters.Inactive is { } inactive)
             {
-                return new AdmissionOutcome.SubscriptionInactive($"Organization '{org}' has no subscription.");
+                return new AdmissionOutcome.SubscriptionInactive(inactive);
             }
 
-            var record = subscription.ToRecord();
-            if (!QuotaCalendar.IsUsable(record, admission.Now, out var reason))
-            {
-                return new AdmissionOutcome.SubscriptionInactive(reason);
-            }
-
-            var start = DateOnly.FromDateTime(record.SubscriptionStart.UtcDateTime);
-            var usage = await EnsureTodayAsync(statements, org.Value, start, admission.Now, cancellationToken);
-            if (QuotaRules.Exceeded(record, start, usage.Today, usage.Month, admission.Now) is { } limit)
+            if (counters.Exceeded() is { } limit)
             {
                 return new AdmissionOutcome.OverQuota(limit);
             }
 
-            await statements.ExecuteAsync(
-                """
-                UPDATE org_usage_quotas SET pipelines_run_today = pipelines_run_today + 1, pipelines_run_month = pipelines_run_month + 1
-                WHERE org_slug = @org AND usage_date = @date
-                """,
-                cancellationToken,
-                ("org", org.Value), ("date", Date(QuotaCalendar.UsageDate(admission.Now))));
+            counters.Count();
+            await AddCountedRunsAsync(statements, new() { [org.Value] = counters }, admission.Now, cancellationToken);
         }
 
         var queueId = Guid.CreateVersion7(admission.Now).ToString();
         try
         {
-            await InsertRunAndEntryAsync(statements, admission, queueId, queueKey, cancellationToken);
+            await InsertRunsAndEntriesAsync(statements, [new QueueEntry(admission, queueId, queueKey)], cancellationToken);
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode == 19)
         {
@@ -442,91 +459,174 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         return new AdmissionOutcome.Admitted(queueId, admission.Run.PipelineLoggingId);
     }
 
-    /// <summary>The PENDING run row and its QUEUED entry; a unique key already taken throws (SQLite error 19).</summary>
-    private static async Task InsertRunAndEntryAsync(Statements statements, RunAdmission admission, string queueId, string? queueKey, CancellationToken cancellationToken)
-    {
-        await statements.ExecuteAsync(SqliteControlPlaneStore.InsertRunSql, cancellationToken, SqliteControlPlaneStore.RunValues(admission.Run));
-        var at = SqliteSchema.Timestamp(admission.Now);
-        await statements.ExecuteAsync(
+    /// <summary>Adds the runs counted in memory to today's daily and monthly counters of their orgs.</summary>
+    private static Task AddCountedRunsAsync(Statements statements, Dictionary<string, OrgCounters> counters, DateTimeOffset now, CancellationToken cancellationToken) =>
+        statements.ExecuteAsync(
             """
-            INSERT INTO org_pipeline_execution_queue (queue_id, org_slug, pipeline, parameters, priority, status, scheduled_for, attempts, max_attempts,
-                lease_owner, lease_token, lease_expires_at, idempotency_key, pipeline_logging_id, last_error, created_at, updated_at)
-            VALUES (@queueId, @org, @pipeline, @parameters, @priority, 'QUEUED', @scheduledFor, 0, @maxAttempts,
-                NULL, NULL, NULL, @queueKey, @runId, NULL, @at, @at)
+            UPDATE org_usage_quotas AS u SET pipelines_run_today = u.pipelines_run_today + (j.value ->> 1), pipelines_run_month = u.pipelines_run_month + (j.value ->> 1)
+            FROM json_each(@rows) AS j
+            WHERE u.org_slug = j.value ->> 0 AND u.usage_date = @date
             """,
             cancellationToken,
-            ("queueId", queueId), ("org", admission.Org.Value), ("pipeline", admission.Run.PipelinePath), ("parameters", JsonSerializer.Serialize(admission.Run.Parameters)),
-            ("priority", admission.Priority), ("scheduledFor", SqliteSchema.Timestamp(admission.ScheduledFor)), ("maxAttempts", admission.MaxAttempts),
-            ("queueKey", queueKey), ("runId", admission.Run.PipelineLoggingId), ("at", at));
-    }
+            ("date", Date(QuotaCalendar.UsageDate(now))),
+            ("rows", SqliteJsonRows.Serialize(counters.Where(c => c.Value.Added > 0).Select(c => new object?[] { c.Key, c.Value.Added }))));
 
-    /// <summary>An org's subscription and today's counters, read once per batch of ticks and counted in memory.</summary>
-    private static async Task<OrgCounters> LoadCountersAsync(Statements statements, Core.Organizations.OrgSlug org, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <summary>
+    /// The PENDING run rows and their QUEUED entries, one statement each; a unique key already taken throws (SQLite
+    /// error 19) and the caller rolls back.
+    /// </summary>
+    private static async Task InsertRunsAndEntriesAsync(Statements statements, IReadOnlyList<QueueEntry> entries, CancellationToken cancellationToken)
     {
-        var subscription = await statements.QuerySubscriptionAsync(org.Value, cancellationToken);
-        if (subscription is null)
-        {
-            return new OrgCounters(null, $"Organization '{org}' has no subscription.", default, 0, 0, now);
-        }
-
-        var record = subscription.ToRecord();
-        if (!QuotaCalendar.IsUsable(record, now, out var reason))
-        {
-            return new OrgCounters(record, reason, default, 0, 0, now);
-        }
-
-        var start = DateOnly.FromDateTime(record.SubscriptionStart.UtcDateTime);
-        var usage = await EnsureTodayAsync(statements, org.Value, start, now, cancellationToken);
-        return new OrgCounters(record, null, start, usage.Today, usage.Month, now);
+        await statements.ExecuteAsync(
+            SqliteControlPlaneStore.InsertRunsFromJsonSql,
+            cancellationToken,
+            ("rows", SqliteJsonRows.Serialize(entries.OrderBy(e => e.Admission.Run.PipelineLoggingId, StringComparer.Ordinal).Select(e => SqliteControlPlaneStore.RunValues(e.Admission.Run)))));
+        await statements.ExecuteAsync(
+            $"INSERT INTO org_pipeline_execution_queue ({string.Join(", ", QueueEntryColumns)}) SELECT {SqliteJsonRows.Columns(QueueEntryColumns.Length)} FROM json_each(@rows) AS j",
+            cancellationToken,
+            ("rows", SqliteJsonRows.Serialize(entries.OrderBy(e => e.QueueId, StringComparer.Ordinal).Select(e => new object?[]
+            {
+                e.QueueId, e.Admission.Org.Value, e.Admission.Run.PipelinePath, JsonSerializer.Serialize(e.Admission.Run.Parameters), e.Admission.Priority,
+                QueueStatus.Queued, SqliteSchema.Timestamp(e.Admission.ScheduledFor), 0, e.Admission.MaxAttempts, e.QueueKey, e.Admission.Run.PipelineLoggingId,
+                SqliteSchema.Timestamp(e.Admission.Now), SqliteSchema.Timestamp(e.Admission.Now),
+            }))));
     }
 
-    /// <summary>Quota state of one org during a batch of ticks.</summary>
+    /// <summary>
+    /// The subscription and today's counters of each org (read once per batch and then counted in memory), creating
+    /// today's counter rows where missing.
+    /// </summary>
+    private static async Task<Dictionary<string, OrgCounters>> LoadCountersAsync(Statements statements, IReadOnlyList<string> orgs, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var counters = new Dictionary<string, OrgCounters>(StringComparer.Ordinal);
+        if (orgs.Count == 0)
+        {
+            return counters;
+        }
+
+        var subscriptions = (await statements.QueryAsync(
+            """
+            SELECT org_slug, plan_name, status, daily_limit, monthly_limit, concurrent_limit, trial_ends_at, subscription_start, updated_at
+            FROM org_subscriptions WHERE org_slug IN (SELECT value FROM json_each(@orgs))
+            """,
+            reader => new SqliteControlPlaneStore.SubscriptionRow
+            {
+                org_slug = reader.GetString(0),
+                plan_name = reader.GetString(1),
+                status = reader.GetString(2),
+                daily_limit = reader.GetInt64(3),
+                monthly_limit = reader.GetInt64(4),
+                concurrent_limit = reader.GetInt64(5),
+                trial_ends_at = reader.IsDBNull(6) ? null : reader.GetString(6),
+                subscription_start = reader.GetString(7),
+                updated_at = reader.GetString(8),
+            }.ToRecord(),
+            cancellationToken,
+            ("orgs", SqliteJsonRows.SerializeValues(orgs)))).ToDictionary(s => s.OrgSlug.Value, StringComparer.Ordinal);
+        var usable = new Dictionary<string, DateOnly>(StringComparer.Ordinal);
+        foreach (var org in orgs)
+        {
+            if (!subscriptions.TryGetValue(org, out var subscription))
+            {
+                counters[org] = OrgCounters.Refused($"Organization '{org}' has no subscription.");
+            }
+            else if (!QuotaCalendar.IsUsable(subscription, now, out var reason))
+            {
+                counters[org] = OrgCounters.Refused(reason);
+            }
+            else
+            {
+                usable[org] = DateOnly.FromDateTime(subscription.SubscriptionStart.UtcDateTime);
+            }
+        }
+
+        foreach (var (org, usage) in await EnsureTodayAsync(statements, usable, now, cancellationToken))
+        {
+            counters[org] = new OrgCounters(subscriptions[org], null, usable[org], usage.Today, usage.Month, now);
+        }
+
+        return counters;
+    }
+
+    /// <summary>Quota state of one org during a batch of ticks or one admission.</summary>
     private sealed class OrgCounters(Core.Organizations.OrgSubscription? subscription, string? inactive, DateOnly start, int today, int month, DateTimeOffset now)
     {
         public int Added { get; private set; }
 
-        /// <summary>Why the next run is refused, or null when it is admitted.</summary>
-        public string? Refusal()
-        {
-            if (inactive is not null || subscription is null)
-            {
-                return inactive ?? "No subscription.";
-            }
+        /// <summary>Why the subscription cannot run anything, or null when it can.</summary>
+        public string? Inactive => inactive;
 
-            return QuotaRules.Exceeded(subscription, start, today + Added, month + Added, now)?.Describe();
-        }
+        public static OrgCounters Refused(string reason) => new(null, reason, default, 0, 0, default);
+
+        /// <summary>The limit the next run would exceed, or null.</summary>
+        public QuotaLimit? Exceeded() => subscription is null ? null : QuotaRules.Exceeded(subscription, start, today + Added, month + Added, now);
+
+        /// <summary>Why the next run is refused, or null when it is admitted.</summary>
+        public string? Refusal() => inactive ?? Exceeded()?.Describe();
 
         public void Count() => Added++;
     }
 
     /// <summary>
-    /// Today's counters of the org, creating today's row when missing: 0 runs today and, for the month, the runs of the
-    /// earlier days of the current billing month.
+    /// Today's counters of each org, creating today's row where missing: 0 runs today and, for the month, the runs of
+    /// the earlier days of the org's current billing month (which starts on its subscription anniversary).
     /// </summary>
-    private static async Task<(int Today, int Month, bool Created)> EnsureTodayAsync(
-        Statements statements, string org, DateOnly subscriptionStart, DateTimeOffset now, CancellationToken cancellationToken)
+    private static async Task<Dictionary<string, (int Today, int Month, bool Created)>> EnsureTodayAsync(
+        Statements statements, IReadOnlyDictionary<string, DateOnly> subscriptionStarts, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var today = QuotaCalendar.UsageDate(now);
-        if (await statements.QueryCountersAsync(org, Date(today), cancellationToken) is { } existing)
+        var date = Date(today);
+        if (subscriptionStarts.Count == 0)
         {
-            return ((int)existing.Today, (int)existing.Month, false);
+            return [];
         }
 
-        var monthStart = QuotaCalendar.MonthStart(subscriptionStart, today);
-        var month = (long)(await statements.ScalarAsync(
-            "SELECT COALESCE(SUM(pipelines_run_today), 0) FROM org_usage_quotas WHERE org_slug = @org AND usage_date >= @start AND usage_date < @date",
+        var usage = (await statements.QueryAsync(
+            "SELECT org_slug, pipelines_run_today, pipelines_run_month FROM org_usage_quotas WHERE usage_date = @date AND org_slug IN (SELECT value FROM json_each(@orgs))",
+            reader => (Org: reader.GetString(0), Today: (int)reader.GetInt64(1), Month: (int)reader.GetInt64(2)),
             cancellationToken,
-            ("org", org), ("start", Date(monthStart)), ("date", Date(today))))!;
+            ("date", date),
+            ("orgs", SqliteJsonRows.SerializeValues(subscriptionStarts.Keys)))).ToDictionary(r => r.Org, r => (r.Today, r.Month, Created: false), StringComparer.Ordinal);
+        var missing = subscriptionStarts.Where(s => !usage.ContainsKey(s.Key))
+            .ToDictionary(s => s.Key, s => QuotaCalendar.MonthStart(s.Value, today), StringComparer.Ordinal);
+        if (missing.Count == 0)
+        {
+            return usage;
+        }
+
+        var month = missing.Keys.ToDictionary(org => org, _ => 0L, StringComparer.Ordinal);
+        foreach (var (org, day, runs) in await statements.QueryAsync(
+            "SELECT org_slug, usage_date, pipelines_run_today FROM org_usage_quotas WHERE org_slug IN (SELECT value FROM json_each(@orgs)) AND usage_date >= @from AND usage_date < @date",
+            reader => (reader.GetString(0), reader.GetString(1), reader.GetInt64(2)),
+            cancellationToken,
+            ("orgs", SqliteJsonRows.SerializeValues(missing.Keys)),
+            ("from", Date(missing.Values.Min())),
+            ("date", date)))
+        {
+            if (string.CompareOrdinal(day, Date(missing[org])) >= 0)
+            {
+                month[org] += runs;
+            }
+        }
+
         await statements.ExecuteAsync(
             """
             INSERT INTO org_usage_quotas (org_slug, usage_date, pipelines_run_today, pipelines_run_month, concurrent_running, last_reset_daily, last_reset_monthly)
-            VALUES (@org, @date, 0, @month, 0, @daily, @monthly)
+            SELECT j.value ->> 0, @date, 0, j.value ->> 1, 0, @daily, j.value ->> 2 FROM json_each(@rows) AS j
             """,
             cancellationToken,
-            ("org", org), ("date", Date(today)), ("month", month),
+            ("date", date),
             ("daily", SqliteSchema.Timestamp(new DateTimeOffset(today.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero))),
-            ("monthly", SqliteSchema.Timestamp(new DateTimeOffset(monthStart.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero))));
-        return (0, (int)month, true);
+            ("rows", SqliteJsonRows.Serialize(missing.Select(m => new object?[]
+            {
+                m.Key, month[m.Key], SqliteSchema.Timestamp(new DateTimeOffset(m.Value.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero)),
+            }))));
+        foreach (var org in missing.Keys)
+        {
+            usage[org] = (0, (int)month[org], true);
+        }
+
+        return usage;
     }
 
     /// <summary>Keeps today's <c>concurrent_running</c> equal to the org's live leases (informational; claims count the queue).</summary>
@@ -577,41 +677,21 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         public Task<int> ExecuteAsync(string sql, CancellationToken cancellationToken, params ReadOnlySpan<(string Name, object? Value)> values) =>
             Bind(sql, values).ExecuteNonQueryAsync(cancellationToken);
 
-        public Task<object?> ScalarAsync(string sql, CancellationToken cancellationToken, params ReadOnlySpan<(string Name, object? Value)> values) =>
-            Bind(sql, values).ExecuteScalarAsync(cancellationToken);
+        /// <summary>Runs a query (or a statement with RETURNING) and reads every row.</summary>
+        public Task<List<T>> QueryAsync<T>(
+            string sql, Func<SqliteDataReader, T> read, CancellationToken cancellationToken, params ReadOnlySpan<(string Name, object? Value)> values) =>
+            ReadAllAsync(Bind(sql, values), read, cancellationToken);
 
-        public async Task<SqliteControlPlaneStore.SubscriptionRow?> QuerySubscriptionAsync(string org, CancellationToken cancellationToken)
+        private static async Task<List<T>> ReadAllAsync<T>(SqliteCommand command, Func<SqliteDataReader, T> read, CancellationToken cancellationToken)
         {
-            var command = Bind(
-                "SELECT org_slug, plan_name, status, daily_limit, monthly_limit, concurrent_limit, trial_ends_at, subscription_start, updated_at FROM org_subscriptions WHERE org_slug = @org",
-                [("org", org)]);
+            var rows = new List<T>();
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            if (!await reader.ReadAsync(cancellationToken))
+            while (await reader.ReadAsync(cancellationToken))
             {
-                return null;
+                rows.Add(read(reader));
             }
 
-            return new SqliteControlPlaneStore.SubscriptionRow
-            {
-                org_slug = reader.GetString(0),
-                plan_name = reader.GetString(1),
-                status = reader.GetString(2),
-                daily_limit = reader.GetInt64(3),
-                monthly_limit = reader.GetInt64(4),
-                concurrent_limit = reader.GetInt64(5),
-                trial_ends_at = reader.IsDBNull(6) ? null : reader.GetString(6),
-                subscription_start = reader.GetString(7),
-                updated_at = reader.GetString(8),
-            };
-        }
-
-        public async Task<(long Today, long Month)?> QueryCountersAsync(string org, string date, CancellationToken cancellationToken)
-        {
-            var command = Bind(
-                "SELECT pipelines_run_today, pipelines_run_month FROM org_usage_quotas WHERE org_slug = @org AND usage_date = @date",
-                [("org", org), ("date", date)]);
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            return await reader.ReadAsync(cancellationToken) ? (reader.GetInt64(0), reader.GetInt64(1)) : null;
+            return rows;
         }
 
         public void Dispose()
@@ -663,4 +743,10 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         public string? run_status { get; set; }
     }
 #pragma warning restore IDE1006, SA1300
+
+    /// <summary>A tick whose schedule advanced, with the ids its tick row and queue entry get.</summary>
+    private sealed record PendingTick(ScheduledTick Tick, string TickId, string QueueId);
+
+    /// <summary>A run to insert with its queue entry.</summary>
+    private sealed record QueueEntry(RunAdmission Admission, string QueueId, string? QueueKey);
 }

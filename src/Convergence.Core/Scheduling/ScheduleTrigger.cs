@@ -25,8 +25,12 @@ public sealed partial class ScheduleTrigger(
     int maxAttempts,
     ILogger<ScheduleTrigger> logger)
 {
-    /// <summary>Schedules handled per store transaction.</summary>
-    public const int BatchSize = 500;
+    /// <summary>
+    /// Schedules handled per store transaction. Larger batches write each hot index page (and checkpoint it) once per
+    /// batch rather than once per 500 ticks: 30,000 ticks took 10 s in batches of 500, 5.8 s of 2,000 and 4.5 s of
+    /// 5,000. A batch holds the embedded store's write lock for about 0.6 s, which API admissions wait out.
+    /// </summary>
+    public const int BatchSize = 5000;
 
     /// <summary>Missed occurrences a catch-up walks one by one before it jumps ahead.</summary>
     public const int MaxCatchUpWalk = 10_000;
