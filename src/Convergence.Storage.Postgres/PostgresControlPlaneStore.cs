@@ -1,5 +1,7 @@
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Convergence.Core.Audit;
 using Convergence.Core.Integrations;
 using Convergence.Core.Keys;
@@ -15,7 +17,7 @@ namespace Convergence.Storage.Postgres;
 /// The control plane on PostgreSQL: the central <c>organizations</c> dataset is a schema of that name, shared by every
 /// service instance. Types are native (<c>timestamptz</c>, <c>boolean</c>, <c>jsonb</c>, <c>date</c>); JSON is read back as text.
 /// </summary>
-internal sealed class PostgresControlPlaneStore(PostgresControlPlaneSource source) : IControlPlaneStore
+internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSource source) : IControlPlaneStore
 {
     /// <summary>Tables this store reads and writes; bootstrap must have created all of them (the same list as SQLite's).</summary>
     internal static readonly string[] RequiredTables =
@@ -60,6 +62,31 @@ internal sealed class PostgresControlPlaneStore(PostgresControlPlaneSource sourc
         "audit_id, occurred_at, actor_type, actor_key_id, user_id, action, org_slug, request_id, outcome, details::text AS details";
 
     /// <summary>Serializes bootstraps of the same database across service instances (a transaction-scoped advisory lock).</summary>
+    /// <summary>
+    /// Upserts a run row. Fencing: a finished run is final, and a stale attempt (an older lease's worker) never overwrites a newer one.
+    /// </summary>
+    private const string SaveRunSql = PostgresRuns.InsertSql +
+        """
+
+        ON CONFLICT (pipeline_logging_id) DO UPDATE SET status = excluded.status, resolved_config = excluded.resolved_config,
+            start_time = excluded.start_time, end_time = excluded.end_time, duration_ms = excluded.duration_ms,
+            error_class = excluded.error_class, error_message = excluded.error_message, attempt = excluded.attempt,
+            pipeline_id = excluded.pipeline_id, worker_id = excluded.worker_id, heartbeat_at = excluded.heartbeat_at
+        WHERE org_meta_pipeline_runs.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED') AND org_meta_pipeline_runs.attempt <= excluded.attempt
+        """;
+
+    /// <summary>Upserts a step row from <see cref="StepArgs"/>.</summary>
+    private const string SaveStepSql =
+        """
+        INSERT INTO org_meta_step_logs (step_logging_id, pipeline_logging_id, org_slug, step_id, ps_type, status, start_time, end_time,
+            duration_ms, rows_processed, attempt, metadata, error_class, error_message)
+        VALUES (@StepLoggingId, @PipelineLoggingId, @Org, @StepId, @PsType, @Status, @StartTime, @EndTime,
+            @DurationMs, @RowsProcessed, @Attempt, CAST(@Metadata AS jsonb), @ErrorClass, @ErrorMessage)
+        ON CONFLICT (step_logging_id) DO UPDATE SET status = excluded.status, start_time = excluded.start_time, end_time = excluded.end_time,
+            duration_ms = excluded.duration_ms, rows_processed = excluded.rows_processed, attempt = excluded.attempt,
+            metadata = excluded.metadata, error_class = excluded.error_class, error_message = excluded.error_message
+        """;
+
     private const string BootstrapLock = "SELECT pg_advisory_xact_lock(hashtext('convergence:bootstrap:organizations'))";
 
     private volatile bool _bootstrapped;
@@ -235,20 +262,27 @@ internal sealed class PostgresControlPlaneStore(PostgresControlPlaneSource sourc
 
     public async Task SaveRunAsync(PipelineRunRecord run, CancellationToken cancellationToken)
     {
-        // Fencing: a finished run is final, and a stale attempt (an older lease's worker) never overwrites a newer one.
         await using var connection = await OpenAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition(
-            PostgresRuns.InsertSql +
-            """
+        await connection.ExecuteAsync(new CommandDefinition(SaveRunSql, PostgresRuns.Args(run), cancellationToken: cancellationToken));
+    }
 
-            ON CONFLICT (pipeline_logging_id) DO UPDATE SET status = excluded.status, resolved_config = excluded.resolved_config,
-                start_time = excluded.start_time, end_time = excluded.end_time, duration_ms = excluded.duration_ms,
-                error_class = excluded.error_class, error_message = excluded.error_message, attempt = excluded.attempt,
-                pipeline_id = excluded.pipeline_id, worker_id = excluded.worker_id, heartbeat_at = excluded.heartbeat_at
-            WHERE org_meta_pipeline_runs.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED') AND org_meta_pipeline_runs.attempt <= excluded.attempt
-            """,
-            PostgresRuns.Args(run),
-            cancellationToken: cancellationToken));
+    public async Task SaveRunAsync(PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps, CancellationToken cancellationToken)
+    {
+        // One round trip: the run's upsert and each step's, every step with its own parameter names (@Name_0, @Name_1, ...).
+        var sql = new StringBuilder(SaveRunSql);
+        var args = new DynamicParameters(PostgresRuns.Args(run));
+        for (var i = 0; i < steps.Count; i++)
+        {
+            var suffix = "_" + i.ToString(CultureInfo.InvariantCulture);
+            sql.Append(";\n").Append(StepParameter().Replace(SaveStepSql, m => m.Value + suffix));
+            foreach (var (name, value) in StepArgs(steps[i]))
+            {
+                args.Add(name + suffix, value);
+            }
+        }
+
+        await using var connection = await OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(sql.ToString(), args, cancellationToken: cancellationToken));
     }
 
     public async Task CreateRunAsync(PipelineRunRecord run, CancellationToken cancellationToken)
@@ -519,36 +553,36 @@ internal sealed class PostgresControlPlaneStore(PostgresControlPlaneSource sourc
 
     public async Task SaveStepAsync(StepLogRecord step, CancellationToken cancellationToken)
     {
+        var args = new DynamicParameters();
+        foreach (var (name, value) in StepArgs(step))
+        {
+            args.Add(name, value);
+        }
+
         await using var connection = await OpenAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition(
-            """
-            INSERT INTO org_meta_step_logs (step_logging_id, pipeline_logging_id, org_slug, step_id, ps_type, status, start_time, end_time,
-                duration_ms, rows_processed, attempt, metadata, error_class, error_message)
-            VALUES (@StepLoggingId, @PipelineLoggingId, @Org, @StepId, @PsType, @Status, @StartTime, @EndTime,
-                @DurationMs, @RowsProcessed, @Attempt, CAST(@Metadata AS jsonb), @ErrorClass, @ErrorMessage)
-            ON CONFLICT (step_logging_id) DO UPDATE SET status = excluded.status, start_time = excluded.start_time, end_time = excluded.end_time,
-                duration_ms = excluded.duration_ms, rows_processed = excluded.rows_processed, attempt = excluded.attempt,
-                metadata = excluded.metadata, error_class = excluded.error_class, error_message = excluded.error_message
-            """,
-            new
-            {
-                step.StepLoggingId,
-                step.PipelineLoggingId,
-                Org = OrgColumn(step.OrgSlug),
-                step.StepId,
-                step.PsType,
-                step.Status,
-                StartTime = PostgresValues.Timestamp(step.StartTime),
-                EndTime = PostgresValues.Timestamp(step.EndTime),
-                step.DurationMs,
-                step.RowsProcessed,
-                Attempt = (long)step.Attempt,
-                Metadata = step.Metadata is null ? null : JsonSerializer.Serialize(step.Metadata),
-                step.ErrorClass,
-                step.ErrorMessage,
-            },
-            cancellationToken: cancellationToken));
+        await connection.ExecuteAsync(new CommandDefinition(SaveStepSql, args, cancellationToken: cancellationToken));
     }
+
+    private static IEnumerable<(string Name, object? Value)> StepArgs(StepLogRecord step) =>
+    [
+        ("StepLoggingId", step.StepLoggingId),
+        ("PipelineLoggingId", step.PipelineLoggingId),
+        ("Org", OrgColumn(step.OrgSlug)),
+        ("StepId", step.StepId),
+        ("PsType", step.PsType),
+        ("Status", step.Status),
+        ("StartTime", PostgresValues.Timestamp(step.StartTime)),
+        ("EndTime", PostgresValues.Timestamp(step.EndTime)),
+        ("DurationMs", step.DurationMs),
+        ("RowsProcessed", step.RowsProcessed),
+        ("Attempt", (long)step.Attempt),
+        ("Metadata", step.Metadata is null ? null : JsonSerializer.Serialize(step.Metadata)),
+        ("ErrorClass", step.ErrorClass),
+        ("ErrorMessage", step.ErrorMessage),
+    ];
+
+    [GeneratedRegex("@[A-Za-z]+")]
+    private static partial Regex StepParameter();
 
     private static string OrgColumn(OrgSlug? org) => org?.Value ?? PostgresRuns.NoOrg;
 

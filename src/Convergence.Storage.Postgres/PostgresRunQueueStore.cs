@@ -39,6 +39,8 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
         while (true)
         {
             // One candidate at a time, so parallel claimers lock different entries instead of one claimer locking them all.
+            // The order is exactly the index's (status, priority, created_at): a tie-break column the index lacks would add
+            // an incremental sort that reads (and checks the org's slots of) at least 32 entries before returning one.
             var candidate = await connection.QuerySingleOrDefaultAsync<ClaimRow>(new CommandDefinition(
                 $"""
                 SELECT q.queue_id, q.org_slug, q.pipeline_logging_id, q.attempts FROM org_pipeline_execution_queue q
@@ -46,7 +48,7 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
                   AND (SELECT COUNT(*) FROM org_pipeline_execution_queue r
                        WHERE r.org_slug = q.org_slug AND r.status IN {Active} AND r.lease_expires_at > @at)
                       < COALESCE((SELECT concurrent_limit FROM org_subscriptions s WHERE s.org_slug = q.org_slug), 1)
-                ORDER BY q.priority, q.created_at, q.queue_id
+                ORDER BY q.priority, q.created_at
                 LIMIT 1
                 FOR UPDATE OF q SKIP LOCKED
                 """,
@@ -58,48 +60,53 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
                 break;
             }
 
-            // Serialize claims of one org across instances; the count below then sees every committed claim.
-            await connection.ExecuteAsync(new CommandDefinition(
-                "SELECT pg_advisory_xact_lock(hashtext('claim:' || @org))", new { org = candidate.org_slug }, transaction, cancellationToken: cancellationToken));
-            var free = await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
-                $"""
-                SELECT (SELECT COUNT(*) FROM org_pipeline_execution_queue r
-                        WHERE r.org_slug = @org AND r.status IN {Active} AND r.lease_expires_at > @at)
-                       < COALESCE((SELECT concurrent_limit FROM org_subscriptions WHERE org_slug = @org), 1)
-                """,
-                new { org = candidate.org_slug, at },
-                transaction,
-                cancellationToken: cancellationToken));
-            if (!free)
+            var token = Guid.NewGuid().ToString("N");
+            var expires = now + lease;
+            var attempt = (int)candidate.attempts + 1;
+            if (!await TryClaimAsync(connection, transaction, candidate, owner, token, attempt, PostgresValues.Timestamp(expires), at, cancellationToken))
             {
                 full.Add(candidate.org_slug);
                 continue;
             }
 
-            var token = Guid.NewGuid().ToString("N");
-            var expires = now + lease;
-            var attempt = (int)candidate.attempts + 1;
-            await connection.ExecuteAsync(new CommandDefinition(
-                """
-                UPDATE org_pipeline_execution_queue SET status = 'CLAIMED', lease_owner = @owner, lease_token = @token, lease_expires_at = @expires,
-                    attempts = @attempt, updated_at = @at
-                WHERE queue_id = @id
-                """,
-                new { owner, token, expires = PostgresValues.Timestamp(expires), attempt = (long)attempt, at, id = candidate.queue_id },
-                transaction,
-                cancellationToken: cancellationToken));
-            await connection.ExecuteAsync(new CommandDefinition(
-                "UPDATE org_meta_pipeline_runs SET attempt = @attempt, worker_id = @owner, heartbeat_at = @at WHERE pipeline_logging_id = @run AND status = 'PENDING'",
-                new { attempt = (long)attempt, owner, at, run = candidate.pipeline_logging_id },
-                transaction,
-                cancellationToken: cancellationToken));
-            await RecountRunningAsync(connection, transaction, candidate.org_slug, now, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
             return new QueueLease(candidate.queue_id, OrgSlug.From(candidate.org_slug), candidate.pipeline_logging_id, owner, token, attempt, expires);
         }
 
         await transaction.CommitAsync(cancellationToken);
         return null;
+    }
+
+    /// <summary>
+    /// Claims the locked <paramref name="candidate"/> if its org has a free slot, in one round trip: the statements of a
+    /// batch run in order, each on its own snapshot, so the slot count is taken after the org's advisory lock is held
+    /// (claims of one org are serialized across instances) and sees every committed claim. The run row and the quota
+    /// recount change only if the entry was claimed.
+    /// </summary>
+    private static async Task<bool> TryClaimAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, ClaimRow candidate, string owner, string token, int attempt, DateTime? expires, DateTime? at,
+        CancellationToken cancellationToken)
+    {
+        const string Claimed = "EXISTS (SELECT 1 FROM org_pipeline_execution_queue WHERE queue_id = @id AND lease_token = @token)";
+        using var results = await connection.QueryMultipleAsync(new CommandDefinition(
+            $"""
+            SELECT pg_advisory_xact_lock(hashtext('claim:' || @org));
+            UPDATE org_pipeline_execution_queue SET status = 'CLAIMED', lease_owner = @owner, lease_token = @token, lease_expires_at = @expires,
+                attempts = @attempt, updated_at = @at
+            WHERE queue_id = @id
+              AND (SELECT COUNT(*) FROM org_pipeline_execution_queue r
+                   WHERE r.org_slug = @org AND r.status IN {Active} AND r.lease_expires_at > @at)
+                  < COALESCE((SELECT concurrent_limit FROM org_subscriptions WHERE org_slug = @org), 1)
+            RETURNING 1;
+            UPDATE org_meta_pipeline_runs SET attempt = @attempt, worker_id = @owner, heartbeat_at = @at
+            WHERE pipeline_logging_id = @run AND status = 'PENDING' AND {Claimed};
+            {RecountSql} AND {Claimed}
+            """,
+            new { org = candidate.org_slug, owner, token, expires, attempt = (long)attempt, at, id = candidate.queue_id, run = candidate.pipeline_logging_id },
+            transaction,
+            cancellationToken: cancellationToken));
+        await results.ReadAsync();
+        return (await results.ReadAsync<int>()).Any();
     }
 
     public async Task<bool> MarkRunningAsync(QueueLease lease, DateTimeOffset now, CancellationToken cancellationToken)
@@ -136,23 +143,19 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
 
     public async Task<bool> CompleteAsync(QueueLease lease, string status, string? error, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        // One round trip: a batch without an explicit transaction runs in one implicit transaction, so the recount
+        // commits with the entry's end (and is skipped when the lease was lost).
         await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        var done = await connection.ExecuteAsync(new CommandDefinition(
+        using var results = await connection.QueryMultipleAsync(new CommandDefinition(
             $"""
             UPDATE org_pipeline_execution_queue SET status = @status, last_error = @error, lease_expires_at = NULL, updated_at = @at
-            WHERE queue_id = @QueueId AND lease_token = @Token AND status IN {Active}
+            WHERE queue_id = @id AND lease_token = @token AND status IN {Active}
+            RETURNING 1;
+            {RecountSql} AND EXISTS (SELECT 1 FROM org_pipeline_execution_queue WHERE queue_id = @id AND lease_token = @token AND status = @status)
             """,
-            new { lease.QueueId, lease.Token, status, error, at = PostgresValues.Timestamp(now) },
-            transaction,
-            cancellationToken: cancellationToken)) == 1;
-        if (done)
-        {
-            await RecountRunningAsync(connection, transaction, lease.Org.Value, now, cancellationToken);
-        }
-
-        await transaction.CommitAsync(cancellationToken);
-        return done;
+            new { id = lease.QueueId, token = lease.Token, status, error, at = PostgresValues.Timestamp(now), org = lease.Org.Value },
+            cancellationToken: cancellationToken));
+        return (await results.ReadAsync<int>()).Any();
     }
 
     public async Task<RescueOutcome> RescueExpiredAsync(DateTimeOffset now, CancellationToken cancellationToken)
@@ -495,16 +498,16 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
         return ((int)row.Today, (int)row.Month, created);
     }
 
+    /// <summary>Sets the org's <c>concurrent_running</c> on its latest quota row to its live leases (<c>@org</c>, <c>@at</c>).</summary>
+    private const string RecountSql =
+        $"""
+        UPDATE org_usage_quotas SET concurrent_running = (SELECT COUNT(*) FROM org_pipeline_execution_queue
+            WHERE org_slug = @org AND status IN {Active} AND lease_expires_at > @at)
+        WHERE org_slug = @org AND usage_date = (SELECT MAX(usage_date) FROM org_usage_quotas WHERE org_slug = @org)
+        """;
+
     private static Task RecountRunningAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string org, DateTimeOffset now, CancellationToken cancellationToken) =>
-        connection.ExecuteAsync(new CommandDefinition(
-            $"""
-            UPDATE org_usage_quotas SET concurrent_running = (SELECT COUNT(*) FROM org_pipeline_execution_queue
-                WHERE org_slug = @org AND status IN {Active} AND lease_expires_at > @at)
-            WHERE org_slug = @org AND usage_date = (SELECT MAX(usage_date) FROM org_usage_quotas WHERE org_slug = @org)
-            """,
-            new { org, at = PostgresValues.Timestamp(now) },
-            transaction,
-            cancellationToken: cancellationToken));
+        connection.ExecuteAsync(new CommandDefinition(RecountSql, new { org, at = PostgresValues.Timestamp(now) }, transaction, cancellationToken: cancellationToken));
 
     private static Task SetEntryAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string queueId, string status, string error, DateTime? at, CancellationToken cancellationToken) =>
         connection.ExecuteAsync(new CommandDefinition(

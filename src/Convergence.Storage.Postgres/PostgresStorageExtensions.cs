@@ -15,7 +15,18 @@ public static class PostgresStorageExtensions
         if (storeConnection is not null)
         {
             // The control plane's tables live in the schema of the central dataset; unqualified names resolve there.
-            var builder = new NpgsqlConnectionStringBuilder(storeConnection) { SearchPath = Core.Organizations.DatasetRef.CentralName };
+            // Every run goes through a dozen short statements on pooled connections (claim, run and step rows, completion):
+            // - automatic preparation keeps their parse and plan on the server across pooled opens (unless the connection
+            //   string chooses its own Max Auto Prepare);
+            // - No Reset On Close skips the session reset Npgsql otherwise sends with each reopen. The control plane keeps
+            //   no session state: its advisory locks are transaction-scoped, the search path is a startup parameter, and it
+            //   never SETs, LISTENs or creates temporary tables.
+            var builder = new NpgsqlConnectionStringBuilder(storeConnection) { SearchPath = Core.Organizations.DatasetRef.CentralName, NoResetOnClose = true };
+            if (builder.MaxAutoPrepare == 0)
+            {
+                builder.MaxAutoPrepare = 64;
+            }
+
             services.AddSingleton(new PostgresControlPlaneSource(NpgsqlDataSource.Create(builder.ConnectionString)));
             services.AddSingleton<Core.Storage.IControlPlaneStore, PostgresControlPlaneStore>();
             services.AddSingleton<Core.Scheduling.IScheduleStore, PostgresScheduleStore>();

@@ -203,6 +203,15 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
         return [.. rows.Select(r => r.ToRecord())];
     }
 
+    public async Task SaveRunAsync(PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps, CancellationToken cancellationToken)
+    {
+        await SaveRunAsync(run, cancellationToken);
+        foreach (var step in steps)
+        {
+            await SaveStepAsync(step, cancellationToken);
+        }
+    }
+
     public async Task SaveRunAsync(PipelineRunRecord run, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);

@@ -85,7 +85,7 @@ public sealed partial class RunDispatcher(
 
             held.Add(lease);
             claimed.Add(lease);
-            var task = Task.Run(() => RunLeaseAsync(lease), CancellationToken.None);
+            var task = Task.Run(() => RunSlotAsync(lease), CancellationToken.None);
             _running.TryAdd(task, 0);
             _ = task.ContinueWith(t => _running.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
@@ -123,6 +123,42 @@ public sealed partial class RunDispatcher(
 
         // Let runs that are executing see the stop and record themselves.
         await Task.WhenAll(_running.Keys);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="lease"/>, then keeps the slot claiming and running entries until the queue has nothing it may
+    /// take: a busy pool claims in parallel, one claim per slot, instead of every claim waiting its turn in the dispatch loop
+    /// (which bounded an instance to one claim round trip at a time however many slots it had).
+    /// </summary>
+    private async Task RunSlotAsync(QueueLease lease)
+    {
+        QueueLease? next = lease;
+        try
+        {
+            while (next is not null)
+            {
+                await RunLeaseAsync(next);
+                next = _stopping.IsCancellationRequested ? null : await queue.ClaimAsync(worker.Id, time.GetUtcNow(), options.LeaseDuration, _stopping);
+                if (next is not null)
+                {
+                    held.Add(next);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            // The host is stopping: the claim was rolled back.
+        }
+        catch (Exception ex)
+        {
+            LogDispatchFailed(logger, ex.Message);
+        }
+        finally
+        {
+            // The slot is free (and the queue may hold work other slots can take, or a run ending freed an org's slot).
+            _slots.Release();
+            signal.Notify();
+        }
     }
 
     private async Task RunLeaseAsync(QueueLease lease)
@@ -189,8 +225,6 @@ public sealed partial class RunDispatcher(
             }
 
             held.Remove(lease);
-            _slots.Release();
-            signal.Notify();
         }
     }
 

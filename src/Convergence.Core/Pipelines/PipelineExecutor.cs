@@ -409,11 +409,7 @@ public sealed partial class PipelineExecutor(
 
             try
             {
-                await Store.SaveRunAsync(run, cancellationToken);
-                foreach (var step in steps)
-                {
-                    await Store.SaveStepAsync(step, cancellationToken);
-                }
+                await Store.SaveRunAsync(run, steps, cancellationToken);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {

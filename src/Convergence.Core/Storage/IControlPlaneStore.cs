@@ -53,6 +53,12 @@ public interface IControlPlaneStore
     /// <summary>Inserts or updates a step row (keyed by its logging id).</summary>
     Task SaveStepAsync(StepLogRecord step, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Inserts or updates a run row and then its step rows, as <see cref="SaveRunAsync(PipelineRunRecord, CancellationToken)"/> and
+    /// <see cref="SaveStepAsync"/> would (an adapter may send them together).
+    /// </summary>
+    Task SaveRunAsync(PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps, CancellationToken cancellationToken);
+
     /// <summary>Inserts a new run; throws <see cref="DuplicateRowException"/> when the org already used its idempotency key.</summary>
     Task CreateRunAsync(PipelineRunRecord run, CancellationToken cancellationToken);
 

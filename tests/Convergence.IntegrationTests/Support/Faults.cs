@@ -88,6 +88,8 @@ internal sealed class FaultyControlPlaneStore(IControlPlaneStore inner, FaultPla
 
     public Task SaveStepAsync(StepLogRecord step, CancellationToken cancellationToken) => inner.SaveStepAsync(step, cancellationToken);
 
+    public Task SaveRunAsync(PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps, CancellationToken cancellationToken) => inner.SaveRunAsync(run, steps, cancellationToken);
+
     public Task CreateRunAsync(PipelineRunRecord run, CancellationToken cancellationToken) => inner.CreateRunAsync(run, cancellationToken);
 
     public Task ReplaceCredentialAsync(Convergence.Core.Integrations.IntegrationCredential credential, CancellationToken cancellationToken) =>
