@@ -125,6 +125,9 @@ public abstract class MultiInstanceContract : IAsyncLifetime
         run.Str("status").ShouldBe("COMPLETED", run.ToString());
         run.GetProperty("attempt").GetInt32().ShouldBe(2, "one retry after the lease of the killed worker expired");
         CountUnfinishedRuns().ShouldBe(0, "no run stays RUNNING");
+
+        // The worker closes the queue entry just after it writes the finished run row.
+        await WaitUntilAsync(() => (string)QueueEntry(runId)["status"]! is not ("CLAIMED" or "RUNNING"), "the queue entry to close");
         var entry = QueueEntry(runId);
         entry["status"].ShouldBe("COMPLETED");
         Convert.ToInt64(entry["attempts"], System.Globalization.CultureInfo.InvariantCulture).ShouldBe(2L);
