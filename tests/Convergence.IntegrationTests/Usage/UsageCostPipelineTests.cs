@@ -1,13 +1,15 @@
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
+using Convergence.Core.Storage;
 using Convergence.IntegrationTests.Support;
+using Microsoft.Extensions.DependencyInjection;
 using static Convergence.IntegrationTests.Support.FakeUsageApis;
 
 namespace Convergence.IntegrationTests.Usage;
 
 /// <summary>An API on a manual clock whose OpenAI and Anthropic base URLs point at <see cref="FakeUsageApis"/>.</summary>
-public sealed class UsageApisFixture : IAsyncLifetime
+public class UsageApisFixture : IAsyncLifetime
 {
     public FakeUsageApis Fake { get; private set; } = null!;
 
@@ -16,7 +18,7 @@ public sealed class UsageApisFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Fake = await StartAsync();
-        Harness = new PipelineHarness(manualClock: true, new Dictionary<string, string?>
+        Harness = new PipelineHarness(manualClock: true, new Dictionary<string, string?>(WarehouseSettings())
         {
             ["OPENAI_BASE_URL"] = Fake.OpenAiBase.AbsoluteUri,
             ["ANTHROPIC_BASE_URL"] = Fake.AnthropicBase.AbsoluteUri,
@@ -35,14 +37,39 @@ public sealed class UsageApisFixture : IAsyncLifetime
         await Harness.DisposeAsync();
         await Fake.DisposeAsync();
     }
+
+    /// <summary>The warehouse the app runs on; the embedded SQLite default unless overridden.</summary>
+    protected virtual IReadOnlyDictionary<string, string?> WarehouseSettings() => new Dictionary<string, string?>();
+}
+
+/// <summary>The usage fixture on a PostgreSQL warehouse (a fresh database on the test cluster).</summary>
+public sealed class PostgresUsageApisFixture : UsageApisFixture
+{
+    protected override IReadOnlyDictionary<string, string?> WarehouseSettings() => new Dictionary<string, string?>
+    {
+        ["CONVERGENCE_WAREHOUSE"] = "postgres",
+        ["CONVERGENCE_WAREHOUSE_CONNECTION"] = PostgresServer.CreateDatabase("usagecost"),
+    };
+}
+
+/// <summary>The usage and cost pipeline tests on the embedded SQLite warehouse.</summary>
+public sealed class SqliteUsageCostPipelineTests(UsageApisFixture fixture) : UsageCostPipelineTests(fixture), IClassFixture<UsageApisFixture>;
+
+/// <summary>The same tests, unchanged, on a PostgreSQL warehouse.</summary>
+public sealed class PostgresUsageCostPipelineTests(PostgresUsageApisFixture fixture) : UsageCostPipelineTests(fixture), IClassFixture<PostgresUsageApisFixture>
+{
+    [Fact]
+    public void TheAppRunsOnThePostgresWarehouse() =>
+        Api.Factory.Services.GetRequiredService<Convergence.Core.Storage.IWarehouse>().Kind.ShouldBe("postgres");
 }
 
 /// <summary>
 /// <c>openai/usage_cost</c> and <c>anthropic/usage_cost</c> through the run API against loopback fakes replaying the
 /// documented response shapes: exact rows, pagination, idempotent reruns, 429/5xx/timeouts recovered per request on the
-/// manual clock, truncated JSON, and refused keys marking the integration INVALID.
+/// manual clock, truncated JSON, and refused keys marking the integration INVALID. The rows are read through the app's
+/// warehouse, so each concrete class runs them on its adapter.
 /// </summary>
-public sealed class UsageCostPipelineTests : IClassFixture<UsageApisFixture>, IDisposable
+public abstract class UsageCostPipelineTests : IDisposable
 {
     /// <summary>Timers due within this are the run's retry waits; the maintenance timer is an hour out.</summary>
     private static readonly TimeSpan Horizon = TimeSpan.FromMinutes(2);
@@ -51,13 +78,13 @@ public sealed class UsageCostPipelineTests : IClassFixture<UsageApisFixture>, ID
 
     private readonly UsageApisFixture _fixture;
 
-    public UsageCostPipelineTests(UsageApisFixture fixture)
+    protected UsageCostPipelineTests(UsageApisFixture fixture)
     {
         _fixture = fixture;
         fixture.Fake.Reset();
     }
 
-    private PipelineHarness Api => _fixture.Harness;
+    protected PipelineHarness Api => _fixture.Harness;
 
     private FakeUsageApis Fake => _fixture.Fake;
 
@@ -80,7 +107,7 @@ public sealed class UsageCostPipelineTests : IClassFixture<UsageApisFixture>, ID
             "2025-11-21|gpt-4o-2024-08-06|proj_7hKc2Lq9|key_a1B2c3D4|1|500|400|100|0|500|5|",
         ]);
         var sums = Db(org).Rows("SELECT SUM(uncached_input_tokens) AS u, SUM(cached_input_tokens) AS c, SUM(output_tokens) AS o, SUM(requests) AS r FROM openai_usage_daily_raw").Single();
-        (sums["u"], sums["c"], sums["o"], sums["r"]).ShouldBe((6042116L, 922000L, 845300L, 5119L));
+        (sums.Long("u"), sums.Long("c"), sums.Long("o"), sums.Long("r")).ShouldBe((6042116L, 922000L, 845300L, 5119L));
         Db(org).Rows("SELECT DISTINCT source, provider, pipeline_logging_id FROM openai_usage_daily_raw").Single()
             .ShouldBe(new Dictionary<string, object?> { ["source"] = "usage_api", ["provider"] = "openai", ["pipeline_logging_id"] = run.Str("pipeline_logging_id") });
 
@@ -360,13 +387,13 @@ public sealed class UsageCostPipelineTests : IClassFixture<UsageApisFixture>, ID
     private static async Task<JsonElement> StepAsync(HttpClient client, JsonElement run, string stepId) =>
         (await PipelineHarness.GetStepsAsync(client, run.Str("pipeline_logging_id"))).GetProperty("steps").EnumerateArray().Single(s => s.Str("step_id") == stepId);
 
-    private ControlPlaneDb Db(string org) => new(Api.Factory.OrgDatasetPath(org));
+    private WarehouseRows Db(string org) => new(Api.Factory, org);
 
     /// <summary>usage_date|model|project|key|batch|uncached|cached|5m|1h|output|requests|web_search, ordered.</summary>
     private List<string> UsageRows(string org, string table)
     {
         var db = Db(org);
-        if (!db.Exists || !db.Tables().Contains(table))
+        if (!db.Exists || !db.Tables().Contains(table, StringComparer.Ordinal))
         {
             return [];
         }
