@@ -7,13 +7,14 @@ namespace Convergence.IntegrationTests.Costs;
 
 /// <summary>
 /// Usage events → <c>usage/events_cost</c> → per-provider cost tables → <c>cost_focus_daily</c> → the data API, with
-/// costs computed by hand from the shipped seed prices (USD per million tokens).
+/// costs computed by hand from the shipped seed prices (USD per million tokens). Rows are read through the app's
+/// warehouse, so each concrete class runs the same tests on its adapter.
 /// </summary>
-public sealed class UsageEventsCostTests : IAsyncLifetime
+public abstract class UsageEventsCostTests(IReadOnlyDictionary<string, string?>? settings = null) : IAsyncLifetime
 {
     private const string Day1 = "2025-11-24";
     private const string Day2 = "2025-11-25";
-    private readonly PipelineHarness _harness = new();
+    private readonly PipelineHarness _harness = new(settings: settings);
 
     public async Task InitializeAsync() => await _harness.Factory.BootstrapAsync();
 
@@ -82,7 +83,7 @@ public sealed class UsageEventsCostTests : IAsyncLifetime
 
     private async Task AssertCostsAsync(HttpClient client, string slug)
     {
-        var db = new ControlPlaneDb(_harness.Factory.OrgDatasetPath(slug));
+        var db = new WarehouseRows(_harness.Factory, slug);
         var openai = db.Rows("SELECT usage_date, model, batch, total_cost, list_cost, priced, unpriced_reason, price_model_id, requests, source FROM openai_cost_daily ORDER BY usage_date, model");
         openai.Select(r => ((string)r["usage_date"]!, (string)r["model"]!, decimal.Parse((string)r["total_cost"]!, System.Globalization.CultureInfo.InvariantCulture), r["unpriced_reason"] as string))
             .ShouldBe([
@@ -160,8 +161,18 @@ public sealed class UsageEventsCostTests : IAsyncLifetime
         (await (await client.PostJsonAsync(url, new { events = new[] { Event("u", "openai", "gpt-4o", Day1) }, extra = 1 })).ShouldBeProblemAsync(HttpStatusCode.BadRequest)).Text.ShouldContain("extra");
         (await client.PostJsonAsync($"/api/v1/usage/{globex.Slug}/events", new { events = new[] { Event("g", "openai", "gpt-4o", Day1) } })).StatusCode.ShouldBe(HttpStatusCode.Forbidden);
         (await client.GetAsync($"/api/v1/data/{globex.Slug}/costs/daily")).StatusCode.ShouldBe(HttpStatusCode.Forbidden);
-        File.Exists(_harness.Factory.OrgDatasetPath(acme.Slug)).ShouldBeTrue();
-        new ControlPlaneDb(_harness.Factory.OrgDatasetPath(acme.Slug)).Rows("SELECT name FROM sqlite_master WHERE name = 'llm_usage_events'")
-            .Select(_ => new ControlPlaneDb(_harness.Factory.OrgDatasetPath(acme.Slug)).Count("llm_usage_events")).ShouldAllBe(c => c == 0);
+        var dataset = new WarehouseRows(_harness.Factory, acme.Slug);
+        dataset.Exists.ShouldBeTrue();
+        (dataset.Tables().Contains("llm_usage_events", StringComparer.Ordinal) ? dataset.Count("llm_usage_events") : 0).ShouldBe(0);
     }
 }
+
+/// <summary>The usage event cost tests on the embedded SQLite warehouse.</summary>
+public sealed class SqliteUsageEventsCostTests() : UsageEventsCostTests();
+
+/// <summary>The same tests, unchanged, on a PostgreSQL warehouse (a fresh database per test).</summary>
+public sealed class PostgresUsageEventsCostTests() : UsageEventsCostTests(new Dictionary<string, string?>
+{
+    ["CONVERGENCE_WAREHOUSE"] = "postgres",
+    ["CONVERGENCE_WAREHOUSE_CONNECTION"] = PostgresServer.CreateDatabase("usageevents"),
+});
