@@ -1,10 +1,14 @@
 using System.Net;
+using Convergence.Core.Storage;
 using Convergence.IntegrationTests.Support;
 
 namespace Convergence.IntegrationTests.Costs;
 
-/// <summary><c>deepseek/usage_cost</c>: balance snapshot from the loopback fake, usage events priced, FOCUS rebuilt.</summary>
-public sealed class DeepSeekPipelineTests : IAsyncLifetime
+/// <summary>
+/// <c>deepseek/usage_cost</c>: balance snapshot from the loopback fake, usage events priced, FOCUS rebuilt. Rows are read
+/// through the app's warehouse, so each concrete class runs the same tests on its adapter.
+/// </summary>
+public abstract class DeepSeekPipelineTests(IReadOnlyDictionary<string, string?>? warehouse = null) : IAsyncLifetime
 {
     private FakeProviders _providers = null!;
     private PipelineHarness _harness = null!;
@@ -12,7 +16,7 @@ public sealed class DeepSeekPipelineTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _providers = await FakeProviders.StartAsync();
-        _harness = new PipelineHarness(settings: new Dictionary<string, string?> { ["DEEPSEEK_BASE_URL"] = _providers.DeepSeekBase.AbsoluteUri });
+        _harness = new PipelineHarness(settings: new Dictionary<string, string?>(warehouse ?? new Dictionary<string, string?>()) { ["DEEPSEEK_BASE_URL"] = _providers.DeepSeekBase.AbsoluteUri });
         await _harness.Factory.BootstrapAsync();
     }
 
@@ -40,18 +44,16 @@ public sealed class DeepSeekPipelineTests : IAsyncLifetime
         var run = await _harness.RunAndWaitAsync(client, org.Slug, "deepseek/usage_cost", new { date = "2025-11-25" });
 
         run.Str("status").ShouldBe("COMPLETED", run.ToString());
-        var db = new ControlPlaneDb(_harness.Factory.OrgDatasetPath(org.Slug));
+        var db = new WarehouseRows(_harness.Factory, org.Slug);
         var balance = db.Rows("SELECT currency, total_balance, granted_balance, topped_up_balance, is_available FROM deepseek_balance_daily").ShouldHaveSingleItem();
         (balance["currency"], balance["total_balance"], balance["granted_balance"], balance["topped_up_balance"], balance["is_available"]).ShouldBe(("CNY", "110.00", "10.00", "100.00", 1L), "amounts kept exactly as DeepSeek wrote them");
-        Money(db.Scalar("SELECT total_cost FROM deepseek_cost_daily")).ShouldBe(0.798m);
-        Money(db.Scalar("SELECT billed_cost FROM cost_focus_daily WHERE x_provider = 'deepseek'")).ShouldBe(0.798m);
+        db.Rows("SELECT total_cost FROM deepseek_cost_daily").ShouldHaveSingleItem().Decimal("total_cost").ShouldBe(0.798m);
+        db.Rows("SELECT billed_cost FROM cost_focus_daily WHERE x_provider = 'deepseek'").ShouldHaveSingleItem().Decimal("billed_cost").ShouldBe(0.798m);
 
         // A second run the same day replaces that day's snapshot instead of adding one.
         (await _harness.RunAndWaitAsync(client, org.Slug, "deepseek/usage_cost", new { date = "2025-11-25" })).Str("status").ShouldBe("COMPLETED");
         db.Count("deepseek_balance_daily").ShouldBe(1);
     }
-
-    private static decimal Money(object? stored) => decimal.Parse((string)stored!, System.Globalization.CultureInfo.InvariantCulture);
 
     [Fact]
     public async Task Run_KeyRevoked_FailsMarksTheIntegrationInvalidAndWritesNothing()
@@ -68,10 +70,17 @@ public sealed class DeepSeekPipelineTests : IAsyncLifetime
         run.ToString().ShouldNotContain(FakeProviders.DeepSeekKey);
         var integration = await (await client.GetAsync($"/api/v1/integrations/{org.Slug}/deepseek")).ShouldBeJsonAsync(HttpStatusCode.OK);
         integration.Str("validation_status").ShouldBe("INVALID");
-        var tables = new ControlPlaneDb(_harness.Factory.OrgDatasetPath(org.Slug)).Rows("SELECT name FROM sqlite_master WHERE name = 'deepseek_balance_daily'");
-        if (tables.Count > 0)
-        {
-            new ControlPlaneDb(_harness.Factory.OrgDatasetPath(org.Slug)).Count("deepseek_balance_daily").ShouldBe(0);
-        }
+        var dataset = new WarehouseRows(_harness.Factory, org.Slug);
+        (dataset.Tables().Contains("deepseek_balance_daily", StringComparer.Ordinal) ? dataset.Count("deepseek_balance_daily") : 0).ShouldBe(0);
     }
 }
+
+/// <summary>The DeepSeek pipeline tests on the embedded SQLite warehouse.</summary>
+public sealed class SqliteDeepSeekPipelineTests() : DeepSeekPipelineTests();
+
+/// <summary>The same tests, unchanged, on a PostgreSQL warehouse (a fresh database per test).</summary>
+public sealed class PostgresDeepSeekPipelineTests() : DeepSeekPipelineTests(new Dictionary<string, string?>
+{
+    ["CONVERGENCE_WAREHOUSE"] = "postgres",
+    ["CONVERGENCE_WAREHOUSE_CONNECTION"] = PostgresServer.CreateDatabase("deepseek"),
+});

@@ -8,7 +8,7 @@ namespace Convergence.IntegrationTests.Support;
 /// <summary>
 /// An org's dataset read through the app's own <see cref="IWarehouse"/>, whichever adapter it runs on, with every value
 /// in one representation so the same expectations hold on SQLite and PostgreSQL: integers and booleans as
-/// <see cref="long"/>, decimals as their shortest invariant text, dates as <c>yyyy-MM-dd</c>, timestamps as ISO 8601 UTC.
+/// <see cref="long"/>, decimals as invariant text with the scale they were stored with, dates as <c>yyyy-MM-dd</c>, timestamps as ISO 8601 UTC.
 /// </summary>
 public sealed class WarehouseRows(ConvergenceApiFactory factory, string org)
 {
@@ -33,7 +33,7 @@ public sealed class WarehouseRows(ConvergenceApiFactory factory, string org)
         int i => (long)i,
         short s => (long)s,
         bool b => b ? 1L : 0L,
-        decimal m => m.ToString("G29", CultureInfo.InvariantCulture),
+        decimal m => m.ToString(CultureInfo.InvariantCulture),
         double d => d.ToString("R", CultureInfo.InvariantCulture),
         DateOnly d => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
         DateTime t => new DateTimeOffset(DateTime.SpecifyKind(t, DateTimeKind.Utc)).ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture),
