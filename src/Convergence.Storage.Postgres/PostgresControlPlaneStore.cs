@@ -61,19 +61,10 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
     private const string AuditColumns =
         "audit_id, occurred_at, actor_type, actor_key_id, user_id, action, org_slug, request_id, outcome, details::text AS details";
 
-    /// <summary>Serializes bootstraps of the same database across service instances (a transaction-scoped advisory lock).</summary>
     /// <summary>
     /// Upserts a run row. Fencing: a finished run is final, and a stale attempt (an older lease's worker) never overwrites a newer one.
     /// </summary>
-    private const string SaveRunSql = PostgresRuns.InsertSql +
-        """
-
-        ON CONFLICT (pipeline_logging_id) DO UPDATE SET status = excluded.status, resolved_config = excluded.resolved_config,
-            start_time = excluded.start_time, end_time = excluded.end_time, duration_ms = excluded.duration_ms,
-            error_class = excluded.error_class, error_message = excluded.error_message, attempt = excluded.attempt,
-            pipeline_id = excluded.pipeline_id, worker_id = excluded.worker_id, heartbeat_at = excluded.heartbeat_at
-        WHERE org_meta_pipeline_runs.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED') AND org_meta_pipeline_runs.attempt <= excluded.attempt
-        """;
+    private static readonly string SaveRunSql = PostgresRuns.InsertSql + RunRows.UpsertClause;
 
     /// <summary>Upserts a step row from <see cref="StepArgs"/>.</summary>
     private const string SaveStepSql =
@@ -584,9 +575,9 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
     [GeneratedRegex("@[A-Za-z]+")]
     private static partial Regex StepParameter();
 
-    private static string OrgColumn(OrgSlug? org) => org?.Value ?? PostgresRuns.NoOrg;
+    private static string OrgColumn(OrgSlug? org) => org?.Value ?? RunRows.NoOrg;
 
-    private static OrgSlug? OrgFromColumn(string value) => value == PostgresRuns.NoOrg ? null : OrgSlug.From(value);
+    private static OrgSlug? OrgFromColumn(string value) => value == RunRows.NoOrg ? null : OrgSlug.From(value);
 
     private static Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, object? args, CancellationToken cancellationToken) =>
         connection.ExecuteAsync(new CommandDefinition(sql, args, transaction, cancellationToken: cancellationToken));

@@ -216,33 +216,18 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
     {
         await using var connection = await OpenAsync(cancellationToken);
         await connection.ExecuteAsync(new CommandDefinition(
-            InsertRunSql + """
-
-            ON CONFLICT (pipeline_logging_id) DO UPDATE SET status = excluded.status, resolved_config = excluded.resolved_config,
-                start_time = excluded.start_time, end_time = excluded.end_time, duration_ms = excluded.duration_ms,
-                error_class = excluded.error_class, error_message = excluded.error_message, attempt = excluded.attempt,
-                pipeline_id = excluded.pipeline_id, worker_id = excluded.worker_id, heartbeat_at = excluded.heartbeat_at
-            WHERE org_meta_pipeline_runs.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED') AND org_meta_pipeline_runs.attempt <= excluded.attempt
-            """,
+            InsertRunSql + RunRows.UpsertClause,
             RunArgs(run),
             cancellationToken: cancellationToken));
     }
 
-    /// <summary>The run row's columns that <see cref="RunValues"/> fills, in its order (cancel_requested_at starts NULL).</summary>
-    private static readonly string[] RunColumns =
-    [
-        "pipeline_logging_id", "org_slug", "pipeline_id", "pipeline_path", "trigger", "triggered_by", "org_api_key_id", "request_id", "status",
-        "parameters", "resolved_config", "start_time", "end_time", "duration_ms", "error_class", "error_message", "attempt", "created_at",
-        "idempotency_key", "worker_id", "heartbeat_at",
-    ];
-
     /// <summary>Inserts a run row from <see cref="RunArgs"/>; a second run with the org's idempotency key violates a unique key.</summary>
     internal static readonly string InsertRunSql =
-        $"INSERT INTO org_meta_pipeline_runs ({string.Join(", ", RunColumns.Select(SqliteSchema.Quote))}) VALUES ({string.Join(", ", RunColumns.Select(c => "@" + c))})";
+        $"INSERT INTO org_meta_pipeline_runs ({string.Join(", ", RunRows.Columns.Select(SqliteSchema.Quote))}) VALUES ({string.Join(", ", RunRows.Columns.Select(c => "@" + c))})";
 
     /// <summary>Inserts the run rows of a JSON array of <see cref="RunValues"/> arrays bound to <c>@rows</c> (see <see cref="SqliteJsonRows"/>).</summary>
     internal static readonly string InsertRunsFromJsonSql =
-        $"INSERT INTO org_meta_pipeline_runs ({string.Join(", ", RunColumns.Select(SqliteSchema.Quote))}) SELECT {SqliteJsonRows.Columns(RunColumns.Length)} FROM json_each(@rows) AS j";
+        $"INSERT INTO org_meta_pipeline_runs ({string.Join(", ", RunRows.Columns.Select(SqliteSchema.Quote))}) SELECT {SqliteJsonRows.Columns(RunRows.Columns.Count)} FROM json_each(@rows) AS j";
 
     internal static DynamicParameters RunArgs(PipelineRunRecord run)
     {
@@ -256,33 +241,10 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
     }
 
     /// <summary>The parameters of <see cref="InsertRunSql"/> for <paramref name="run"/>, by name (without the <c>@</c>).</summary>
-    internal static (string Name, object? Value)[] RunParameters(PipelineRunRecord run) => [.. RunColumns.Zip(RunValues(run))];
+    internal static (string Name, object? Value)[] RunParameters(PipelineRunRecord run) => [.. RunRows.Columns.Zip(RunValues(run))];
 
-    /// <summary>The values of <paramref name="run"/>'s row, in the order of <see cref="RunColumns"/>.</summary>
-    internal static object?[] RunValues(PipelineRunRecord run) =>
-    [
-        run.PipelineLoggingId,
-        OrgColumn(run.OrgSlug),
-        run.PipelineId,
-        run.PipelinePath,
-        run.Trigger,
-        run.TriggeredBy,
-        run.OrgApiKeyId,
-        run.RequestId,
-        run.Status,
-        JsonSerializer.Serialize(run.Parameters),
-        run.ResolvedConfig,
-        SqliteSchema.Timestamp(run.StartTime),
-        SqliteSchema.Timestamp(run.EndTime),
-        run.DurationMs,
-        run.ErrorClass,
-        run.ErrorMessage,
-        run.Attempt,
-        SqliteSchema.Timestamp(run.CreatedAt),
-        run.IdempotencyKey,
-        run.WorkerId,
-        SqliteSchema.Timestamp(run.HeartbeatAt),
-    ];
+    /// <summary>The values of <paramref name="run"/>'s row, in the order of <see cref="RunRows.Columns"/>.</summary>
+    internal static object?[] RunValues(PipelineRunRecord run) => RunRows.Values(run, t => SqliteSchema.Timestamp(t));
 
     public async Task CreateRunAsync(PipelineRunRecord run, CancellationToken cancellationToken)
     {
@@ -566,11 +528,9 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
     }
 
     /// <summary>Platform runs (bootstrap) have no org; their run-log rows carry this in the NOT NULL org_slug column.</summary>
-    private const string NoOrg = "-";
+    private static string OrgColumn(OrgSlug? org) => org?.Value ?? RunRows.NoOrg;
 
-    private static string OrgColumn(OrgSlug? org) => org?.Value ?? NoOrg;
-
-    private static OrgSlug? OrgFromColumn(string value) => value == NoOrg ? null : OrgSlug.From(value);
+    private static OrgSlug? OrgFromColumn(string value) => value == RunRows.NoOrg ? null : OrgSlug.From(value);
 
     private Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken) => _files.OpenAsync(DatasetRef.Central, cancellationToken);
 
