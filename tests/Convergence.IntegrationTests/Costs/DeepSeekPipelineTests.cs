@@ -78,9 +78,5 @@ public abstract class DeepSeekPipelineTests(IReadOnlyDictionary<string, string?>
 /// <summary>The DeepSeek pipeline tests on the embedded SQLite warehouse.</summary>
 public sealed class SqliteDeepSeekPipelineTests() : DeepSeekPipelineTests();
 
-/// <summary>The same tests, unchanged, on a PostgreSQL warehouse (a fresh database per test).</summary>
-public sealed class PostgresDeepSeekPipelineTests() : DeepSeekPipelineTests(new Dictionary<string, string?>
-{
-    ["CONVERGENCE_WAREHOUSE"] = "postgres",
-    ["CONVERGENCE_WAREHOUSE_CONNECTION"] = PostgresServer.CreateDatabase("deepseek"),
-});
+/// <summary>The same tests, unchanged, with the control plane and the warehouse on PostgreSQL (fresh databases per test).</summary>
+public sealed class PostgresDeepSeekPipelineTests() : DeepSeekPipelineTests(PostgresServer.AppSettings("deepseek"));

@@ -170,9 +170,5 @@ public abstract class UsageEventsCostTests(IReadOnlyDictionary<string, string?>?
 /// <summary>The usage event cost tests on the embedded SQLite warehouse.</summary>
 public sealed class SqliteUsageEventsCostTests() : UsageEventsCostTests();
 
-/// <summary>The same tests, unchanged, on a PostgreSQL warehouse (a fresh database per test).</summary>
-public sealed class PostgresUsageEventsCostTests() : UsageEventsCostTests(new Dictionary<string, string?>
-{
-    ["CONVERGENCE_WAREHOUSE"] = "postgres",
-    ["CONVERGENCE_WAREHOUSE_CONNECTION"] = PostgresServer.CreateDatabase("usageevents"),
-});
+/// <summary>The same tests, unchanged, with the control plane and the warehouse on PostgreSQL (fresh databases per test).</summary>
+public sealed class PostgresUsageEventsCostTests() : UsageEventsCostTests(PostgresServer.AppSettings("usageevents"));

@@ -29,6 +29,18 @@ public static class PostgresServer
         return new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = name }.ConnectionString;
     }
 
+    /// <summary>
+    /// App settings that put both the control plane and the warehouse on PostgreSQL, each in a fresh database named after
+    /// <paramref name="prefix"/>: the whole service on the shared-server deployment.
+    /// </summary>
+    public static Dictionary<string, string?> AppSettings(string prefix) => new(StringComparer.Ordinal)
+    {
+        ["CONVERGENCE_STORE"] = "postgres",
+        ["CONVERGENCE_STORE_CONNECTION"] = CreateDatabase(prefix + "_cp"),
+        ["CONVERGENCE_WAREHOUSE"] = "postgres",
+        ["CONVERGENCE_WAREHOUSE_CONNECTION"] = CreateDatabase(prefix + "_wh"),
+    };
+
     private static string Locate()
     {
         if (Environment.GetEnvironmentVariable("CONVERGENCE_TEST_POSTGRES") is { Length: > 0 } configured)

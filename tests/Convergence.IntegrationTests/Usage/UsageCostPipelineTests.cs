@@ -42,25 +42,24 @@ public class UsageApisFixture : IAsyncLifetime
     protected virtual IReadOnlyDictionary<string, string?> WarehouseSettings() => new Dictionary<string, string?>();
 }
 
-/// <summary>The usage fixture on a PostgreSQL warehouse (a fresh database on the test cluster).</summary>
+/// <summary>The usage fixture with the control plane and the warehouse on PostgreSQL (fresh databases on the test cluster).</summary>
 public sealed class PostgresUsageApisFixture : UsageApisFixture
 {
-    protected override IReadOnlyDictionary<string, string?> WarehouseSettings() => new Dictionary<string, string?>
-    {
-        ["CONVERGENCE_WAREHOUSE"] = "postgres",
-        ["CONVERGENCE_WAREHOUSE_CONNECTION"] = PostgresServer.CreateDatabase("usagecost"),
-    };
+    protected override IReadOnlyDictionary<string, string?> WarehouseSettings() => PostgresServer.AppSettings("usagecost");
 }
 
 /// <summary>The usage and cost pipeline tests on the embedded SQLite warehouse.</summary>
 public sealed class SqliteUsageCostPipelineTests(UsageApisFixture fixture) : UsageCostPipelineTests(fixture), IClassFixture<UsageApisFixture>;
 
-/// <summary>The same tests, unchanged, on a PostgreSQL warehouse.</summary>
+/// <summary>The same tests, unchanged, with the control plane and the warehouse on PostgreSQL.</summary>
 public sealed class PostgresUsageCostPipelineTests(PostgresUsageApisFixture fixture) : UsageCostPipelineTests(fixture), IClassFixture<PostgresUsageApisFixture>
 {
     [Fact]
-    public void TheAppRunsOnThePostgresWarehouse() =>
+    public void TheAppRunsOnPostgres()
+    {
         Api.Factory.Services.GetRequiredService<Convergence.Core.Storage.IWarehouse>().Kind.ShouldBe("postgres");
+        Api.Factory.Services.GetRequiredService<Convergence.Core.Storage.IControlPlaneStore>().Kind.ShouldBe("postgres");
+    }
 }
 
 /// <summary>
