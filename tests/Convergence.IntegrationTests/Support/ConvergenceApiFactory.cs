@@ -31,6 +31,7 @@ public sealed class ConvergenceApiFactory : WebApplicationFactory<Program>
 
     private readonly Dictionary<string, string?> _settings;
     private readonly bool _ownsDataDirectory;
+    private readonly string[] _ownedDatabases = [];
     private int _deleted;
 
     public ConvergenceApiFactory()
@@ -66,11 +67,26 @@ public sealed class ConvergenceApiFactory : WebApplicationFactory<Program>
             ["CONVERGENCE_MAX_REQUEST_BODY_BYTES"] = string.Empty,
             ["CONVERGENCE_ALLOW_LOCAL_KMS_IN_PRODUCTION"] = string.Empty,
         };
+        // CONVERGENCE_TEST_BACKEND=postgres runs the suite on the shared-server deployment: every app whose test does not
+        // choose its own store and warehouse gets fresh PostgreSQL databases for both (dropped on dispose).
+        if (UsesPostgresBackend && settings?.ContainsKey("CONVERGENCE_STORE") != true && settings?.ContainsKey("CONVERGENCE_WAREHOUSE") != true)
+        {
+            foreach (var (key, value) in PostgresServer.AppSettings("it"))
+            {
+                _settings[key] = value;
+            }
+
+            _ownedDatabases = [_settings["CONVERGENCE_STORE_CONNECTION"]!, _settings["CONVERGENCE_WAREHOUSE_CONNECTION"]!];
+        }
+
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {
             _settings[key] = value;
         }
     }
+
+    /// <summary>Whether this test run puts apps on PostgreSQL by default (<c>CONVERGENCE_TEST_BACKEND=postgres</c>).</summary>
+    public static bool UsesPostgresBackend => Environment.GetEnvironmentVariable("CONVERGENCE_TEST_BACKEND") == "postgres";
 
     public static JsonSerializerOptions Json { get; } = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
@@ -182,9 +198,17 @@ public sealed class ConvergenceApiFactory : WebApplicationFactory<Program>
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);
-        if (disposing && _ownsDataDirectory && Interlocked.Exchange(ref _deleted, 1) == 0)
+        if (disposing && Interlocked.Exchange(ref _deleted, 1) == 0)
         {
-            DeleteDirectory(DataDirectory);
+            if (_ownsDataDirectory)
+            {
+                DeleteDirectory(DataDirectory);
+            }
+
+            foreach (var database in _ownedDatabases)
+            {
+                PostgresServer.DropDatabase(database);
+            }
         }
     }
 

@@ -29,6 +29,16 @@ public static class PostgresServer
         return new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = name }.ConnectionString;
     }
 
+    /// <summary>Drops a database made by <see cref="CreateDatabase"/>, closing its connections (the app's pools) first.</summary>
+    public static void DropDatabase(string connectionString)
+    {
+        var name = new NpgsqlConnectionStringBuilder(connectionString).Database;
+        using var connection = new NpgsqlConnection(AdminConnectionString);
+        connection.Open();
+        using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)", connection);
+        command.ExecuteNonQuery();
+    }
+
     /// <summary>
     /// App settings that put both the control plane and the warehouse on PostgreSQL, each in a fresh database named after
     /// <paramref name="prefix"/>: the whole service on the shared-server deployment.
