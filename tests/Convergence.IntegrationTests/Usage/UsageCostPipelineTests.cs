@@ -18,7 +18,7 @@ public class UsageApisFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Fake = await StartAsync();
-        Harness = new PipelineHarness(manualClock: true, new Dictionary<string, string?>(WarehouseSettings())
+        Harness = new PipelineHarness(manualClock: true, new Dictionary<string, string?>(BackendSettings())
         {
             ["OPENAI_BASE_URL"] = Fake.OpenAiBase.AbsoluteUri,
             ["ANTHROPIC_BASE_URL"] = Fake.AnthropicBase.AbsoluteUri,
@@ -38,14 +38,14 @@ public class UsageApisFixture : IAsyncLifetime
         await Fake.DisposeAsync();
     }
 
-    /// <summary>The warehouse the app runs on; the embedded SQLite default unless overridden.</summary>
-    protected virtual IReadOnlyDictionary<string, string?> WarehouseSettings() => new Dictionary<string, string?>();
+    /// <summary>The store and warehouse the app runs on; the embedded SQLite default unless overridden.</summary>
+    protected virtual IReadOnlyDictionary<string, string?> BackendSettings() => new Dictionary<string, string?>();
 }
 
 /// <summary>The usage fixture with the control plane and the warehouse on PostgreSQL (fresh databases on the test cluster).</summary>
 public sealed class PostgresUsageApisFixture : UsageApisFixture
 {
-    protected override IReadOnlyDictionary<string, string?> WarehouseSettings() => PostgresServer.AppSettings("usagecost");
+    protected override IReadOnlyDictionary<string, string?> BackendSettings() => PostgresServer.AppSettings("usagecost");
 }
 
 /// <summary>The usage and cost pipeline tests on the embedded SQLite warehouse.</summary>
