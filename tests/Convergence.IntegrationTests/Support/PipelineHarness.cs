@@ -214,11 +214,14 @@ public sealed class PipelineHarness : IAsyncDisposable
 
     // ---- Data ------------------------------------------------------------------------------------------------------
 
-    /// <summary>Every row of <paramref name="table"/> in the org's dataset, ordered; empty when the table does not exist.</summary>
+    /// <summary>
+    /// Every row of <paramref name="table"/> in the org's dataset (read through the app's warehouse, so on either
+    /// adapter), ordered; empty when the table does not exist.
+    /// </summary>
     public IReadOnlyList<string> TableRows(string org, string table = TestPipelines.Table)
     {
-        var db = new ControlPlaneDb(Factory.OrgDatasetPath(org));
-        if (!db.Exists || !db.Tables().Contains(table))
+        var db = new WarehouseRows(Factory, org);
+        if (!db.Exists || !db.Tables().Contains(table, StringComparer.Ordinal))
         {
             return [];
         }
