@@ -42,18 +42,38 @@ internal static class PostgresValues
     /// Writes <paramref name="value"/> (not null) as the next field of a binary COPY into a column of
     /// <paramref name="column"/>'s type. Accepts what the embedded adapter stores: the column's own .NET type, the
     /// other numeric types, and invariant text for numbers, dates and timestamps (as processors read them from files).
+    /// Synchronous: the importer buffers fields and only a full buffer goes to the server.
     /// </summary>
-    public static Task WriteAsync(NpgsqlBinaryImporter importer, object value, ColumnSchema column, CancellationToken cancellationToken) => column.Type switch
+    public static void Write(NpgsqlBinaryImporter importer, object value, ColumnSchema column)
     {
-        ColumnType.Int64 => importer.WriteAsync(ToInt64(value, column), NpgsqlDbType.Bigint, cancellationToken),
-        ColumnType.Float64 => importer.WriteAsync(ToDouble(value, column), NpgsqlDbType.Double, cancellationToken),
-        ColumnType.Numeric => importer.WriteAsync(ToDecimal(value, column), NpgsqlDbType.Numeric, cancellationToken),
-        ColumnType.Bool => importer.WriteAsync(ToBool(value, column), NpgsqlDbType.Boolean, cancellationToken),
-        ColumnType.Date => importer.WriteAsync(ToDate(value, column), NpgsqlDbType.Date, cancellationToken),
-        ColumnType.Timestamp => importer.WriteAsync(ToUtc(value, column), NpgsqlDbType.TimestampTz, cancellationToken),
-        ColumnType.Json => importer.WriteAsync(ToJson(value), NpgsqlDbType.Jsonb, cancellationToken),
-        _ => importer.WriteAsync(ToText(value, column), NpgsqlDbType.Text, cancellationToken),
-    };
+        switch (column.Type)
+        {
+            case ColumnType.Int64:
+                importer.Write(ToInt64(value, column), NpgsqlDbType.Bigint);
+                break;
+            case ColumnType.Float64:
+                importer.Write(ToDouble(value, column), NpgsqlDbType.Double);
+                break;
+            case ColumnType.Numeric:
+                importer.Write(ToDecimal(value, column), NpgsqlDbType.Numeric);
+                break;
+            case ColumnType.Bool:
+                importer.Write(ToBool(value, column), NpgsqlDbType.Boolean);
+                break;
+            case ColumnType.Date:
+                importer.Write(ToDate(value, column), NpgsqlDbType.Date);
+                break;
+            case ColumnType.Timestamp:
+                importer.Write(ToUtc(value, column), NpgsqlDbType.TimestampTz);
+                break;
+            case ColumnType.Json:
+                importer.Write(ToJson(value), NpgsqlDbType.Jsonb);
+                break;
+            default:
+                importer.Write(ToText(value, column), NpgsqlDbType.Text);
+                break;
+        }
+    }
 
     /// <summary>A value converted to the .NET type the column's wire type takes (for keys compared in memory).</summary>
     public static object ToColumnValue(object value, ColumnSchema column) => column.Type switch

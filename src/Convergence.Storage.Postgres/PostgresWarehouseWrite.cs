@@ -87,7 +87,8 @@ internal sealed class PostgresWarehouseWrite(NpgsqlConnection connection, Npgsql
 
     /// <summary>
     /// The one row-writing path: each row is checked (required columns, the merge slice) and its values converted as
-    /// <see cref="PostgresValues.WriteAsync"/> into one binary COPY, the array of a row never kept.
+    /// <see cref="PostgresValues.Write"/> into one binary COPY, the array of a row never kept. Fields are written
+    /// synchronously: the importer only buffers them, and a task per field cost more than the COPY's server side.
     /// </summary>
     private async Task<long> WriteAsync(IReadOnlyList<string> names, IAsyncEnumerable<object?[]> rows, CancellationToken cancellationToken)
     {
@@ -118,8 +119,9 @@ internal sealed class PostgresWarehouseWrite(NpgsqlConnection connection, Npgsql
         {
             await foreach (var row in rows.WithCancellation(cancellationToken))
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 count++;
-                await importer.StartRowAsync(cancellationToken);
+                importer.StartRow();
                 for (var i = 0; i < columns.Count; i++)
                 {
                     var column = columns[i];
@@ -131,11 +133,11 @@ internal sealed class PostgresWarehouseWrite(NpgsqlConnection connection, Npgsql
                             throw new ArgumentException($"Row {count} for {schema.Name} has no value for required column '{column.Name}'.");
                         }
 
-                        await importer.WriteNullAsync(cancellationToken);
+                        importer.WriteNull();
                     }
                     else
                     {
-                        await PostgresValues.WriteAsync(importer, value, column, cancellationToken);
+                        PostgresValues.Write(importer, value, column);
                     }
                 }
 
@@ -146,7 +148,7 @@ internal sealed class PostgresWarehouseWrite(NpgsqlConnection connection, Npgsql
 
                 if (staged)
                 {
-                    await importer.WriteAsync(count, NpgsqlDbType.Bigint, cancellationToken);
+                    importer.Write(count, NpgsqlDbType.Bigint);
                 }
             }
 

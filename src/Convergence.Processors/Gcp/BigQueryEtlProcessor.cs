@@ -68,10 +68,10 @@ internal sealed partial class BigQueryEtlProcessor(ImportDirectory? imports = nu
         long read = 0, outside = 0;
 
         // Records by position (one array refilled per row), not a dictionary per row: the reader's columns are the
-        // table's.
-        IEnumerable<object?[]> InSlice()
+        // table's. The file is read and parsed on another thread, ahead of the write (RecordReadAhead).
+        IEnumerable<object?[]> InSlice(CancellationToken token)
         {
-            foreach (var record in GcpBillingExportReader.ReadRecords(path, sourceUri!, jsonLines, cancellationToken))
+            foreach (var record in GcpBillingExportReader.ReadRecords(path, sourceUri!, jsonLines, token))
             {
                 read++;
                 var day = (DateOnly)record[GcpBillingExportReader.UsageDate]!;
@@ -85,7 +85,7 @@ internal sealed partial class BigQueryEtlProcessor(ImportDirectory? imports = nu
             }
         }
 
-        var written = await destination.WriteRecordsAsync(GcpBillingExportReader.Columns, InSlice(), cancellationToken);
+        var written = await destination.WriteRecordsAsync(GcpBillingExportReader.Columns, RecordReadAhead.Read(InSlice, cancellationToken), cancellationToken);
         if (read > 0 && written == 0)
         {
             throw RequestValidationException.For(

@@ -12,7 +12,11 @@ internal sealed class CsvRecordReader(TextReader reader)
     private char[] _field = new char[256];
     private int _fieldLength;
     private long _line = 1;
-    private string[] _previous = new string[64];
+    private string?[] _recent = new string?[64 * RecentPerColumn];
+    private int[] _next = new int[64];
+
+    /// <summary>Distinct texts remembered per column for <see cref="Text"/>.</summary>
+    private const int RecentPerColumn = 8;
 
     /// <summary>The 1-based line the last record read starts on.</summary>
     public long RecordLine { get; private set; }
@@ -69,8 +73,9 @@ internal sealed class CsvRecordReader(TextReader reader)
     }
 
     /// <summary>
-    /// The current field as a string, reusing the previous record's string for the same column when the text is the
-    /// same: billing exports repeat accounts, services, SKUs and units row after row, and this saves most allocations.
+    /// The current field as a string, reusing one of the last <see cref="RecentPerColumn"/> distinct strings of the same
+    /// column when the text is the same: billing exports interleave a few accounts, projects, services, SKUs, units and
+    /// label sets row after row, and this saves most allocations.
     /// </summary>
     private string Text(int column)
     {
@@ -79,19 +84,31 @@ internal sealed class CsvRecordReader(TextReader reader)
             return string.Empty;
         }
 
-        if (column >= _previous.Length)
+        if (column >= _next.Length)
         {
-            Array.Resize(ref _previous, column * 2);
+            Array.Resize(ref _recent, column * 2 * RecentPerColumn);
+            Array.Resize(ref _next, column * 2);
         }
 
         var field = _field.AsSpan(0, _fieldLength);
-        var previous = _previous[column];
-        if (previous is not null && field.SequenceEqual(previous))
+        var recent = _recent.AsSpan(column * RecentPerColumn, RecentPerColumn);
+        foreach (var text in recent)
         {
-            return previous;
+            if (text is null)
+            {
+                break;
+            }
+
+            if (field.SequenceEqual(text))
+            {
+                return text;
+            }
         }
 
-        return _previous[column] = new string(field);
+        var added = new string(field);
+        recent[_next[column]] = added;
+        _next[column] = (_next[column] + 1) % RecentPerColumn;
+        return added;
     }
 
     private void ReadUnquoted(int column)

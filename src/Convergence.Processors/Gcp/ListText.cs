@@ -120,15 +120,24 @@ internal sealed class ListText
         return ToJson(labels);
     }
 
+    /// <summary>The buffer and writer of <see cref="ToJson"/> on this thread, reused: an export converts credits row after row.</summary>
+    [ThreadStatic]
+    private static (ArrayBufferWriter<byte> Buffer, Utf8JsonWriter Writer)? _json;
+
     /// <summary>Writes a parsed value as JSON (decimals exactly as parsed).</summary>
     public static string ToJson(object? value)
     {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer))
+        if (_json is not var (buffer, writer))
         {
-            Write(writer, value);
+            buffer = new ArrayBufferWriter<byte>(256);
+            writer = new Utf8JsonWriter(buffer);
+            _json = (buffer, writer);
         }
 
+        buffer.ResetWrittenCount();
+        writer.Reset(buffer);
+        Write(writer, value);
+        writer.Flush();
         return Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
