@@ -294,7 +294,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             reader => reader.GetString(0),
             cancellationToken,
             ("at", at),
-            ("rows", SqliteJsonRows.Serialize(pending.OrderBy(p => p.TickId, StringComparer.Ordinal).Select(p => new object?[]
+            ("rows", SqliteJsonRows.Serialize(pending.Select(p => new object?[]
             {
                 p.TickId, p.Tick.Org.Value, p.Tick.ConfigId, p.Tick.Pipeline, SqliteSchema.Timestamp(p.Tick.ScheduledFor), p.QueueId,
                 p.Tick.MissedTicks > 0 ? $"Catch-up: {p.Tick.MissedTicks} earlier due tick(s) were not run." : null,
@@ -480,11 +480,11 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         await statements.ExecuteAsync(
             SqliteControlPlaneStore.InsertRunsFromJsonSql,
             cancellationToken,
-            ("rows", SqliteJsonRows.Serialize(entries.OrderBy(e => e.Admission.Run.PipelineLoggingId, StringComparer.Ordinal).Select(e => SqliteControlPlaneStore.RunValues(e.Admission.Run)))));
+            ("rows", SqliteJsonRows.Serialize(entries.Select(e => SqliteControlPlaneStore.RunValues(e.Admission.Run)))));
         await statements.ExecuteAsync(
             $"INSERT INTO org_pipeline_execution_queue ({string.Join(", ", QueueEntryColumns)}) SELECT {SqliteJsonRows.Columns(QueueEntryColumns.Length)} FROM json_each(@rows) AS j",
             cancellationToken,
-            ("rows", SqliteJsonRows.Serialize(entries.OrderBy(e => e.QueueId, StringComparer.Ordinal).Select(e => new object?[]
+            ("rows", SqliteJsonRows.Serialize(entries.Select(e => new object?[]
             {
                 e.QueueId, e.Admission.Org.Value, e.Admission.Run.PipelinePath, JsonSerializer.Serialize(e.Admission.Run.Parameters), e.Admission.Priority,
                 QueueStatus.Queued, SqliteSchema.Timestamp(e.Admission.ScheduledFor), 0, e.Admission.MaxAttempts, e.QueueKey, e.Admission.Run.PipelineLoggingId,
