@@ -212,9 +212,11 @@ internal sealed class PostgresWarehouseWrite(NpgsqlConnection connection, Npgsql
 
     public async Task<long> WriteQueryAsync(SqlQuery query, CancellationToken cancellationToken)
     {
-        var source = $"({query.Text}) AS q";
         var returned = await QueryColumnsAsync(query, cancellationToken);
         var columns = string.Join(", ", returned.Select(PostgresSchema.Quote));
+        // Cast to the table's types once, before the slice check, the key delete and the insert: a query written for
+        // every adapter may return text where the table holds dates.
+        var source = $"(SELECT {string.Join(", ", returned.Select(c => $"{Cast(c)} AS {PostgresSchema.Quote(c)}"))} FROM ({query.Text}) AS q) AS typed";
         if (spec.Mode == WriteMode.MergePartition)
         {
             var (condition, sliceParameters) = SliceCondition();
@@ -228,13 +230,10 @@ internal sealed class PostgresWarehouseWrite(NpgsqlConnection connection, Npgsql
         if (spec.Mode is WriteMode.Upsert or WriteMode.ReplacePartitions)
         {
             var keys = string.Join(", ", spec.Keys.Select(PostgresSchema.Quote));
-            var keyValues = string.Join(", ", spec.Keys.Select(k => Cast(k)));
-            await ExecuteAsync(new SqlQuery($"DELETE FROM {Table} WHERE ({keys}) IN (SELECT {keyValues} FROM {source})", query.Parameters), cancellationToken);
+            await ExecuteAsync(new SqlQuery($"DELETE FROM {Table} WHERE ({keys}) IN (SELECT {keys} FROM {source})", query.Parameters), cancellationToken);
         }
 
-        // Cast to the table's types: a query written for every adapter may return text where the table holds dates.
-        var values = string.Join(", ", returned.Select(c => Cast(c)));
-        return await ExecuteAsync(new SqlQuery($"INSERT INTO {Table} ({columns}) SELECT {values} FROM {source}", query.Parameters), cancellationToken);
+        return await ExecuteAsync(new SqlQuery($"INSERT INTO {Table} ({columns}) SELECT {columns} FROM {source}", query.Parameters), cancellationToken);
     }
 
     private string Cast(string column) => $"CAST(q.{PostgresSchema.Quote(column)} AS {PostgresSchema.TypeOf(schema.FindColumn(column)!.Type)})";

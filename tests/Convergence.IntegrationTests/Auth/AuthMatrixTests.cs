@@ -222,7 +222,7 @@ public sealed class AuthMatrixTests
         (await get.ShouldBeJsonAsync(HttpStatusCode.OK)).Str("status").ShouldBe("ACTIVE");
         factory.ControlPlane().CountForOrg("org_api_keys", "acme").ShouldBe(1);
         factory.ControlPlane().CountForOrg("org_profiles", "other").ShouldBe(0);
-        File.Exists(factory.OrgDatasetPath("acme")).ShouldBeTrue();
+        factory.Warehouse("acme").Exists.ShouldBeTrue();
     }
 
     [Fact]
@@ -237,7 +237,7 @@ public sealed class AuthMatrixTests
             warm.StatusCode.ShouldBe(HttpStatusCode.OK);
         }
 
-        File.Exists(factory.OrgDatasetPath("acme")).ShouldBeTrue();
+        factory.Warehouse("acme").Exists.ShouldBeTrue();
         using var root = factory.RootClient();
 
         using (var offboard = await root.DeleteAsync($"{AcmeRoute}?drop_data=true"))
@@ -270,7 +270,7 @@ public sealed class AuthMatrixTests
             (await offboard.ShouldBeJsonAsync(HttpStatusCode.OK)).GetProperty("data_dropped").GetBoolean().ShouldBeFalse();
         }
 
-        File.Exists(factory.OrgDatasetPath("acme")).ShouldBeTrue();
+        factory.Warehouse("acme").Exists.ShouldBeTrue();
         using var org = factory.OrgClient(acme.ApiKey);
         using var response = await org.GetAsync(AcmeRoute);
         await response.ShouldBeProblemAsync(HttpStatusCode.Unauthorized);

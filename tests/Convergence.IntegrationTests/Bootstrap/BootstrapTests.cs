@@ -89,7 +89,7 @@ public sealed class BootstrapTests
 
         body.GetProperty("dataset_created").GetBoolean().ShouldBeTrue();
         Names(body, "tables_created").ShouldBe(CentralTables, ignoreOrder: true);
-        File.Exists(factory.CentralDatabasePath).ShouldBeTrue();
+        factory.ControlPlane().Exists.ShouldBeTrue();
         factory.ControlPlane().Tables().ShouldBe(CentralTables, ignoreOrder: true);
         factory.ControlPlane().Count("org_profiles").ShouldBe(0);
         using var root = factory.RootClient();
@@ -129,7 +129,7 @@ public sealed class BootstrapTests
         using var response = await client.PostJsonAsync(Route, new { });
 
         await response.ShouldBeProblemAsync(HttpStatusCode.Unauthorized);
-        File.Exists(factory.CentralDatabasePath).ShouldBeFalse();
+        factory.ControlPlane().Exists.ShouldBeFalse();
     }
 
     [Fact]

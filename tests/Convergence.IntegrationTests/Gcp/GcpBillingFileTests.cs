@@ -73,7 +73,7 @@ public sealed class GcpBillingFileTests(PipelineFixture fixture) : IClassFixture
         }
 
         var labelled = rows.Single(r => (long)r["source_line"]! == 5);
-        labelled["labels"].ShouldBe("""{"goog-resource-type":"bigquery_resource"}""");
+        labelled["labels"].ShouldBeJson("""{"goog-resource-type":"bigquery_resource"}""");
         labelled["system_labels"].ShouldBe("{}");
 
         var steps = (await GetStepsAsync(client, run.Str("pipeline_logging_id"))).GetProperty("steps").EnumerateArray().ToList();
@@ -113,7 +113,7 @@ public sealed class GcpBillingFileTests(PipelineFixture fixture) : IClassFixture
         var corrected = rows.Single(r => (string)r["billing_account_id"]! == Account && (string)r["cost"]! == "1.234567");
         corrected["credits_total"].ShouldBe("-0.534567");
         corrected["cost_after_credits"].ShouldBe("0.700000");
-        corrected["labels"].ShouldBe("""{"team":"o\u0027brien","env":"prod"}""");
+        corrected["labels"].ShouldBeJson("""{"team":"o\u0027brien","env":"prod"}""");
     }
 
     [Fact]
@@ -265,7 +265,7 @@ public sealed class GcpBillingFileTests(PipelineFixture fixture) : IClassFixture
 
     private IReadOnlyList<Dictionary<string, object?>> Rows(string org)
     {
-        var db = new ControlPlaneDb(Api.Factory.OrgDatasetPath(org));
+        var db = Api.Factory.Warehouse(org);
         return db.Exists && db.Tables().Contains(Table) ? db.Rows($"SELECT * FROM {Table}") : [];
     }
 

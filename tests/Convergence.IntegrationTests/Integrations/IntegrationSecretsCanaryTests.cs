@@ -76,11 +76,25 @@ public sealed class IntegrationSecretsCanaryTests
         var logs = factory.Logs.Records.SelectMany(r => r.AllText().Select(t => $"[{r.Category} {r.EventId}] {t}")).ToList();
         logs.ShouldNotBeEmpty();
         var files = Directory.EnumerateFiles(factory.DataDirectory, "*", SearchOption.AllDirectories).ToList();
-        files.ShouldContain(f => f.EndsWith("organizations.sqlite", StringComparison.Ordinal));
+        var controlPlane = factory.ControlPlane();
+        // On PostgreSQL the stored state is in the server, not the data folder: every value of every table is read back.
+        var stored = controlPlane.IsPostgres
+            ? controlPlane.AllText() + "\n" + string.Join("\n", factory.Warehouse(org.Slug).Tables().SelectMany(t => factory.Warehouse(org.Slug).Rows($"SELECT * FROM {t}")).SelectMany(r => r.Values).Select(v => v?.ToString()))
+            : null;
+        if (stored is null)
+        {
+            files.ShouldContain(f => f.EndsWith("organizations.sqlite", StringComparison.Ordinal));
+        }
+        else
+        {
+            stored.ShouldContain("canary", Case.Sensitive, "the dump holds the org's rows");
+        }
+
         foreach (var secret in secrets)
         {
             logs.Where(l => l.Contains(secret, StringComparison.Ordinal)).Select(l => l.Replace(secret, "«SECRET»", StringComparison.Ordinal)).ShouldBeEmpty($"log lines carry {secret[..12]}…");
             bodies.ShouldNotContain(b => b.Contains(secret, StringComparison.Ordinal), $"a response carries {secret[..12]}…");
+            (stored?.Contains(secret, StringComparison.Ordinal) ?? false).ShouldBeFalse($"the database holds {secret[..12]}… in clear");
             var needle = Encoding.UTF8.GetBytes(secret);
             foreach (var file in files)
             {

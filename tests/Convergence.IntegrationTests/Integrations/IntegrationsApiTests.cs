@@ -76,7 +76,7 @@ public sealed class IntegrationsApiTests : IAsyncLifetime
         status.Str("validation_status").ShouldBe("VALID");
         status.GetProperty("configured").GetBoolean().ShouldBeTrue();
 
-        var row = _factory.ControlPlane().Rows("SELECT encrypted_credential, key_version FROM org_integration_credentials WHERE org_slug = $o AND is_active = 1", ("$o", org.Slug)).Single();
+        var row = _factory.ControlPlane().Rows("SELECT encrypted_credential, key_version FROM org_integration_credentials WHERE org_slug = $o AND is_active = TRUE", ("$o", org.Slug)).Single();
         ((string)row["encrypted_credential"]!).ShouldNotContain(key);
         ((string)row["encrypted_credential"]!).Length.ShouldBeGreaterThan(key.Length);
 
@@ -197,7 +197,7 @@ public sealed class IntegrationsApiTests : IAsyncLifetime
         }
 
         var db = _factory.ControlPlane();
-        db.Count("org_integration_credentials", "org_slug = $o AND is_active = 1", ("$o", org.Slug)).ShouldBe(0);
+        db.Count("org_integration_credentials", "org_slug = $o AND is_active = TRUE", ("$o", org.Slug)).ShouldBe(0);
         db.Count("org_integration_credentials", "org_slug = $o AND encrypted_credential <> ''", ("$o", org.Slug)).ShouldBe(0);
         db.Count("org_audit_logs", "org_slug = $o AND action = 'integration.delete'", ("$o", org.Slug)).ShouldBe(1);
         db.Count("org_audit_logs", "org_slug = $o AND action = 'integration.setup'", ("$o", org.Slug)).ShouldBe(1);
@@ -219,7 +219,7 @@ public sealed class IntegrationsApiTests : IAsyncLifetime
         (await again.ShouldBeJsonAsync(HttpStatusCode.Created)).Str("validation_status").ShouldBe("VALID");
         var prices = await (await client.GetAsync($"/api/v1/integrations/{org.Slug}/openai/pricing")).ShouldBeJsonAsync(HttpStatusCode.OK);
         prices.GetProperty("prices").EnumerateArray().Single(p => p.Str("model_id") == "gpt-4o").GetProperty("input_per_mtok").GetDecimal().ShouldBe(1.25m);
-        _factory.ControlPlane().Count("org_integration_credentials", "org_slug = $o AND is_active = 1", ("$o", org.Slug)).ShouldBe(1);
+        _factory.ControlPlane().Count("org_integration_credentials", "org_slug = $o AND is_active = TRUE", ("$o", org.Slug)).ShouldBe(1);
         _factory.ControlPlane().Count("org_integration_credentials", "org_slug = $o", ("$o", org.Slug)).ShouldBe(2);
     }
 

@@ -75,7 +75,7 @@ public sealed class DryRunTests
         body.GetProperty("ready_for_onboarding").GetBoolean().ShouldBeFalse();
         Checks(body)["bootstrap_done"].ShouldBeFalse();
         body.GetProperty("errors").EnumerateArray().Select(e => e.GetString()!).ShouldContain(e => e.StartsWith("bootstrap_done:", StringComparison.Ordinal));
-        File.Exists(factory.CentralDatabasePath).ShouldBeFalse("a dry-run must not create the central dataset");
+        factory.ControlPlane().Exists.ShouldBeFalse("a dry-run must not create the central dataset");
     }
 
     [Fact]
@@ -105,7 +105,7 @@ public sealed class DryRunTests
         db.Count("org_api_keys").ShouldBe(0);
         db.Count("org_subscriptions").ShouldBe(0);
         db.Count("org_usage_quotas").ShouldBe(0);
-        File.Exists(factory.OrgDatasetPath("acme")).ShouldBeFalse();
+        factory.Warehouse("acme").Exists.ShouldBeFalse();
         Directory.GetFiles(factory.DatasetsDirectory).Select(Path.GetFileName).ShouldAllBe(f => f!.StartsWith("organizations.sqlite", StringComparison.Ordinal));
     }
 

@@ -49,7 +49,8 @@ public sealed class OnboardingAtomicityTests
         var dataDirectory = ConvergenceApiFactory.NewTemporaryDirectory();
         try
         {
-            await using (var failing = new ConvergenceApiFactory(null, dataDirectory))
+            // A restart on the same data folder: the SQLite deployment (PostgreSQL restarts are the multi-instance tests').
+            await using (var failing = new ConvergenceApiFactory(ConvergenceApiFactory.OnSqlite(), dataDirectory))
             {
                 await failing.BootstrapAsync();
                 failing.Faults.Active = FaultPoint.WarehouseEnsureTable;
@@ -57,7 +58,7 @@ public sealed class OnboardingAtomicityTests
             }
 
             SqlitePools.ClearAsIfProcessRestarted(dataDirectory, Slug);
-            await using var fresh = new ConvergenceApiFactory(null, dataDirectory);
+            await using var fresh = new ConvergenceApiFactory(ConvergenceApiFactory.OnSqlite(), dataDirectory);
             AssertNothingLeft(fresh);
             var retry = await fresh.OnboardAsync(Slug);
             await AssertWorkingOrgAsync(fresh, retry);
@@ -79,7 +80,7 @@ public sealed class OnboardingAtomicityTests
         await OnboardExpectingFailureAsync(factory);
 
         factory.ControlPlane().CountForOrg("org_profiles", "bystander").ShouldBe(1);
-        File.Exists(factory.OrgDatasetPath("bystander")).ShouldBeTrue();
+        factory.Warehouse("bystander").Exists.ShouldBeTrue();
         using var client = factory.OrgClient(other.ApiKey);
         using var response = await client.GetAsync("/api/v1/organizations/bystander");
         response.StatusCode.ShouldBe(HttpStatusCode.OK);
@@ -119,7 +120,7 @@ public sealed class OnboardingAtomicityTests
     private static async Task AssertWorkingOrgAsync(ConvergenceApiFactory factory, OnboardResult retry)
     {
         retry.Body.GetProperty("dataset_created").GetBoolean().ShouldBeTrue();
-        File.Exists(factory.OrgDatasetPath(Slug)).ShouldBeTrue();
+        factory.Warehouse(Slug).Exists.ShouldBeTrue();
         var db = factory.ControlPlane();
         db.CountForOrg("org_profiles", Slug).ShouldBe(1);
         db.CountForOrg("org_subscriptions", Slug).ShouldBe(1);

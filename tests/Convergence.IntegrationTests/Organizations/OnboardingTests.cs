@@ -31,8 +31,7 @@ public sealed class OnboardingTests
         body.Str("org_api_key_id").ShouldStartWith("key_");
         body.Str("pipeline_logging_id").ShouldNotBeNullOrWhiteSpace();
 
-        File.Exists(factory.OrgDatasetPath("acme_corp")).ShouldBeTrue();
-        new ControlPlaneDb(factory.OrgDatasetPath("acme_corp")).Tables().ShouldContain("onboarding_validation_test");
+        factory.Warehouse("acme_corp").Tables().ShouldContain("onboarding_validation_test");
     }
 
     [Theory]
@@ -93,7 +92,7 @@ public sealed class OnboardingTests
         db.CountForOrg("org_profiles", "acme").ShouldBe(1);
         db.CountForOrg("org_api_keys", "acme").ShouldBe(1);
         db.Rows("SELECT plan_name FROM org_subscriptions WHERE org_slug = 'acme'").ShouldHaveSingleItem()["plan_name"].ShouldBe("STARTER");
-        File.Exists(factory.OrgDatasetPath("acme")).ShouldBeTrue("the first org's dataset must survive the conflicting attempt");
+        factory.Warehouse("acme").Exists.ShouldBeTrue("the first org's dataset must survive the conflicting attempt");
         using var org = factory.OrgClient(first.ApiKey);
         using var get = await org.GetAsync("/api/v1/organizations/acme");
         get.StatusCode.ShouldBe(HttpStatusCode.OK);
@@ -142,7 +141,7 @@ public sealed class OnboardingTests
 
         var problem = await response.ShouldBeProblemAsync(HttpStatusCode.Conflict);
         problem.Json.Str("detail").ShouldContain("bootstrap", Case.Insensitive);
-        File.Exists(factory.OrgDatasetPath("acme")).ShouldBeFalse();
+        factory.Warehouse("acme").Exists.ShouldBeFalse();
     }
 
     [Fact]
@@ -216,7 +215,7 @@ public sealed class OnboardingTests
         db.CountForOrg("org_api_keys", "racer").ShouldBe(1);
         var winner = attempts.Single(a => a.Status == HttpStatusCode.Created).Json;
         db.Rows("SELECT org_api_key_id FROM org_api_keys WHERE org_slug = 'racer'").ShouldHaveSingleItem()["org_api_key_id"].ShouldBe(winner.Str("org_api_key_id"));
-        File.Exists(factory.OrgDatasetPath("racer")).ShouldBeTrue();
+        factory.Warehouse("racer").Exists.ShouldBeTrue();
         using var org = factory.OrgClient(winner.Str("api_key"));
         using var get = await org.GetAsync("/api/v1/organizations/racer");
         get.StatusCode.ShouldBe(HttpStatusCode.OK);
@@ -235,7 +234,7 @@ public sealed class OnboardingTests
         factory.ControlPlane().Count("org_profiles").ShouldBe(slugs.Count);
         foreach (var result in results)
         {
-            File.Exists(factory.OrgDatasetPath(result.Slug)).ShouldBeTrue();
+            factory.Warehouse(result.Slug).Exists.ShouldBeTrue();
         }
     }
 
@@ -254,7 +253,7 @@ public sealed class OnboardingTests
         using var response = await client.PostJsonAsync(Route, ConvergenceApiFactory.OnboardBody("acme"));
 
         await response.ShouldBeProblemAsync(HttpStatusCode.Conflict);
-        File.Exists(factory.OrgDatasetPath("acme")).ShouldBeFalse("the conflicting attempt must not recreate the dropped dataset");
+        factory.Warehouse("acme").Exists.ShouldBeFalse("the conflicting attempt must not recreate the dropped dataset");
     }
 
     private static byte[] ReadShared(string path)

@@ -60,9 +60,9 @@ public sealed class RerunIdempotencyTests(PipelineFixture fixture) : IClassFixtu
     }
 
     private IReadOnlyList<(string Date, string RunId)> Days(string org, string from, string to) =>
-        [.. new ControlPlaneDb(Api.Factory.OrgDatasetPath(org))
-            .Rows($"SELECT run_date, pipeline_logging_id FROM {Table} WHERE run_date BETWEEN $from AND $to ORDER BY run_date", ("$from", from), ("$to", to))
+        [.. Api.Factory.Warehouse(org)
+            .Rows($"SELECT run_date, pipeline_logging_id FROM {Table} WHERE run_date BETWEEN '{from}' AND '{to}' ORDER BY run_date")
             .Select(r => ((string)r["run_date"]!, (string)r["pipeline_logging_id"]!))];
 
-    private long Count(string org) => new ControlPlaneDb(Api.Factory.OrgDatasetPath(org)).Count(Table);
+    private long Count(string org) => Api.Factory.Warehouse(org).Count(Table);
 }

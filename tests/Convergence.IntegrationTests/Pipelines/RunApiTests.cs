@@ -51,7 +51,7 @@ public sealed class RunApiTests(PipelineFixture fixture) : IClassFixture<Pipelin
         dq.ShouldAllBe(d => d.GetProperty("table").GetString() == "onboarding_validation_test");
         dq.ShouldAllBe(d => d.GetProperty("step_logging_id").GetString() == step.GetProperty("step_logging_id").GetString());
 
-        var rows = new ControlPlaneDb(Api.Factory.OrgDatasetPath(org.Slug))
+        var rows = Api.Factory.Warehouse(org.Slug)
             .Rows("SELECT run_date, org_slug, pipeline_logging_id FROM onboarding_validation_test WHERE run_date = '2025-11-20'");
         var row = rows.ShouldHaveSingleItem();
         row["org_slug"].ShouldBe(org.Slug);

@@ -13,9 +13,9 @@ public sealed class SqlWriteTests(PipelineFixture fixture) : IClassFixture<Pipel
         var org = await Api.OnboardAsync("sqlmerge");
         using var client = Api.Factory.OrgClient(org.ApiKey);
 
-        await CompletedAsync(client, org.Slug, TestPipelines.SqlMerge, new { date = "2025-11-19", shift = "+0 day" });
-        await CompletedAsync(client, org.Slug, TestPipelines.SqlMerge, new { date = "2025-11-20", shift = "+0 day" });
-        var last = await CompletedAsync(client, org.Slug, TestPipelines.SqlMerge, new { date = "2025-11-20", shift = "+0 day" });
+        await CompletedAsync(client, org.Slug, TestPipelines.SqlMerge, new { date = "2025-11-19", event_date = "2025-11-19" });
+        await CompletedAsync(client, org.Slug, TestPipelines.SqlMerge, new { date = "2025-11-20", event_date = "2025-11-20" });
+        var last = await CompletedAsync(client, org.Slug, TestPipelines.SqlMerge, new { date = "2025-11-20", event_date = "2025-11-20" });
 
         var rows = Api.TableRows(org.Slug);
         rows.Count.ShouldBe(2);
@@ -27,10 +27,10 @@ public sealed class SqlWriteTests(PipelineFixture fixture) : IClassFixture<Pipel
     {
         var org = await Api.OnboardAsync("sqlout");
         using var client = Api.Factory.OrgClient(org.ApiKey);
-        await CompletedAsync(client, org.Slug, TestPipelines.SqlMerge, new { date = "2025-11-20", shift = "+0 day" });
+        await CompletedAsync(client, org.Slug, TestPipelines.SqlMerge, new { date = "2025-11-20", event_date = "2025-11-20" });
         var before = Api.TableRows(org.Slug);
 
-        var run = await Api.RunAndWaitAsync(client, org.Slug, TestPipelines.SqlMerge, new { date = "2025-11-20", shift = "+1 day" });
+        var run = await Api.RunAndWaitAsync(client, org.Slug, TestPipelines.SqlMerge, new { date = "2025-11-20", event_date = "2025-11-21" });
 
         run.Str("status").ShouldBe("FAILED", run.ToString());
         run.Str("error_message").ShouldContain("outside the run's slice");

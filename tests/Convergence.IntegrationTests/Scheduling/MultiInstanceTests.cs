@@ -18,9 +18,9 @@ public sealed class SqliteMultiInstanceTests : MultiInstanceContract
         ControlPlane.Rows("SELECT status, attempts, last_error FROM org_pipeline_execution_queue WHERE pipeline_logging_id = $id", ("$id", runId)).ShouldHaveSingleItem();
 
     protected override IEnumerable<IReadOnlyDictionary<string, object?>> UsageRows(string org) =>
-        new ControlPlaneDb(Path.Combine(Data, "datasets", org + "_local.sqlite")).Rows("SELECT * FROM openai_usage_daily_raw");
+        ControlPlaneDb.Sqlite(Path.Combine(Data, "datasets", org + "_local.sqlite")).Rows("SELECT * FROM openai_usage_daily_raw");
 
-    private ControlPlaneDb ControlPlane => new(Path.Combine(Data, "datasets", "organizations.sqlite"));
+    private ControlPlaneDb ControlPlane => ControlPlaneDb.Sqlite(Path.Combine(Data, "datasets", "organizations.sqlite"));
 }
 
 /// <summary>

@@ -12,7 +12,7 @@ public sealed class SqliteRunQueueStoreTests : RunQueueStoreContract, IDisposabl
 {
     // The app's own worker pool must not claim what the tests admit: it is not started (its first pass after bootstrap
     // could race the tests' admissions).
-    private readonly ConvergenceApiFactory _factory = new(new Dictionary<string, string?> { ["CONVERGENCE_QUEUE_POLL_SECONDS"] = "3600" })
+    private readonly ConvergenceApiFactory _factory = new(ConvergenceApiFactory.OnSqlite(new Dictionary<string, string?> { ["CONVERGENCE_QUEUE_POLL_SECONDS"] = "3600" }))
     {
         ConfigureServices = services =>
         {

@@ -87,8 +87,8 @@ public sealed class RunQueueTests(QueueFixture fixture) : IClassFixture<QueueFix
         for (var day = 1; day <= 13; day++)
         {
             db.Execute(
-                "INSERT INTO org_usage_quotas VALUES ($org, $date, $runs, 0, 0, $date || 'T00:00:00.0000000Z', '2030-03-01T00:00:00.0000000Z')",
-                ("$org", org.Slug), ("$date", $"2030-03-{day:D2}"), ("$runs", day <= 12 ? 14 : 12));
+                "INSERT INTO org_usage_quotas VALUES ($org, $date, $runs, 0, 0, $updated, '2030-03-01T00:00:00.0000000Z')",
+                ("$org", org.Slug), ("$date", $"2030-03-{day:D2}"), ("$updated", $"2030-03-{day:D2}T00:00:00.0000000Z"), ("$runs", day <= 12 ? 14 : 12));
         }
 
         using var client = Api.Factory.OrgClient(org.ApiKey);

@@ -56,7 +56,7 @@ public sealed class SchedulesApiTests : IAsyncLifetime, IDisposable
         row["org_slug"].ShouldBe(org.Slug);
         row["next_run_time"].ShouldBe("2030-03-15T01:30:00.0000000Z");
         row["is_active"].ShouldBe(1L);
-        row["parameters"].ShouldBe("""{"source_uri":"gs://bucket/export.csv"}""");
+        row["parameters"].ShouldBeJson("""{"source_uri":"gs://bucket/export.csv"}""");
 
         using (var get = await client.GetAsync($"{Url(org.Slug)}/{id}"))
         {

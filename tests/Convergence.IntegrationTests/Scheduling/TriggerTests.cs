@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text.Json;
 using Convergence.Api.Pipelines;
 using Convergence.IntegrationTests.Support;
 using Microsoft.Extensions.DependencyInjection;
@@ -68,7 +69,7 @@ public sealed class TriggerTests : IAsyncLifetime
         (await response.ShouldBeJsonAsync(HttpStatusCode.OK)).GetProperty("queued").GetInt32().ShouldBe(1);
 
         var parameters = (string)_api.Factory.ControlPlane().Scalar("SELECT parameters FROM org_pipeline_execution_queue WHERE org_slug = $org", ("$org", org.Slug))!;
-        parameters.ShouldContain("\"date\":\"2030-03-15\"");
+        JsonDocument.Parse(parameters).RootElement.GetProperty("date").GetString().ShouldBe("2030-03-15");
     }
 
     [Fact]
@@ -87,7 +88,7 @@ public sealed class TriggerTests : IAsyncLifetime
         tick["scheduled_for"].ShouldBe("2030-03-18T05:00:00.0000000Z");
         ((string)tick["reason"]!).ShouldContain("3 earlier due tick(s)");
         db.Scalar("SELECT next_run_time FROM org_pipeline_configs WHERE config_id = $id", ("$id", configId)).ShouldBe("2030-03-19T05:00:00.0000000Z");
-        ((string)db.Scalar("SELECT parameters FROM org_pipeline_execution_queue WHERE org_slug = $org", ("$org", org.Slug))!).ShouldContain("\"date\":\"2030-03-18\"");
+        JsonDocument.Parse((string)db.Scalar("SELECT parameters FROM org_pipeline_execution_queue WHERE org_slug = $org", ("$org", org.Slug))!).RootElement.GetProperty("date").GetString().ShouldBe("2030-03-18");
     }
 
     [Fact]

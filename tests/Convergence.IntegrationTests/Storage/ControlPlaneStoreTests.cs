@@ -19,11 +19,11 @@ public sealed class SqliteControlPlaneStoreTests : ControlPlaneStoreContract, ID
     // The app's maintenance loop must not heartbeat or fail the runs these tests arrange (its period is an hour), and
     // its worker pool must not claim the queue entries they arrange: it is not started at all (its first pass after
     // bootstrap could otherwise race the arrangement).
-    private readonly ConvergenceApiFactory _factory = new(new Dictionary<string, string?>
+    private readonly ConvergenceApiFactory _factory = new(ConvergenceApiFactory.OnSqlite(new Dictionary<string, string?>
     {
         ["CONVERGENCE_QUEUE_POLL_SECONDS"] = "3600",
         ["CONVERGENCE_RUN_HEARTBEAT_SECONDS"] = "3600",
-    })
+    }))
     {
         ConfigureServices = services =>
         {

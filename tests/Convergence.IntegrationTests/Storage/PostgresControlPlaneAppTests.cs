@@ -42,7 +42,7 @@ public sealed class PostgresControlPlaneAppTests
         }
 
         // The rows are in PostgreSQL, not in a SQLite file of the data folder.
-        factory.ControlPlane().Exists.ShouldBeFalse();
+        File.Exists(factory.CentralDatabasePath).ShouldBeFalse();
         await using var database = new NpgsqlConnection(connection);
         await database.OpenAsync();
         await using var count = new NpgsqlCommand("SELECT COUNT(*) FROM organizations.org_profiles WHERE org_slug = 'pg_acme'", database);
@@ -76,6 +76,6 @@ public sealed class PostgresControlPlaneAppTests
         using var response = await client.GetAsync("/api/v1/pipelines/runs?limit=10");
         response.StatusCode.ShouldBe(HttpStatusCode.OK);
         (await response.Content.ReadAsStringAsync()).ShouldContain(id);
-        harness.Factory.ControlPlane().Exists.ShouldBeFalse();
+        File.Exists(harness.Factory.CentralDatabasePath).ShouldBeFalse();
     }
 }

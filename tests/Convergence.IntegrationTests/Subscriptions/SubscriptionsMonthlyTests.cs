@@ -50,7 +50,7 @@ public sealed class SubscriptionsMonthlyTests : IAsyncLifetime
         var run = await _harness.RunAndWaitAsync(client, org.Slug, "openai/subscriptions", new { date = "2025-11-01" });
 
         run.Str("status").ShouldBe("COMPLETED", run.ToString());
-        var focus = new ControlPlaneDb(_harness.Factory.OrgDatasetPath(org.Slug))
+        var focus = _harness.Factory.Warehouse(org.Slug)
             .Rows("SELECT * FROM cost_focus_daily WHERE x_source_table = 'openai_subscriptions_monthly'").ShouldHaveSingleItem();
         focus["charge_date"].ShouldBe("2025-11-01");
         focus["charge_category"].ShouldBe("Purchase");
@@ -70,7 +70,7 @@ public sealed class SubscriptionsMonthlyTests : IAsyncLifetime
     }
 
     private Dictionary<string, decimal> MonthTotals(string slug) =>
-        new ControlPlaneDb(_harness.Factory.OrgDatasetPath(slug)).Rows("SELECT month, cost FROM openai_subscriptions_monthly")
+        _harness.Factory.Warehouse(slug).Rows("SELECT month, cost FROM openai_subscriptions_monthly")
             .GroupBy(r => (string)r["month"]!)
             .ToDictionary(g => g.Key, g => g.Sum(r => decimal.Parse((string)r["cost"]!, CultureInfo.InvariantCulture)));
 }

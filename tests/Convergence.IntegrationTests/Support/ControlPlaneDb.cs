@@ -1,16 +1,55 @@
+using System.Data.Common;
+using System.Globalization;
+using System.Text.RegularExpressions;
 using Microsoft.Data.Sqlite;
+using Npgsql;
+using NpgsqlTypes;
 
 namespace Convergence.IntegrationTests.Support;
 
-/// <summary>Reads a SQLite file of the data folder directly (unpooled, so nothing stays open after a call).</summary>
-public sealed class ControlPlaneDb(string path)
+/// <summary>
+/// Reads (and, for arranging state the API cannot reach, writes) the control plane directly, on whichever store the
+/// app runs: its SQLite file in the data folder, or its PostgreSQL database (schema <c>organizations</c>). Each call
+/// opens and closes its own unpooled connection, so nothing stays open after a call.
+/// </summary>
+/// <remarks>
+/// Tests write one SQL text for both: parameters as <c>$name</c> (rewritten to <c>@name</c> for Npgsql), booleans as
+/// <c>TRUE</c>/<c>FALSE</c>. Values come back in SQLite's representation on both — integers and booleans as
+/// <see cref="long"/>, timestamps as the store's ISO 8601 text — so expectations do not depend on the backend. Text
+/// parameters go to PostgreSQL untyped, so the server casts them to the column's type (a timestamp written as text).
+/// </remarks>
+public sealed partial class ControlPlaneDb
 {
-    public string Path { get; } = path;
+    private const string TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'";
 
-    public bool Exists => File.Exists(Path);
+    private readonly string? _postgres;
+
+    private ControlPlaneDb(string path, string? postgres)
+    {
+        Path = path;
+        _postgres = postgres;
+    }
+
+    /// <summary>The SQLite file, or the PostgreSQL database's name.</summary>
+    public string Path { get; }
+
+    public bool IsPostgres => _postgres is not null;
+
+    public bool Exists => IsPostgres
+        ? Convert.ToBoolean(Scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'organizations')"), CultureInfo.InvariantCulture)
+        : File.Exists(Path);
+
+    public static ControlPlaneDb Sqlite(string path) => new(path, null);
+
+    public static ControlPlaneDb Postgres(string connectionString) =>
+        new(new NpgsqlConnectionStringBuilder(connectionString).Database ?? "postgres", new NpgsqlConnectionStringBuilder(connectionString)
+        {
+            SearchPath = "organizations",
+            Pooling = false,
+        }.ConnectionString);
 
     public long Count(string table, string where = "1 = 1", params (string Name, object? Value)[] args) =>
-        Convert.ToInt64(Scalar($"SELECT COUNT(*) FROM \"{table}\" WHERE {where}", args), System.Globalization.CultureInfo.InvariantCulture);
+        Convert.ToInt64(Scalar($"SELECT COUNT(*) FROM \"{table}\" WHERE {where}", args), CultureInfo.InvariantCulture);
 
     /// <summary>Rows of <c>table</c> for one org.</summary>
     public long CountForOrg(string table, string slug) => Count(table, "org_slug = $org", ("$org", slug));
@@ -19,7 +58,7 @@ public sealed class ControlPlaneDb(string path)
     {
         using var connection = Open();
         using var command = Command(connection, sql, args);
-        return command.ExecuteScalar();
+        return Normalise(command.ExecuteScalar());
     }
 
     /// <summary>Runs a write (a test arranging state the API cannot reach, such as an expired subscription); returns rows changed.</summary>
@@ -35,11 +74,11 @@ public sealed class ControlPlaneDb(string path)
         using var connection = Open();
         using var command = Command(connection, sql, args);
         using var reader = command.ExecuteReader();
-        return ReadRows(reader);
+        return [.. ReadRows(reader).Select(row => row.ToDictionary(kv => kv.Key, kv => Normalise(kv.Value), StringComparer.Ordinal))];
     }
 
     /// <summary>Every row of <paramref name="reader"/>, column name → value (NULL as null), whatever the database.</summary>
-    public static IReadOnlyList<Dictionary<string, object?>> ReadRows(System.Data.Common.DbDataReader reader)
+    public static IReadOnlyList<Dictionary<string, object?>> ReadRows(DbDataReader reader)
     {
         var rows = new List<Dictionary<string, object?>>();
         while (reader.Read())
@@ -57,10 +96,44 @@ public sealed class ControlPlaneDb(string path)
     }
 
     public IReadOnlyList<string> Tables() =>
-        [.. Rows("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").Select(r => (string)r["name"]!)];
+        [.. Rows(IsPostgres
+                ? "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'organizations' ORDER BY table_name"
+                : "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .Select(r => (string)r["name"]!)];
 
-    private SqliteConnection Open()
+    /// <summary>Every value of every control-plane table as text, one per line (a test searching the stored state for a secret).</summary>
+    public string AllText() =>
+        string.Join("\n", Tables().SelectMany(table => Rows($"SELECT * FROM \"{table}\"")).SelectMany(row => row.Values).Select(value => value switch
+        {
+            byte[] bytes => Convert.ToBase64String(bytes) + "\n" + System.Text.Encoding.UTF8.GetString(bytes),
+            _ => Convert.ToString(value, CultureInfo.InvariantCulture),
+        }));
+
+    /// <summary>A value in SQLite's representation (see the remarks on the class).</summary>
+    private static object? Normalise(object? value) => value switch
     {
+        null or DBNull => null,
+        int i => (long)i,
+        short s => (long)s,
+        bool b => b ? 1L : 0L,
+        DateOnly d => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+        DateTime t => DateTime.SpecifyKind(t, DateTimeKind.Utc).ToString(TimestampFormat, CultureInfo.InvariantCulture),
+        DateTimeOffset t => t.UtcDateTime.ToString(TimestampFormat, CultureInfo.InvariantCulture),
+        _ => value,
+    };
+
+    [GeneratedRegex(@"\$(?=[A-Za-z_])")]
+    private static partial Regex SqliteParameter();
+
+    private DbConnection Open()
+    {
+        if (_postgres is not null)
+        {
+            var postgres = new NpgsqlConnection(_postgres);
+            postgres.Open();
+            return postgres;
+        }
+
         if (!File.Exists(Path))
         {
             throw new FileNotFoundException("No such database.", Path);
@@ -71,13 +144,24 @@ public sealed class ControlPlaneDb(string path)
         return connection;
     }
 
-    private static SqliteCommand Command(SqliteConnection connection, string sql, (string Name, object? Value)[] args)
+    private DbCommand Command(DbConnection connection, string sql, (string Name, object? Value)[] args)
     {
         var command = connection.CreateCommand();
-        command.CommandText = sql;
+        command.CommandText = IsPostgres ? SqliteParameter().Replace(sql, "@") : sql;
         foreach (var (name, value) in args)
         {
-            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+            if (command is NpgsqlCommand npgsql)
+            {
+                var parameter = npgsql.Parameters.AddWithValue(name.TrimStart('$', '@'), value ?? DBNull.Value);
+                if (value is string)
+                {
+                    parameter.NpgsqlDbType = NpgsqlDbType.Unknown;
+                }
+            }
+            else
+            {
+                ((SqliteCommand)command).Parameters.AddWithValue(name, value ?? DBNull.Value);
+            }
         }
 
         return command;

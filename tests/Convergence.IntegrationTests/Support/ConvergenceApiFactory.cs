@@ -85,6 +85,21 @@ public sealed class ConvergenceApiFactory : WebApplicationFactory<Program>
         }
     }
 
+    /// <summary>
+    /// Settings that keep an app on SQLite (control plane and warehouse) even in a <c>CONVERGENCE_TEST_BACKEND=postgres</c>
+    /// run: for tests of the SQLite adapter itself or of the data folder's files, plus <paramref name="more"/>.
+    /// </summary>
+    public static Dictionary<string, string?> OnSqlite(IReadOnlyDictionary<string, string?>? more = null)
+    {
+        var settings = new Dictionary<string, string?>(StringComparer.Ordinal) { ["CONVERGENCE_STORE"] = "sqlite", ["CONVERGENCE_WAREHOUSE"] = "sqlite" };
+        foreach (var (key, value) in more ?? new Dictionary<string, string?>())
+        {
+            settings[key] = value;
+        }
+
+        return settings;
+    }
+
     /// <summary>Whether this test run puts apps on PostgreSQL by default (<c>CONVERGENCE_TEST_BACKEND=postgres</c>).</summary>
     public static bool UsesPostgresBackend => Environment.GetEnvironmentVariable("CONVERGENCE_TEST_BACKEND") == "postgres";
 
@@ -124,7 +139,14 @@ public sealed class ConvergenceApiFactory : WebApplicationFactory<Program>
     /// <summary>The file of an org's development dataset, <c>{slug}_local</c>.</summary>
     public string OrgDatasetPath(string slug) => DatasetPath(slug + "_local");
 
-    public ControlPlaneDb ControlPlane() => new(CentralDatabasePath);
+    /// <summary>The control plane read directly, on whichever store this app runs (its SQLite file or its PostgreSQL database).</summary>
+    public ControlPlaneDb ControlPlane() =>
+        _settings.GetValueOrDefault("CONVERGENCE_STORE") == "postgres"
+            ? ControlPlaneDb.Postgres(_settings["CONVERGENCE_STORE_CONNECTION"]!)
+            : ControlPlaneDb.Sqlite(CentralDatabasePath);
+
+    /// <summary>An org's development dataset read through the app's own warehouse, whichever adapter it runs on.</summary>
+    public WarehouseRows Warehouse(string org) => new(this, org);
 
     public HttpClient AnonymousClient() => CreateClient();
 

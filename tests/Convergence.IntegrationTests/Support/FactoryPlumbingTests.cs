@@ -44,7 +44,7 @@ public sealed class FactoryPlumbingTests
     public async Task Dispose_DeletesTheTemporaryDataDirectory()
     {
         string dataDirectory;
-        await using (var factory = new ConvergenceApiFactory())
+        await using (var factory = new ConvergenceApiFactory(ConvergenceApiFactory.OnSqlite()))
         {
             await factory.BootstrapAsync();
             dataDirectory = factory.DataDirectory;

@@ -61,6 +61,17 @@ public static class HttpAssertions
         return body;
     }
 
+    /// <summary>
+    /// Asserts that stored JSON text means the same as <paramref name="expected"/>: PostgreSQL's <c>jsonb</c> gives objects
+    /// back with its own spacing and key order, SQLite the text as written, and neither difference changes the meaning.
+    /// </summary>
+    public static void ShouldBeJson(this object? actual, string expected)
+    {
+        actual.ShouldBeOfType<string>();
+        System.Text.Json.Nodes.JsonNode.DeepEquals(System.Text.Json.Nodes.JsonNode.Parse((string)actual), System.Text.Json.Nodes.JsonNode.Parse(expected))
+            .ShouldBeTrue($"{actual} should mean the same JSON as {expected}");
+    }
+
     public static string Str(this JsonElement element, string property) =>
         element.GetProperty(property).GetString() ?? throw new InvalidOperationException($"'{property}' is null.");
 

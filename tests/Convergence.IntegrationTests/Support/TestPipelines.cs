@@ -145,15 +145,15 @@ public static class TestPipelines
                     retry: { max_attempts: 2, backoff_seconds: 1, max_backoff_seconds: 5 }
                 """,
             ["testing/sql_merge.yml"] = """
-                # gcp.bq_etl into test_events by merge_partition; {shift} moves the row off the run's day.
+                # gcp.bq_etl into test_events by merge_partition; {event_date} other than {date} puts the row off the run's day.
                 pipeline_id: "{org_slug}-testing-sql-merge"
-                parameters: [shift]
+                parameters: [event_date]
                 steps:
                   - step_id: write
                     ps_type: gcp.bq_etl
                     destination: { table: test_events, write_mode: merge_partition, partition_column: event_date }
                     config:
-                      query: SELECT date({date}, {shift}) AS event_date, {run_id} AS id, 1 AS amount, 'sql' AS note
+                      query: SELECT {event_date} AS event_date, {run_id} AS id, 1 AS amount, 'sql' AS note
                 """,
             ["testing/sql_upsert.yml"] = """
                 pipeline_id: "{org_slug}-testing-sql-upsert"
