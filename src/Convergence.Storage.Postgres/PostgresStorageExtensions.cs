@@ -20,7 +20,7 @@ public static class PostgresStorageExtensions
             //   string chooses its own Max Auto Prepare);
             // - No Reset On Close skips the session reset Npgsql otherwise sends with each reopen. The control plane keeps
             //   no session state: its advisory locks are transaction-scoped, the search path is a startup parameter, and it
-            //   never SETs, LISTENs or creates temporary tables.
+            //   never SETs, LISTENs (the run-queue listener has its own unpooled connection) or creates temporary tables.
             var builder = new NpgsqlConnectionStringBuilder(storeConnection) { SearchPath = Core.Organizations.DatasetRef.CentralName, NoResetOnClose = true };
             if (builder.MaxAutoPrepare == 0)
             {
@@ -31,6 +31,8 @@ public static class PostgresStorageExtensions
             services.AddSingleton<Core.Storage.IControlPlaneStore, PostgresControlPlaneStore>();
             services.AddSingleton<Core.Scheduling.IScheduleStore, PostgresScheduleStore>();
             services.AddSingleton<Core.Scheduling.IRunQueueStore, PostgresRunQueueStore>();
+            services.AddSingleton<Core.Scheduling.IRunQueueBroadcast>(sp => new PostgresRunQueueBroadcast(
+                sp.GetRequiredService<PostgresControlPlaneSource>(), PostgresRunQueueBroadcast.ListenerConnectionString(storeConnection)));
         }
 
         if (warehouseConnection is not null)

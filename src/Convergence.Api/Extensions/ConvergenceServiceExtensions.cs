@@ -122,6 +122,7 @@ public static partial class ConvergenceServiceExtensions
         services.AddSingleton<Pricing.SubscriptionTableService>();
         services.AddHostedService<PipelineWorkerService>();
         services.AddHostedService<RunMaintenanceService>();
+        services.AddHostedService<RunQueueListenerService>();
         if (settings.Scheduler == "embedded")
         {
             services.AddHostedService<EmbeddedSchedulerService>();

@@ -7,20 +7,6 @@ using Convergence.Core.Storage;
 
 namespace Convergence.Api.Pipelines;
 
-/// <summary>
-/// Wakes this instance's dispatcher when the queue may hold work it can claim: a run was admitted here, a run ended
-/// (its org may have a free slot now), or leases were rescued. Other instances' work is found by polling.
-/// </summary>
-public sealed class RunQueueSignal
-{
-    private TaskCompletionSource _next = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    /// <summary>A task that completes at the next <see cref="Notify"/>; take it before looking at the queue, so no wake-up is missed.</summary>
-    public Task Next => Volatile.Read(ref _next).Task;
-
-    public void Notify() => Interlocked.Exchange(ref _next, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
-}
-
 /// <summary>The queue entries this instance holds, with their leases (renewed by <see cref="RunMaintenanceService"/>).</summary>
 public sealed class HeldLeases
 {
