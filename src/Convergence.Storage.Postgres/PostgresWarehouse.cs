@@ -108,19 +108,24 @@ internal sealed class PostgresWarehouse(PostgresWarehouseSource source) : IWareh
         }
     }
 
-    public async Task<IReadOnlyList<IReadOnlyDictionary<string, object?>>> QueryAsync(DatasetRef dataset, SqlQuery query, int maxRows, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<IReadOnlyDictionary<string, object?>>> QueryAsync(DatasetRef dataset, SqlQuery query, int maxRows, CancellationToken cancellationToken) =>
+        await StreamAsync(dataset, query, cancellationToken).Take(maxRows).ToListAsync(cancellationToken);
+
+    public async IAsyncEnumerable<IReadOnlyDictionary<string, object?>> StreamAsync(
+        DatasetRef dataset, SqlQuery query, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
         await using var connection = await OpenExistingAsync(dataset, cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await ExecuteAsync(connection, transaction, $"SET TRANSACTION READ ONLY; {SearchPath(dataset)}", cancellationToken);
-        IReadOnlyList<IReadOnlyDictionary<string, object?>> rows;
         await using (var command = PostgresWarehouseWrite.CreateCommand(connection, transaction, query))
         {
-            rows = await PostgresWarehouseWrite.ReadRowsAsync(command, maxRows, cancellationToken);
+            await foreach (var row in PostgresWarehouseWrite.StreamRowsAsync(command, cancellationToken))
+            {
+                yield return row;
+            }
         }
 
         await transaction.CommitAsync(cancellationToken);
-        return rows;
     }
 
     public async Task<long> CountRowsAsync(DatasetRef dataset, string table, CancellationToken cancellationToken)

@@ -332,17 +332,25 @@ internal sealed class PostgresWarehouseWrite(NpgsqlConnection connection, Npgsql
     /// Reads rows with the types <see cref="RowValues"/> reads: <c>date</c> as <see cref="DateOnly"/>,
     /// <c>timestamptz</c> as a UTC <see cref="DateTimeOffset"/>, <c>numeric</c> as decimal, <c>jsonb</c> as text.
     /// </summary>
-    internal static async Task<IReadOnlyList<IReadOnlyDictionary<string, object?>>> ReadRowsAsync(NpgsqlCommand command, int maxRows, CancellationToken cancellationToken)
+    internal static async Task<IReadOnlyList<IReadOnlyDictionary<string, object?>>> ReadRowsAsync(NpgsqlCommand command, int maxRows, CancellationToken cancellationToken) =>
+        await StreamRowsAsync(command, cancellationToken).Take(maxRows).ToListAsync(cancellationToken);
+
+    /// <summary>
+    /// The rows of <paramref name="command"/> as every adapter gives them (dates as <see cref="DateOnly"/>, timestamps as
+    /// UTC <see cref="DateTimeOffset"/>, JSON as text), read as they are enumerated.
+    /// </summary>
+    internal static async IAsyncEnumerable<IReadOnlyDictionary<string, object?>> StreamRowsAsync(
+        NpgsqlCommand command, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var rows = new List<IReadOnlyDictionary<string, object?>>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         var types = Enumerable.Range(0, reader.FieldCount).Select(reader.GetDataTypeName).ToArray();
-        while (rows.Count < maxRows && await reader.ReadAsync(cancellationToken))
+        var names = Enumerable.Range(0, reader.FieldCount).Select(reader.GetName).ToArray();
+        while (await reader.ReadAsync(cancellationToken))
         {
-            var row = new Dictionary<string, object?>(reader.FieldCount, StringComparer.Ordinal);
-            for (var i = 0; i < reader.FieldCount; i++)
+            var row = new Dictionary<string, object?>(names.Length, StringComparer.Ordinal);
+            for (var i = 0; i < names.Length; i++)
             {
-                row[reader.GetName(i)] = reader.IsDBNull(i) ? null : types[i] switch
+                row[names[i]] = reader.IsDBNull(i) ? null : types[i] switch
                 {
                     "date" => reader.GetFieldValue<DateOnly>(i),
                     "timestamp with time zone" => reader.GetFieldValue<DateTimeOffset>(i),
@@ -352,10 +360,8 @@ internal sealed class PostgresWarehouseWrite(NpgsqlConnection connection, Npgsql
                 };
             }
 
-            rows.Add(row);
+            yield return row;
         }
-
-        return rows;
     }
 
     private static readonly IReadOnlyDictionary<string, object?> Empty = new Dictionary<string, object?>();

@@ -97,6 +97,17 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
         return await SqliteWarehouseWrite.ReadRowsAsync(command, maxRows, cancellationToken);
     }
 
+    public async IAsyncEnumerable<IReadOnlyDictionary<string, object?>> StreamAsync(
+        DatasetRef dataset, SqlQuery query, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenExistingAsync(dataset, cancellationToken);
+        await using var command = SqliteWarehouseWrite.CreateCommand(connection, null, query);
+        await foreach (var row in SqliteWarehouseWrite.StreamRowsAsync(command, cancellationToken))
+        {
+            yield return row;
+        }
+    }
+
     public async Task<long> CountRowsAsync(DatasetRef dataset, string table, CancellationToken cancellationToken)
     {
         await using var connection = await OpenExistingAsync(dataset, cancellationToken);

@@ -400,22 +400,25 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
         return command;
     }
 
-    internal static async Task<IReadOnlyList<IReadOnlyDictionary<string, object?>>> ReadRowsAsync(SqliteCommand command, int maxRows, CancellationToken cancellationToken)
+    internal static async Task<IReadOnlyList<IReadOnlyDictionary<string, object?>>> ReadRowsAsync(SqliteCommand command, int maxRows, CancellationToken cancellationToken) =>
+        await StreamRowsAsync(command, cancellationToken).Take(maxRows).ToListAsync(cancellationToken);
+
+    /// <summary>The rows of <paramref name="command"/>, column name → value (NULL as null), read as they are enumerated.</summary>
+    internal static async IAsyncEnumerable<IReadOnlyDictionary<string, object?>> StreamRowsAsync(
+        SqliteCommand command, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var rows = new List<IReadOnlyDictionary<string, object?>>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (rows.Count < maxRows && await reader.ReadAsync(cancellationToken))
+        var names = Enumerable.Range(0, reader.FieldCount).Select(reader.GetName).ToArray();
+        while (await reader.ReadAsync(cancellationToken))
         {
-            var row = new Dictionary<string, object?>(reader.FieldCount, StringComparer.Ordinal);
-            for (var i = 0; i < reader.FieldCount; i++)
+            var row = new Dictionary<string, object?>(names.Length, StringComparer.Ordinal);
+            for (var i = 0; i < names.Length; i++)
             {
-                row[reader.GetName(i)] = reader.IsDBNull(i) ? null : reader.GetValue(i);
+                row[names[i]] = reader.IsDBNull(i) ? null : reader.GetValue(i);
             }
 
-            rows.Add(row);
+            yield return row;
         }
-
-        return rows;
     }
 
     private static readonly IReadOnlyDictionary<string, object?> Empty = new Dictionary<string, object?>();

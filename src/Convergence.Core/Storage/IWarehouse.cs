@@ -40,6 +40,13 @@ public interface IWarehouse
     /// <summary>Runs a read-only query in the dataset and returns its rows.</summary>
     Task<IReadOnlyList<IReadOnlyDictionary<string, object?>>> QueryAsync(DatasetRef dataset, SqlQuery query, int maxRows, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The rows of a query one at a time, read as they are enumerated: memory does not grow with the result (a step
+    /// normalising a whole billing export). The read sees one consistent snapshot; the connection is held until the
+    /// enumeration ends or is disposed.
+    /// </summary>
+    IAsyncEnumerable<IReadOnlyDictionary<string, object?>> StreamAsync(DatasetRef dataset, SqlQuery query, CancellationToken cancellationToken);
+
     Task<long> CountRowsAsync(DatasetRef dataset, string table, CancellationToken cancellationToken);
 
     /// <summary>Checks the warehouse is reachable and new datasets can be written, without leaving anything behind.</summary>

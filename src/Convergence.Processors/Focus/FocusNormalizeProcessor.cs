@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Convergence.Core.Configuration;
 using Convergence.Core.Costs;
@@ -43,12 +44,82 @@ public sealed class FocusNormalizeProcessor : IProcessor
     public async Task<StepResult> ExecuteAsync(StepContext context, CancellationToken cancellationToken)
     {
         var org = context.Run.Org ?? throw new InvalidOperationException($"{Type} needs an org.");
-        var dataset = context.Run.OrgDataset;
-        var slice = context.Run.Slice;
-        var tables = await _warehouse.ListTablesAsync(dataset, cancellationToken);
-        var parameters = new Dictionary<string, object?> { ["start"] = slice.StartDate, ["end"] = slice.EndDate };
-        var mapped = new List<(FocusRow Row, string Provider, string Table, DateOnly Day)>();
-        var perProvider = new Dictionary<string, int>(StringComparer.Ordinal);
+        var tables = await _warehouse.ListTablesAsync(context.Run.OrgDataset, cancellationToken);
+        var tally = new Tally();
+
+        // Rows are read, mapped, checked and written one at a time (memory stays flat for a whole billing export); the
+        // write is one transaction, so a rule violation found after rows were handed to it still leaves nothing written.
+        var written = await context.RequireDestination().WriteRowsAsync(
+            CheckedRowsAsync(MappedAsync(context.Run, org.ToString(), tables, tally, cancellationToken), context.Run.PipelineLoggingId, tally, cancellationToken),
+            cancellationToken);
+        return new StepResult(
+            written,
+            new Dictionary<string, object?>
+            {
+                ["rows_by_provider"] = tally.PerProvider,
+                ["effective_cost"] = tally.EffectiveCost,
+                ["focus_violations"] = 0,
+            });
+    }
+
+    /// <summary>What the rows seen so far add up to.</summary>
+    private sealed class Tally
+    {
+        public Dictionary<string, int> PerProvider { get; } = new(StringComparer.Ordinal);
+
+        public decimal EffectiveCost { get; set; }
+
+        public void Source(string key) => PerProvider.TryAdd(key, 0);
+
+        public void Read(string key) => PerProvider[key]++;
+    }
+
+    /// <summary>
+    /// The rows to write, each validated first. After the first violation nothing more is handed to the write, but every
+    /// row is still checked, so the error counts them all; it is thrown at the end, which rolls the write back.
+    /// </summary>
+    private async IAsyncEnumerable<IReadOnlyDictionary<string, object?>> CheckedRowsAsync(
+        IAsyncEnumerable<(FocusRow Row, string Provider, string Table, DateOnly Day)> mapped,
+        string runId,
+        Tally tally,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var validator = _validator.Value;
+        var found = new List<FocusViolation>();
+        var first = new List<FocusViolation>();
+        var count = 0;
+        var index = 0;
+        await foreach (var (row, provider, table, day) in mapped.WithCancellation(cancellationToken))
+        {
+            validator.ValidateRow(row, index++, found);
+            if (found.Count > 0)
+            {
+                count += found.Count;
+                first.AddRange(found.Take(5 - first.Count));
+                found.Clear();
+                continue;
+            }
+
+            if (count == 0)
+            {
+                tally.EffectiveCost += row.EffectiveCost;
+                yield return ToRow(row, provider, table, day, runId);
+            }
+        }
+
+        if (count > 0)
+        {
+            throw new DataQualityException($"{count} FOCUS 1.2 rule violation(s); nothing was written. First: {string.Join("; ", first)}.");
+        }
+    }
+
+    /// <summary>Every source row of the run's slice, mapped to FOCUS, source by source, read as it is enumerated.</summary>
+    private async IAsyncEnumerable<(FocusRow Row, string Provider, string Table, DateOnly Day)> MappedAsync(
+        RunContext run, string org, IReadOnlyList<string> tables, Tally tally, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var dataset = run.OrgDataset;
+        var parameters = new Dictionary<string, object?> { ["start"] = run.Slice.StartDate, ["end"] = run.Slice.EndDate };
+        IAsyncEnumerable<IReadOnlyDictionary<string, object?>> Read(string sql) => _warehouse.StreamAsync(dataset, new SqlQuery(sql, parameters), cancellationToken);
 
         foreach (var (provider, llm) in LlmSources)
         {
@@ -58,12 +129,8 @@ public sealed class FocusNormalizeProcessor : IProcessor
                 continue;
             }
 
-            var rows = await _warehouse.QueryAsync(
-                dataset,
-                new SqlQuery($"SELECT * FROM {table} WHERE usage_date >= @start AND usage_date <= @end AND unpriced_reason IS NULL ORDER BY usage_date, model, project_id, api_key_id, batch", parameters),
-                int.MaxValue,
-                cancellationToken);
-            foreach (var r in rows)
+            tally.Source(provider);
+            await foreach (var r in Read($"SELECT * FROM {table} WHERE usage_date >= @start AND usage_date <= @end AND unpriced_reason IS NULL ORDER BY usage_date, model, project_id, api_key_id, batch"))
             {
                 var usage = new LlmUsageRow(
                     r.Date("usage_date"), llm, r.RequireText("model"), r.Text("project_id"), r.Text("api_key_id"), r.Bool("batch"),
@@ -72,63 +139,34 @@ public sealed class FocusNormalizeProcessor : IProcessor
                 var focus = LlmFocusMapper.Map(
                     usage, r.Decimal("total_cost"), r.Decimal("list_cost"), r.RequireText("currency"), r.Text("price_model_id") ?? usage.Model,
                     r.Text("price_effective_from") is null ? usage.Day : r.Date("price_effective_from"), $"{org}/{provider}");
-                mapped.Add((focus, provider, table, usage.Day));
+                tally.Read(provider);
+                yield return (focus, provider, table, usage.Day);
             }
-
-            perProvider[provider] = rows.Count;
         }
 
         if (tables.Contains(GcpTable))
         {
-            var rows = await _warehouse.QueryAsync(
-                dataset,
-                new SqlQuery($"SELECT * FROM {GcpTable} WHERE usage_date >= @start AND usage_date <= @end ORDER BY billing_account_id, usage_date, source_uri, source_line", parameters),
-                int.MaxValue,
-                cancellationToken);
-            foreach (var r in rows)
+            tally.Source("gcp");
+            await foreach (var r in Read($"SELECT * FROM {GcpTable} WHERE usage_date >= @start AND usage_date <= @end ORDER BY billing_account_id, usage_date, source_uri, source_line"))
             {
-                mapped.Add((_gcp.Value.Map(ToGcpRow(r)), "gcp", GcpTable, r.Date("usage_date")));
+                tally.Read("gcp");
+                yield return (_gcp.Value.Map(ToGcpRow(r)), "gcp", GcpTable, r.Date("usage_date"));
             }
-
-            perProvider["gcp"] = rows.Count;
         }
 
         if (tables.Contains(SubscriptionsTable))
         {
             // Months whose first day is in the slice: the month's seats are charged on that day.
-            var rows = await _warehouse.QueryAsync(
-                dataset,
-                new SqlQuery($"SELECT * FROM {SubscriptionsTable} WHERE month >= @start AND month <= @end AND seats > 0 AND priced ORDER BY month, plan_name", parameters),
-                int.MaxValue,
-                cancellationToken);
-            foreach (var r in rows)
+            tally.Source("openai_subscriptions");
+            await foreach (var r in Read($"SELECT * FROM {SubscriptionsTable} WHERE month >= @start AND month <= @end AND seats > 0 AND priced ORDER BY month, plan_name"))
             {
                 var month = new SubscriptionMonth(
                     r.Date("month"), r.RequireText("plan_name"), r.Text("display_name"), r.RequireText("billing_period"), r.Long("seats"), r.Decimal("unit_price"),
                     r.Decimal("cost"), r.RequireText("currency"), r.Text("price_effective_from") is null ? r.Date("month") : r.Date("price_effective_from"));
-                mapped.Add((SubscriptionFocusMapper.Map(month, $"{org}/openai"), "openai", SubscriptionsTable, month.Month));
+                tally.Read("openai_subscriptions");
+                yield return (SubscriptionFocusMapper.Map(month, $"{org}/openai"), "openai", SubscriptionsTable, month.Month);
             }
-
-            perProvider["openai_subscriptions"] = rows.Count;
         }
-
-        var violations = _validator.Value.Validate(mapped.Select(m => m.Row));
-        if (violations.Count > 0)
-        {
-            throw new DataQualityException(
-                $"{violations.Count} FOCUS 1.2 rule violation(s); nothing was written. First: {string.Join("; ", violations.Take(5))}.");
-        }
-
-        var runId = context.Run.PipelineLoggingId;
-        var written = await context.RequireDestination().WriteRowsAsync(mapped.Select(m => ToRow(m.Row, m.Provider, m.Table, m.Day, runId)), cancellationToken);
-        return new StepResult(
-            written,
-            new Dictionary<string, object?>
-            {
-                ["rows_by_provider"] = perProvider,
-                ["effective_cost"] = mapped.Sum(m => m.Row.EffectiveCost),
-                ["focus_violations"] = 0,
-            });
     }
 
     /// <summary>A stored billing-export row as the FOCUS mapper takes it (credits and labels from their JSON columns).</summary>

@@ -150,6 +150,35 @@ public sealed class GcpBillingFileTests(PipelineFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task FocusRuleViolation_LateInTheSlice_FailsTheFocusStepAndLeavesTheUnifiedTableAsItWas()
+    {
+        var (org, client) = await OrgAsync("gcpfocus");
+        (await LoadAsync(client, org, Import(org, "gcp_billing_export_sample.csv"))).Str("status").ShouldBe("COMPLETED");
+        var focus = Api.Factory.Warehouse(org);
+        string[] FocusRows() =>
+            [.. focus.Rows("SELECT * FROM cost_focus_daily").Select(r => string.Join("|", r.Where(kv => kv.Key != "pipeline_logging_id").OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"))).Order(StringComparer.Ordinal)];
+        var before = FocusRows();
+        before.Length.ShouldBe(25);
+
+        // The sample with its last line billed in "usd": the loader keeps the text, FOCUS requires an ISO 4217 code.
+        // The focus step streams rows into its write; the earlier days' rows reach the write before the bad one is seen.
+        var lines = File.ReadAllLines(Path.Combine(FixtureDirectory, "gcp_billing_export_sample.csv"));
+        lines[^1].ShouldContain(",USD,1.0,");
+        lines[^1] = lines[^1].Replace(",USD,1.0,", ",usd,1.0,", StringComparison.Ordinal);
+        File.WriteAllLines(Path.Combine(ImportDirectory, org, "lowercase_currency.csv"), lines);
+
+        var run = await LoadAsync(client, org, $"{org}/lowercase_currency.csv");
+
+        run.Str("status").ShouldBe("FAILED", run.ToString());
+        run.Str("error_message").ShouldContain("1 FOCUS 1.2 rule violation(s); nothing was written");
+        run.Str("error_message").ShouldContain("'usd' is not an ISO 4217 alphabetic code");
+        var steps = (await GetStepsAsync(client, run.Str("pipeline_logging_id"))).GetProperty("steps").EnumerateArray().ToDictionary(s => s.Str("step_id"), s => s.Str("status"));
+        steps["load_billing_export"].ShouldBe("COMPLETED");
+        steps["focus"].ShouldBe("FAILED");
+        FocusRows().ShouldBe(before, "the unified table keeps the last good rebuild");
+    }
+
+    [Fact]
     public async Task JsonLines_EqualsTheCsvRowForRow()
     {
         var (csvOrg, csvClient) = await OrgAsync("gcpcsv");

@@ -214,6 +214,9 @@ internal sealed class FaultyWarehouse(IWarehouse inner, FaultPlan faults) : IWar
     public Task<IReadOnlyList<IReadOnlyDictionary<string, object?>>> QueryAsync(DatasetRef dataset, SqlQuery query, int maxRows, CancellationToken cancellationToken) =>
         inner.QueryAsync(dataset, query, maxRows, cancellationToken);
 
+    public IAsyncEnumerable<IReadOnlyDictionary<string, object?>> StreamAsync(DatasetRef dataset, SqlQuery query, CancellationToken cancellationToken) =>
+        inner.StreamAsync(dataset, query, cancellationToken);
+
     public Task<long> CountRowsAsync(DatasetRef dataset, string table, CancellationToken cancellationToken) => inner.CountRowsAsync(dataset, table, cancellationToken);
 
     public Task<WarehouseProbe> ProbeAsync(CancellationToken cancellationToken) => inner.ProbeAsync(cancellationToken);

@@ -229,6 +229,27 @@ public abstract class WarehouseContractTests(IWarehouse warehouse) : IAsyncLifet
     }
 
     [Fact]
+    public async Task Stream_GivesTheQuerysRowsLazily_AndAnEarlyStopReleasesTheDataset()
+    {
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 50));
+        var query = new SqlQuery("SELECT * FROM contract_costs WHERE day = @day ORDER BY line", new Dictionary<string, object?> { ["day"] = Nov1 });
+
+        var streamed = await Warehouse.StreamAsync(Dataset, query, CancellationToken.None).ToListAsync();
+        var queried = await Warehouse.QueryAsync(Dataset, query, int.MaxValue, CancellationToken.None);
+
+        streamed.Count.ShouldBe(50);
+        streamed.Select(r => string.Join("|", r.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}")))
+            .ShouldBe(queried.Select(r => string.Join("|", r.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"))));
+
+        // Stopping after two rows disposes the reader and its connection: the table can be rewritten and dropped at once.
+        var firstTwo = await Warehouse.StreamAsync(Dataset, query, CancellationToken.None).Take(2).ToListAsync();
+        firstTwo.Count.ShouldBe(2);
+        await WriteAsync(new WriteSpec(WriteMode.Truncate, [], null, null, null), Rows(Nov2, "b", 1));
+        await Warehouse.DropTableAsync(Dataset, "contract_costs", CancellationToken.None);
+        (await Warehouse.ListTablesAsync(Dataset, CancellationToken.None)).ShouldNotContain("contract_costs");
+    }
+
+    [Fact]
     public async Task Query_DateParameters_CompareWithDateColumns()
     {
         await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 1).Concat(Rows(Nov2, "a", 2)).Concat(Rows(Nov3, "a", 3)));
