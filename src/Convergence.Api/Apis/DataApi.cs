@@ -21,7 +21,7 @@ public static class DataApi
     public const int MaxRangeDays = 366;
     public const int MaxLimit = 1000;
 
-    /// <summary>Cap on the FOCUS rows one request aggregates; narrower ranges or filters answer larger datasets.</summary>
+    /// <summary>Cap on the FOCUS rows one request aggregates (a bound on its time; memory does not grow with it); narrower ranges or filters answer larger datasets.</summary>
     public const int MaxScannedRows = 2_000_000;
 
     /// <summary>Dimensions a caller may group by, and the FOCUS table column behind each.</summary>
@@ -96,31 +96,30 @@ public static class DataApi
         }
 
         var columns = groups.Select(g => Dimensions[g]).Append("billing_currency").Distinct().ToList();
-        IReadOnlyList<IReadOnlyDictionary<string, object?>> rows = [];
+        // Rows are summed as they stream in (exact decimals; memory grows with the groups, not with the rows scanned).
+        var totals = new Dictionary<string, (string?[] Keys, decimal Billed, decimal Effective, decimal List)>(StringComparer.Ordinal);
         if ((await warehouse.ListTablesAsync(dataset, cancellationToken)).Contains(FocusTable))
         {
             var parameters = new Dictionary<string, object?> { ["start"] = start, ["end"] = end, ["provider"] = provider };
-            rows = await warehouse.QueryAsync(
+            var scanned = 0;
+            await foreach (var row in warehouse.StreamAsync(
                 dataset,
                 new SqlQuery(
                     $"SELECT {string.Join(", ", columns)}, billed_cost, effective_cost, list_cost FROM {FocusTable} " +
                     "WHERE charge_date >= @start AND charge_date <= @end AND (@provider IS NULL OR x_provider = @provider)",
                     parameters),
-                MaxScannedRows + 1,
-                cancellationToken);
-            if (rows.Count > MaxScannedRows)
+                cancellationToken))
             {
-                throw RequestValidationException.For("start_date", $"the range holds more than {MaxScannedRows:N0} cost rows; ask for fewer days or one provider.");
-            }
-        }
+                if (++scanned > MaxScannedRows)
+                {
+                    throw RequestValidationException.For("start_date", $"the range holds more than {MaxScannedRows:N0} cost rows; ask for fewer days or one provider.");
+                }
 
-        var totals = new Dictionary<string, (string?[] Keys, decimal Billed, decimal Effective, decimal List)>(StringComparer.Ordinal);
-        foreach (var row in rows)
-        {
-            var keys = columns.Select(c => c == "charge_date" ? row.Date(c).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture) : row.Text(c)).ToArray();
-            var id = string.Join("\u001f", keys.Select(k => k ?? "\u0000"));
-            var current = totals.TryGetValue(id, out var t) ? t : (keys, 0m, 0m, 0m);
-            totals[id] = (keys, current.Item2 + row.Decimal("billed_cost"), current.Item3 + row.Decimal("effective_cost"), current.Item4 + row.Decimal("list_cost"));
+                var keys = columns.Select(c => c == "charge_date" ? row.Date(c).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture) : row.Text(c)).ToArray();
+                var id = string.Join("\u001f", keys.Select(k => k ?? "\u0000"));
+                var current = totals.TryGetValue(id, out var t) ? t : (keys, 0m, 0m, 0m);
+                totals[id] = (keys, current.Item2 + row.Decimal("billed_cost"), current.Item3 + row.Decimal("effective_cost"), current.Item4 + row.Decimal("list_cost"));
+            }
         }
 
         var ordered = totals.Values
