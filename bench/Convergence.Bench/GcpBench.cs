@@ -148,6 +148,9 @@ internal static class GcpBench
             }, actor, RunTrigger.Admin), CancellationToken.None);
 
             var allocated = GC.GetTotalAllocatedBytes();
+            int[] gcs = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
+            var paused = GC.GetTotalPauseDuration();
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             var watch = Stopwatch.StartNew();
             var result = await executor.RunAsync(new PipelineRunRequest("gcp/billing", org, new Dictionary<string, string>
             {
@@ -159,9 +162,11 @@ internal static class GcpBench
             var rows = step.RowsProcessed;
             var megabytes = new FileInfo(file).Length / 1e6;
             using var process = Process.GetCurrentProcess();
+            process.Refresh();
             Console.WriteLine($"gcp-ingest {Path.GetFileName(file)}: {rows} rows, {megabytes:0.0} MB, {watch.Elapsed.TotalSeconds:0.00} s, " +
                               $"{rows / watch.Elapsed.TotalSeconds:0} rows/s, {megabytes / watch.Elapsed.TotalSeconds:0.0} MB/s, " +
-                              $"allocated {(GC.GetTotalAllocatedBytes() - allocated) / 1e6:0} MB, peak working set {process.PeakWorkingSet64 / 1e6:0} MB, status {result.Status}");
+                              $"allocated {(GC.GetTotalAllocatedBytes() - allocated) / 1e6:0} MB, GCs {GC.CollectionCount(0) - gcs[0]}/{GC.CollectionCount(1) - gcs[1]}/{GC.CollectionCount(2) - gcs[2]} (gen0/1/2), " +
+                              $"GC pause {(GC.GetTotalPauseDuration() - paused).TotalSeconds:0.00} s, CPU {(process.TotalProcessorTime - cpu).TotalSeconds:0.00} s, peak working set {process.PeakWorkingSet64 / 1e6:0} MB, status {result.Status}");
             Console.WriteLine($"ROWS_PER_SECOND={rows / watch.Elapsed.TotalSeconds:0}");
         }
         finally

@@ -3,7 +3,8 @@
 # Generates a synthetic export (29 columns as the shared sample) of ROWS rows (default 1,000,000) and its first
 # 100,000 rows; for each size runs `gcp-ingest` (the gcp/billing pipeline through the executor, gcp.bq_etl
 # source: file, SQLite warehouse write with replace_partitions, DQ check, commit) under /usr/bin/time -v for peak
-# RSS, then `sqlite3 .import --csv` of the same file into :memory: and into a new database file.
+# RSS, then `sqlite3 .import --csv` of the same file into :memory:, into a new database file, and into a new database file
+# with 64 KiB pages (the page size of the warehouse's dataset files).
 # With CONVERGENCE_BENCH_POSTGRES (an Npgsql connection string to a server where it may create databases, e.g. the
 # one `bash tools/pg/test-cluster.sh url` prints), each size also runs the PostgreSQL leg: `gcp-ingest` with
 # CONVERGENCE_WAREHOUSE=postgres into a fresh database, then `psql \copy` of the same file into a fresh text table.
@@ -47,16 +48,21 @@ for FILE in "$SMALL" "$BIG"; do
   RSS=$(( $(sed -n 's/.*Maximum resident set size (kbytes): //p' "$WORK/ingest.time") / 1024 ))
   printf '%-10s %-26s %10s %10s %10s\n' "$N" "convergence gcp-ingest" "$(python3 -c "print(f'{$N/$OURS:.2f}')")" "$OURS" "$RSS"
 
-  for TARGET in ":memory:" "$WORK/native.sqlite"; do
+  # The third: a new file with 64 KiB pages, the page size of the warehouse's dataset files (SQLite's default is 4 KiB).
+  for NATIVE_RUN in ":memory:|4096" "$WORK/native.sqlite|4096" "$WORK/native.sqlite|65536"; do
+    TARGET=${NATIVE_RUN%|*}
+    PAGE=${NATIVE_RUN#*|}
     rm -f "$WORK/native.sqlite"
     START=$(date +%s.%N)
-    /usr/bin/time -v sqlite3 "$TARGET" ".import --csv $FILE t" "SELECT count(*) FROM t;" >"$WORK/native.out" 2>"$WORK/native.time"
+    /usr/bin/time -v sqlite3 "$TARGET" "PRAGMA page_size=$PAGE" ".import --csv $FILE t" "SELECT count(*) FROM t;" >"$WORK/native.out" 2>"$WORK/native.time"
     END=$(date +%s.%N)
     [ "$(cat "$WORK/native.out")" = "$N" ] || { echo "sqlite3 imported $(cat "$WORK/native.out") rows, expected $N" >&2; exit 1; }
     S=$(seconds "$START" "$END")
     NRSS=$(( $(sed -n 's/.*Maximum resident set size (kbytes): //p' "$WORK/native.time") / 1024 ))
     NATIVE=$(python3 -c "print(f'{$N/$S:.0f}')")
-    printf '%-10s %-26s %10s %10s %10s   ratio %s\n' "$N" "sqlite3 .import ${TARGET##*/}" "$S" "$NATIVE" "$NRSS" "$(python3 -c "print(f'{$OURS/$NATIVE:.2f}')")"
+    LABEL="sqlite3 .import ${TARGET##*/}"
+    [ "$PAGE" = 4096 ] || LABEL="$LABEL $((PAGE / 1024))k"
+    printf '%-10s %-26s %10s %10s %10s   ratio %s\n' "$N" "$LABEL" "$S" "$NATIVE" "$NRSS" "$(python3 -c "print(f'{$OURS/$NATIVE:.2f}')")"
   done
   sed -n 's/^gcp-ingest /  /p' "$WORK/ingest.out"
 

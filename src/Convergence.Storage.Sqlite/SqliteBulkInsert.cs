@@ -96,7 +96,7 @@ internal sealed class SqliteBulkInsert : IDisposable
         double d => raw.sqlite3_bind_double(_statement, index, d),
         float f => raw.sqlite3_bind_double(_statement, index, f),
         decimal m => BindFormatted(index, m, default),
-        DateOnly d => BindFormatted(index, d, "yyyy-MM-dd"),
+        DateOnly d => BindDate(index, d),
         DateTimeOffset t => BindTimestamp(index, t.UtcDateTime),
         byte[] b => raw.sqlite3_bind_blob(_statement, index, b),
         var other => BindText(index, Convert.ToString(other, CultureInfo.InvariantCulture) ?? string.Empty),
@@ -121,6 +121,13 @@ internal sealed class SqliteBulkInsert : IDisposable
         return value.TryFormat(buffer, out var length, format, CultureInfo.InvariantCulture)
             ? raw.sqlite3_bind_text(_statement, index, buffer[..length])
             : BindText(index, string.Create(CultureInfo.InvariantCulture, $"{value}"));
+    }
+
+    private int BindDate(int index, DateOnly date)
+    {
+        Span<byte> buffer = stackalloc byte[10];
+        SqliteSchema.FormatDate(date, buffer);
+        return raw.sqlite3_bind_text(_statement, index, buffer);
     }
 
     private int BindTimestamp(int index, DateTime utc)

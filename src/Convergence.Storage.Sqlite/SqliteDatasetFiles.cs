@@ -13,6 +13,14 @@ public sealed class SqliteDatasetFiles
         Directory.CreateDirectory(DatasetsDirectory);
     }
 
+    /// <summary>
+    /// Page size of new warehouse dataset files, in bytes: 64 KiB, SQLite's largest (its default, kept for the control
+    /// plane's small transactions, is 4 KiB). Warehouse tables are loaded in bulk and scanned; a 1M-row GCP billing
+    /// export load spent ~20% less CPU than with 4 KiB pages (fewer pages to allocate, balance, log and checkpoint).
+    /// Files created before keep the page size they were created with.
+    /// </summary>
+    internal const int WarehousePageSize = 65536;
+
     public string DataDirectory { get; }
 
     public string DatasetsDirectory { get; }
@@ -28,8 +36,11 @@ public sealed class SqliteDatasetFiles
             DefaultTimeout = 30,
         }.ToString();
 
-    /// <summary>Opens a connection; <see cref="SqliteOpenMode.ReadWriteCreate"/> creates the file, in WAL mode.</summary>
-    public async Task<SqliteConnection> OpenAsync(DatasetRef dataset, CancellationToken cancellationToken, SqliteOpenMode mode = SqliteOpenMode.ReadWrite)
+    /// <summary>
+    /// Opens a connection; <see cref="SqliteOpenMode.ReadWriteCreate"/> creates the file, in WAL mode, with pages of
+    /// <paramref name="pageSize"/> bytes if given (a file that exists keeps its own).
+    /// </summary>
+    public async Task<SqliteConnection> OpenAsync(DatasetRef dataset, CancellationToken cancellationToken, SqliteOpenMode mode = SqliteOpenMode.ReadWrite, int? pageSize = null)
     {
         var connection = new SqliteConnection(ConnectionString(dataset, mode));
         try
@@ -40,8 +51,9 @@ public sealed class SqliteDatasetFiles
             // WAL with synchronous=NORMAL: commits append to the log without an fsync each (the log is synced at
             // checkpoints). A crash of the process loses nothing; a power cut may roll back the last commits, never
             // corrupt the file. journal_mode is stored in the file; synchronous is per connection.
+            // A page size is fixed when the file is created (before WAL mode is written into it); see WarehousePageSize.
             pragma.CommandText = mode == SqliteOpenMode.ReadWriteCreate
-                ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                ? $"{(pageSize is { } size ? $"PRAGMA page_size={size}; " : string.Empty)}PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                 : "PRAGMA synchronous=NORMAL;";
             await pragma.ExecuteNonQueryAsync(cancellationToken);
 

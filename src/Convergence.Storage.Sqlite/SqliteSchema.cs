@@ -71,17 +71,28 @@ internal static class SqliteSchema
         return System.Text.Encoding.ASCII.GetString(utf8);
     }
 
+    /// <summary>Writes <paramref name="date"/> as <c>yyyy-MM-dd</c> in ASCII into the first 10 bytes of <paramref name="into"/>.</summary>
+    public static void FormatDate(DateOnly date, Span<byte> into)
+    {
+        Digits(into, date.Year, 4);
+        into[4] = (byte)'-';
+        Digits(into[5..], date.Month, 2);
+        into[7] = (byte)'-';
+        Digits(into[8..], date.Day, 2);
+    }
+
+    private static void Digits(Span<byte> into, long value, int count)
+    {
+        for (var i = count - 1; i >= 0; i--)
+        {
+            into[i] = (byte)('0' + (value % 10));
+            value /= 10;
+        }
+    }
+
     /// <summary>Writes <paramref name="utc"/> as <see cref="TimestampFormat"/> in ASCII into <paramref name="into"/>.</summary>
     public static void FormatTimestamp(DateTime utc, Span<byte> into)
     {
-        static void Digits(Span<byte> into, long value, int count)
-        {
-            for (var i = count - 1; i >= 0; i--)
-            {
-                into[i] = (byte)('0' + (value % 10));
-                value /= 10;
-            }
-        }
 
         Digits(into, utc.Year, 4);
         into[4] = (byte)'-';
@@ -109,7 +120,10 @@ internal static class SqliteSchema
     /// </summary>
     public static object ToBulkValue(object? value, ColumnType type, string column) => value switch
     {
-        DateTimeOffset or DateOnly or decimal or bool => value,
+        // Most values of a bulk load are text: tested first.
+        string => value,
+        null => DBNull.Value,
+        DateTimeOffset or DateOnly or decimal or bool or long => value,
         DateTime t => new DateTimeOffset(DateTime.SpecifyKind(t, DateTimeKind.Utc)),
         _ => ToDb(value, type, column),
     };

@@ -25,7 +25,7 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
             return false;
         }
 
-        await using var connection = await files.OpenAsync(dataset, cancellationToken, SqliteOpenMode.ReadWriteCreate);
+        await using var connection = await files.OpenAsync(dataset, cancellationToken, SqliteOpenMode.ReadWriteCreate, SqliteDatasetFiles.WarehousePageSize);
         return true;
     }
 

@@ -18,8 +18,39 @@ internal sealed class CsvRecordReader(TextReader reader)
     /// <summary>Distinct texts remembered per column for <see cref="Text"/>.</summary>
     private const int RecentPerColumn = 8;
 
+    private bool[] _raw = [];
+    private char[] _rawChars = new char[512];
+    private int _rawLength;
+    private (int Start, int Length)[] _rawFields = [];
+
     /// <summary>The 1-based line the last record read starts on.</summary>
     public long RecordLine { get; private set; }
+
+    /// <summary>Whether the last record read is a blank line (one empty field).</summary>
+    public bool Blank { get; private set; }
+
+    /// <summary>
+    /// Fields of column <paramref name="column"/> (0-based) are not made strings: <see cref="Read"/> adds an empty
+    /// string in their place and <see cref="RawField"/> gives their text. For columns parsed into numbers or instants,
+    /// where a string per row would only be garbage.
+    /// </summary>
+    public void KeepRaw(int column)
+    {
+        if (column >= _raw.Length)
+        {
+            Array.Resize(ref _raw, column + 1);
+            Array.Resize(ref _rawFields, column + 1);
+        }
+
+        _raw[column] = true;
+    }
+
+    /// <summary>The text of a <see cref="KeepRaw"/> column in the last record read; valid until the next read.</summary>
+    public ReadOnlySpan<char> RawField(int column)
+    {
+        var (start, length) = _rawFields[column];
+        return _rawChars.AsSpan(start, length);
+    }
 
     /// <summary>Reads the next record into <paramref name="fields"/>; <c>false</c> at the end of the input.</summary>
     /// <exception cref="CsvFormatException">A quote in the wrong place or an unterminated quoted field.</exception>
@@ -32,6 +63,8 @@ internal sealed class CsvRecordReader(TextReader reader)
         }
 
         RecordLine = _line;
+        _rawLength = 0;
+        Array.Clear(_rawFields);
         while (true)
         {
             _fieldLength = 0;
@@ -45,6 +78,7 @@ internal sealed class CsvRecordReader(TextReader reader)
             }
 
             fields.Add(Text(fields.Count));
+            Blank = fields.Count == 1 && _fieldLength == 0;
             if (!Available())
             {
                 return true;
@@ -56,6 +90,7 @@ internal sealed class CsvRecordReader(TextReader reader)
                 if (!Available())
                 {
                     fields.Add(string.Empty);
+                    Blank = false;
                     return true;
                 }
 
@@ -81,6 +116,19 @@ internal sealed class CsvRecordReader(TextReader reader)
     {
         if (_fieldLength == 0)
         {
+            return string.Empty;
+        }
+
+        if (column < _raw.Length && _raw[column])
+        {
+            if (_rawLength + _fieldLength > _rawChars.Length)
+            {
+                Array.Resize(ref _rawChars, Math.Max(_rawChars.Length * 2, _rawLength + _fieldLength));
+            }
+
+            _field.AsSpan(0, _fieldLength).CopyTo(_rawChars.AsSpan(_rawLength));
+            _rawFields[column] = (_rawLength, _fieldLength);
+            _rawLength += _fieldLength;
             return string.Empty;
         }
 

@@ -125,6 +125,15 @@ internal static class GcpBillingExportReader
             }
         }
 
+        // Numbers, instants and dates are parsed from the reader's buffer: no string per field and row.
+        for (var f = 0; f < Fields.Length; f++)
+        {
+            if (positions[f] >= 0 && IsParsed(Fields[f].Kind))
+            {
+                csv.KeepRaw(positions[f]);
+            }
+        }
+
         var values = new string?[Fields.Length];
         var row = NewRecord(file);
         var labels = new LabelsMemo();
@@ -132,7 +141,7 @@ internal static class GcpBillingExportReader
         while (Read(csv, record, file))
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (record.Count == 1 && record[0].Length == 0)
+            if (csv.Blank)
             {
                 continue;
             }
@@ -147,9 +156,11 @@ internal static class GcpBillingExportReader
                 values[f] = positions[f] < 0 || record[positions[f]].Length == 0 ? null : record[positions[f]];
             }
 
-            yield return Build(values, row, labels, file, csv.RecordLine, where);
+            yield return Build(values, csv, positions, row, labels, file, csv.RecordLine, where);
         }
     }
+
+    private static bool IsParsed(FieldKind kind) => kind is FieldKind.Decimal or FieldKind.Timestamp or FieldKind.Date;
 
     private static bool Read(CsvRecordReader csv, List<string> record, string file)
     {
@@ -201,7 +212,7 @@ internal static class GcpBillingExportReader
                 values[f] = flat.TryGetValue(Fields[f].Source, out var v) && v is { Length: > 0 } ? v : null;
             }
 
-            yield return Build(values, row, labels, file, lineNumber, where);
+            yield return Build(values, null, null, row, labels, file, lineNumber, where);
         }
     }
 
@@ -237,8 +248,12 @@ internal static class GcpBillingExportReader
         return record;
     }
 
-    /// <summary>Converts one row's field texts into <paramref name="row"/> (a record of <see cref="Columns"/>).</summary>
-    private static object?[] Build(string?[] values, object?[] row, LabelsMemo labels, string file, long line, Func<int, string> where)
+    /// <summary>
+    /// Converts one row's field texts into <paramref name="row"/> (a record of <see cref="Columns"/>): from
+    /// <paramref name="values"/>, or for parsed kinds read from CSV, from <paramref name="csv"/>'s buffer at the field's
+    /// <paramref name="positions"/> (null or empty text is an empty field).
+    /// </summary>
+    private static object?[] Build(string?[] values, CsvRecordReader? csv, int[]? positions, object?[] row, LabelsMemo labels, string file, long line, Func<int, string> where)
     {
         decimal cost = 0, credits = 0;
         var f = 0;
@@ -248,6 +263,16 @@ internal static class GcpBillingExportReader
             {
                 var (_, column, kind, required) = Fields[f];
                 var text = values[f];
+                if (csv is not null && IsParsed(kind))
+                {
+                    var field = positions![f] < 0 ? default : csv.RawField(positions[f]);
+                    if (!field.IsEmpty)
+                    {
+                        row[f] = Parsed(kind, field, ref cost, column == "cost");
+                        continue;
+                    }
+                }
+
                 if (text is null)
                 {
                     if (required)
@@ -269,20 +294,8 @@ internal static class GcpBillingExportReader
                     case FieldKind.Text:
                         row[f] = text;
                         break;
-                    case FieldKind.Decimal:
-                        var amount = ListText.TryDecimal(text, out var d) ? d : throw new FormatException($"'{Clip(text)}' is not a decimal number");
-                        row[f] = amount;
-                        if (column == "cost")
-                        {
-                            cost = amount;
-                        }
-
-                        break;
-                    case FieldKind.Timestamp:
-                        row[f] = ExportTimestamps.TryParse(text, out var t) ? t : throw new FormatException($"'{Clip(text)}' is not a timestamp such as 2020-11-09 23:00:00+00:00");
-                        break;
-                    case FieldKind.Date:
-                        row[f] = ExportTimestamps.TryParse(text, out var p) ? DateOnly.FromDateTime(p.UtcDateTime) : throw new FormatException($"'{Clip(text)}' is not a date");
+                    case FieldKind.Decimal or FieldKind.Timestamp or FieldKind.Date:
+                        row[f] = Parsed(kind, text, ref cost, column == "cost");
                         break;
                     case FieldKind.Labels:
                         row[f] = labels.Json(text);
@@ -304,6 +317,29 @@ internal static class GcpBillingExportReader
         row[UsageDate + 2] = cost + credits;
         row[UsageDate + 3] = line;
         return row;
+    }
+
+    /// <summary>
+    /// A decimal, timestamp or date field's value; a decimal is also stored in <paramref name="amount"/> when
+    /// <paramref name="keep"/> (the row's cost).
+    /// </summary>
+    private static object Parsed(FieldKind kind, ReadOnlySpan<char> text, ref decimal amount, bool keep)
+    {
+        switch (kind)
+        {
+            case FieldKind.Decimal:
+                var d = ListText.TryDecimal(text, out var parsed) ? parsed : throw new FormatException($"'{Clip(text)}' is not a decimal number");
+                if (keep)
+                {
+                    amount = d;
+                }
+
+                return d;
+            case FieldKind.Timestamp:
+                return ExportTimestamps.TryParse(text, out var t) ? t : throw new FormatException($"'{Clip(text)}' is not a timestamp such as 2020-11-09 23:00:00+00:00");
+            default:
+                return ExportTimestamps.TryParse(text, out var p) ? DateOnly.FromDateTime(p.UtcDateTime) : throw new FormatException($"'{Clip(text)}' is not a date");
+        }
     }
 
     /// <summary>
@@ -331,7 +367,7 @@ internal static class GcpBillingExportReader
         }
     }
 
-    private static string Clip(string text) => text.Length <= 40 ? text : text[..40] + "…";
+    private static string Clip(ReadOnlySpan<char> text) => text.Length <= 40 ? text.ToString() : string.Concat(text[..40], "…");
 
     internal static RequestValidationException Invalid(string file, long line, string? column, string problem) =>
         RequestValidationException.For(Parameter, $"{file} line {line.ToString(CultureInfo.InvariantCulture)}{(column is null ? string.Empty : ", " + column)}: {problem}. Nothing was written.");
@@ -344,7 +380,7 @@ internal static class ExportTimestamps
     /// Parses <c>2020-11-09 23:00:00+00:00</c>, <c>2020-11-10 05:49:32.199000+00:00</c>, BigQuery's
     /// <c>2020-11-09 23:00:00 UTC</c>, ISO 8601 with <c>T</c> and <c>Z</c>, and a bare date (midnight UTC).
     /// </summary>
-    public static bool TryParse(string text, out DateTimeOffset value)
+    public static bool TryParse(ReadOnlySpan<char> text, out DateTimeOffset value)
     {
         if (TryParseFast(text, out value))
         {
@@ -361,7 +397,7 @@ internal static class ExportTimestamps
         return false;
     }
 
-    private static bool TryParseFast(string s, out DateTimeOffset value)
+    private static bool TryParseFast(ReadOnlySpan<char> s, out DateTimeOffset value)
     {
         value = default;
         if (s.Length < 10 || s[4] != '-' || s[7] != '-')
@@ -405,7 +441,7 @@ internal static class ExportTimestamps
             }
         }
 
-        var rest = s.AsSpan(at);
+        var rest = s[at..];
         if (!(rest.IsEmpty || rest is "Z" or "+00:00" or " UTC" or "+0000" or "-00:00"))
         {
             return false;
@@ -420,7 +456,7 @@ internal static class ExportTimestamps
         return true;
     }
 
-    private static bool Digits(string s, int start, int count, out int value)
+    private static bool Digits(ReadOnlySpan<char> s, int start, int count, out int value)
     {
         value = 0;
         for (var i = start; i < start + count; i++)

@@ -58,7 +58,22 @@ internal sealed class ListText
             return ("[]", 0m);
         }
 
-        if (Parse(text!) is not List<object?> items)
+        // The common case goes straight from text to JSON, summing while it writes: no lists, dicts or strings per
+        // credit. Anything it does not expect (not a list of dicts each with a numeric amount) is left to the general
+        // path below, which names the problem; syntax errors are the same on both paths (same grammar, same order).
+        var parser = new ListText(text!);
+        if (parser.TryWriteCredits(out var json, out var sum))
+        {
+            return (json, sum);
+        }
+
+        return CreditsFromTree(text!);
+    }
+
+    /// <summary>The credits through the parsed tree (<see cref="Parse"/>): the reference for <see cref="TryWriteCredits"/>.</summary>
+    internal static (string Json, decimal Total) CreditsFromTree(string text)
+    {
+        if (Parse(text) is not List<object?> items)
         {
             throw new ListTextException(0, "credits must be a list");
         }
@@ -124,8 +139,8 @@ internal sealed class ListText
     [ThreadStatic]
     private static (ArrayBufferWriter<byte> Buffer, Utf8JsonWriter Writer)? _json;
 
-    /// <summary>Writes a parsed value as JSON (decimals exactly as parsed).</summary>
-    public static string ToJson(object? value)
+    /// <summary>This thread's JSON buffer and writer, emptied.</summary>
+    private static (ArrayBufferWriter<byte> Buffer, Utf8JsonWriter Writer) JsonWriter()
     {
         if (_json is not var (buffer, writer))
         {
@@ -136,9 +151,194 @@ internal sealed class ListText
 
         buffer.ResetWrittenCount();
         writer.Reset(buffer);
+        return (buffer, writer);
+    }
+
+    /// <summary>Writes a parsed value as JSON (decimals exactly as parsed).</summary>
+    public static string ToJson(object? value)
+    {
+        var (buffer, writer) = JsonWriter();
         Write(writer, value);
         writer.Flush();
         return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    /// <summary>
+    /// Writes the whole text, a list of dicts, as JSON while summing each dict's first <c>amount</c>; <c>false</c> (and
+    /// nothing usable) when the text is valid but not that shape. Syntax errors throw as <see cref="Parse"/> would.
+    /// </summary>
+    private bool TryWriteCredits(out string json, out decimal total)
+    {
+        json = string.Empty;
+        total = 0m;
+        var (buffer, writer) = JsonWriter();
+        SkipSpace();
+        if (_at >= _text.Length || _text[_at] is not ('[' or '('))
+        {
+            return false;
+        }
+
+        var close = _text[_at] == '[' ? ']' : ')';
+        _at++;
+        writer.WriteStartArray();
+        SkipSpace();
+        while (true)
+        {
+            if (_at < _text.Length && _text[_at] == close)
+            {
+                _at++;
+                break;
+            }
+
+            if (_at >= _text.Length || _text[_at] != '{')
+            {
+                return false;
+            }
+
+            // One credit: a mapping written as it is read, its first 'amount' kept.
+            _at++;
+            writer.WriteStartObject();
+            decimal? amount = null;
+            var hasAmount = false;
+            SkipSpace();
+            while (true)
+            {
+                if (_at < _text.Length && _text[_at] == '}')
+                {
+                    _at++;
+                    break;
+                }
+
+                if (_at >= _text.Length || _text[_at] is not ('\'' or '"'))
+                {
+                    throw Error("expected a quoted key");
+                }
+
+                var isAmount = WriteQuoted(writer, propertyName: true) && !hasAmount;
+                SkipSpace();
+                Expect(':');
+                SkipSpace();
+                var value = WriteValue(writer, 2);
+                if (isAmount)
+                {
+                    hasAmount = true;
+                    amount = value;
+                }
+
+                SkipSpace();
+                if (_at < _text.Length && _text[_at] == ',')
+                {
+                    _at++;
+                    SkipSpace();
+                    continue;
+                }
+
+                if (_at < _text.Length && _text[_at] == '}')
+                {
+                    continue;
+                }
+
+                throw Error("expected ',' or '}'");
+            }
+
+            writer.WriteEndObject();
+            if (amount is not { } credited)
+            {
+                return false;
+            }
+
+            total += credited;
+            SkipSpace();
+            if (_at < _text.Length && _text[_at] == ',')
+            {
+                _at++;
+                SkipSpace();
+                continue;
+            }
+
+            if (_at < _text.Length && _text[_at] == close)
+            {
+                continue;
+            }
+
+            throw Error($"expected ',' or '{close}'");
+        }
+
+        SkipSpace();
+        if (_at != _text.Length)
+        {
+            throw Error("unexpected text after the value");
+        }
+
+        writer.WriteEndArray();
+        writer.Flush();
+        json = Encoding.UTF8.GetString(buffer.WrittenSpan);
+        return true;
+    }
+
+    /// <summary>
+    /// Writes one value as JSON straight from the text, as <see cref="Value"/> reads it; returns the number when the
+    /// value is one (a plain number or <c>Decimal('…')</c>), else <c>null</c>.
+    /// </summary>
+    private decimal? WriteValue(Utf8JsonWriter writer, int depth)
+    {
+        if (depth > MaxDepth)
+        {
+            throw Error($"nesting deeper than {MaxDepth}");
+        }
+
+        if (_at >= _text.Length)
+        {
+            throw Error("unexpected end of text");
+        }
+
+        switch (_text[_at])
+        {
+            case '[' or '(' or '{':
+                // Nested lists and dicts inside a credit are rare: through the tree.
+                Write(writer, Value(depth));
+                return null;
+            case '\'' or '"':
+                WriteQuoted(writer, propertyName: false);
+                return null;
+            case '-' or '+' or '.' or (>= '0' and <= '9'):
+                var number = Number();
+                writer.WriteNumberValue(number);
+                return number;
+        }
+
+        var value = Value(depth);
+        Write(writer, value);
+        return value as decimal?;
+    }
+
+    /// <summary>Writes a quoted string as a JSON string or property name; returns whether it is <c>amount</c>.</summary>
+    private bool WriteQuoted(Utf8JsonWriter writer, bool propertyName)
+    {
+        var quote = _text[_at];
+        var start = _at + 1;
+        var end = _text.AsSpan(start).IndexOfAny(quote, '\\');
+        ReadOnlySpan<char> text;
+        if (end >= 0 && _text[start + end] == quote)
+        {
+            text = _text.AsSpan(start, end);
+            _at = start + end + 1;
+        }
+        else
+        {
+            text = QuotedString();
+        }
+
+        if (propertyName)
+        {
+            writer.WritePropertyName(text);
+        }
+        else
+        {
+            writer.WriteStringValue(text);
+        }
+
+        return text.SequenceEqual("amount");
     }
 
     private static bool IsEmptyList(string? text) => text is null || text.Length == 0 || text == "[]" || text.AsSpan().Trim().SequenceEqual("[]");

@@ -18,7 +18,13 @@ namespace Convergence.Processors.Gcp;
 internal static class RecordReadAhead
 {
     /// <summary>Records a batch holds.</summary>
-    internal const int BatchSize = 1024;
+    /// <remarks>
+    /// Small on purpose: the records in flight (at most <see cref="Batches"/> + 2 batches, ~1.3 KB of objects a billing
+    /// export row) should fit in the GC's gen0 budget, so they die young. With 1,024-record batches (~8 MB in flight)
+    /// nearly every record outlived a gen0 collection and was promoted to gen2: a 1M-row load ran 35 gen2 collections
+    /// and paused 1.5–2.3 s; with 256 it runs one and pauses ~0.4–0.8 s.
+    /// </remarks>
+    internal const int BatchSize = 256;
 
     /// <summary>Filled batches that may wait for the consumer.</summary>
     internal const int Batches = 4;

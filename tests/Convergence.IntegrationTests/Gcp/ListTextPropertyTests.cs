@@ -60,6 +60,71 @@ public sealed class ListTextPropertyTests
     }
 
     [Fact]
+    public void Property_Credits_StreamedStraightToJson_MatchTheParsedTree()
+    {
+        // Credits go from text to JSON without the parsed tree; the tree's result is the reference, for whole texts and
+        // for every cut of one (same JSON and sum, or the same error).
+        var gen = Gen.Zip(Gen.Choose(0, 4).SelectMany(n => Gen.ArrayOf(CreditGen, n)), FormatGen)
+            .SelectMany(t =>
+            {
+                var text = Render(t.Item1.Select(c => (object?)c.ToDict()).ToList(), t.Item2);
+                return Gen.Frequency((1, Gen.Constant(text)), (2, Gen.Choose(0, text.Length).Select(cut => text[..cut])));
+            });
+        Prop.ForAll(Arb.From(gen), text => ShouldMatchTree(text)).Check(Checks);
+    }
+
+    [Theory]
+    [InlineData("[{'name': 'a', 'amount': -1.5}, {'name': 'b', 'amount': Decimal('-0.25')}]")]
+    [InlineData("({'amount': 1, 'amount': 2},)")]
+    [InlineData("[{'amount': 'x', 'amount': 2}]")]
+    [InlineData("[{'amount': 2, 'amount': 'x'}]")]
+    [InlineData("[{'amount': 1, 'nested': ({'a': [True, False, None]},)}, {'amount': -0.5, 'n': {'amount': 9}}]")]
+    [InlineData("[{'na\\'me': 'it\\'s \\u00e9', \"amount\": 1e-06, 'x': \"q\\\"\"}]")]
+    [InlineData("[{'amount': 1}, 2]")]
+    [InlineData("[{'amount': None}]")]
+    [InlineData("[{'amount': True}]")]
+    [InlineData("[{'name': 'a'}]")]
+    [InlineData("{'amount': 1}")]
+    [InlineData("'x'")]
+    [InlineData("[{'amount': 1}] x")]
+    [InlineData("[{'amount': 1]")]
+    [InlineData("[{amount: 1}]")]
+    [InlineData("[{'amount': nan}]")]
+    [InlineData("[{'amount': 1e400}]")]
+    [InlineData("  [ { 'amount' : 3 , } , ]  ")]
+    public void Credits_StreamedStraightToJson_MatchTheParsedTree(string text) => ShouldMatchTree(text);
+
+    private static void ShouldMatchTree(string text)
+    {
+        (string Json, decimal Total)? expected = null;
+        string? expectedError = null;
+        try
+        {
+            expected = ListText.CreditsFromTree(text);
+        }
+        catch (ListTextException ex)
+        {
+            expectedError = ex.Message;
+        }
+
+        if (string.IsNullOrWhiteSpace(text) || text.Trim() == "[]")
+        {
+            ListText.Credits(text).ShouldBe(("[]", 0m), text);
+        }
+        else if (expectedError is not null)
+        {
+            Should.Throw<ListTextException>(() => ListText.Credits(text), text).Message.ShouldBe(expectedError, text);
+        }
+        else
+        {
+            var actual = ListText.Credits(text);
+            actual.Json.ShouldBe(expected!.Value.Json, text);
+            actual.Total.ShouldBe(expected.Value.Total, text);
+            actual.Total.Scale.ShouldBe(expected.Value.Total.Scale, text);
+        }
+    }
+
+    [Fact]
     public void Property_Labels_ParseBackToTheSameMap()
     {
         Prop.ForAll(Arb.From(Gen.Zip(LabelsGen, FormatGen)), input =>

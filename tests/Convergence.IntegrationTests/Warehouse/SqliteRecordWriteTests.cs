@@ -69,6 +69,20 @@ public sealed class SqliteRecordWriteTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task NewDatasetFile_Has64KiBPages_WhileTheControlPlaneKeepsSqlitesDefault()
+    {
+        (await QueryAsync("PRAGMA page_size")).ShouldHaveSingleItem()["page_size"].ShouldBe(65536L);
+        (await QueryAsync("PRAGMA journal_mode")).ShouldHaveSingleItem()["journal_mode"].ShouldBe("wal");
+
+        // The control plane's file is opened (and created) through the same class without a page size.
+        var files = new SqliteDatasetFiles(_directory.FullName);
+        await using var central = await files.OpenAsync(DatasetRef.Central, CancellationToken.None, Microsoft.Data.Sqlite.SqliteOpenMode.ReadWriteCreate);
+        await using var command = central.CreateCommand();
+        command.CommandText = "CREATE TABLE IF NOT EXISTS t (x); PRAGMA page_size";
+        (await command.ExecuteScalarAsync()).ShouldBe(4096L);
+    }
+
+    [Fact]
     public async Task RepeatedValues_AreStoredExactlyAsEachRowGivesThem()
     {
         // Rows that repeat, drop and bring back values at the same positions: a value equal to the previous row's is
