@@ -108,14 +108,17 @@ internal static class GcpBench
                           $"{(GC.GetTotalAllocatedBytes() - allocated) / (double)Math.Max(rows, 1):0} B allocated a row (no writes)");
     }
 
-    public static async Task IngestAsync(string[] args, string repositoryConfigs)
+    /// <param name="withFocus">
+    /// Whether gcp/billing keeps its focus.normalize step (<c>gcp-pipeline</c>: the whole pipeline, each step timed, to show
+    /// that rebuilding FOCUS from the loaded slice streams too); by default the load step alone, which is what
+    /// <c>gcp-ingest</c> compares with the native loader.
+    /// </param>
+    public static async Task IngestAsync(string[] args, string repositoryConfigs, bool withFocus = false)
     {
         var file = Path.GetFullPath(args[0]);
         var work = Directory.CreateTempSubdirectory("convergence-gcp-bench-");
         try
         {
-            // The load step alone: gcp/billing's focus.normalize step (which reads the slice back into memory) is not
-            // what this compares with the native loader.
             var configs = Path.Combine(work.FullName, "configs");
             foreach (var source in Directory.EnumerateFiles(repositoryConfigs, "*", SearchOption.AllDirectories))
             {
@@ -126,7 +129,11 @@ internal static class GcpBench
 
             var billing = Path.Combine(configs, "gcp", "billing.yml");
             var yaml = File.ReadAllText(billing);
-            File.WriteAllText(billing, yaml[..yaml.IndexOf("  - step_id: focus", StringComparison.Ordinal)]);
+            if (!withFocus)
+            {
+                File.WriteAllText(billing, yaml[..yaml.IndexOf("  - step_id: focus", StringComparison.Ordinal)]);
+            }
+
             var settings = ConvergenceSettings.Load(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
             {
                 ["CONVERGENCE_DATA_DIR"] = Path.Combine(work.FullName, "data"),
@@ -168,6 +175,13 @@ internal static class GcpBench
                               $"allocated {(GC.GetTotalAllocatedBytes() - allocated) / 1e6:0} MB, GCs {GC.CollectionCount(0) - gcs[0]}/{GC.CollectionCount(1) - gcs[1]}/{GC.CollectionCount(2) - gcs[2]} (gen0/1/2), " +
                               $"GC pause {(GC.GetTotalPauseDuration() - paused).TotalSeconds:0.00} s, CPU {(process.TotalProcessorTime - cpu).TotalSeconds:0.00} s, peak working set {process.PeakWorkingSet64 / 1e6:0} MB, status {result.Status}");
             Console.WriteLine($"ROWS_PER_SECOND={rows / watch.Elapsed.TotalSeconds:0}");
+            if (withFocus)
+            {
+                foreach (var log in await services.GetRequiredService<Convergence.Core.Storage.IControlPlaneStore>().ListStepsAsync(result.PipelineLoggingId, org, CancellationToken.None))
+                {
+                    Console.WriteLine($"  step {log.StepId}: {log.Status}, {log.RowsProcessed} rows, {(log.EndTime - log.StartTime)?.TotalSeconds:0.00} s");
+                }
+            }
         }
         finally
         {

@@ -17,6 +17,7 @@ using Microsoft.Extensions.Logging;
 // GCP billing export ingest (GcpBench.cs; bench/gcp/run.sh compares with sqlite3 .import):
 //   dotnet run -c Release --project bench/Convergence.Bench -- gcp-generate 1000000 /tmp/gcp.csv
 //   dotnet run -c Release --project bench/Convergence.Bench -- gcp-ingest /tmp/gcp.csv ["Host=...;Database=..." for a PostgreSQL warehouse]
+//   dotnet run -c Release --project bench/Convergence.Bench -- gcp-pipeline /tmp/gcp.csv [...]   (the same with gcp/billing's focus step, each step timed)
 // Scheduler trigger and run queue (SchedulerBench.cs, issue #6):
 //   dotnet run -c Release --project bench/Convergence.Bench -- trigger [orgs=10000] [schedules=3]
 //   dotnet run -c Release --project bench/Convergence.Bench -- queue [runs=2000] [workers=4] [instances=1] [sqlite|postgres]
@@ -41,6 +42,12 @@ if (args is ["gcp-generate", .. var generateArgs])
 if (args is ["gcp-parse", .. var parseArgs])
 {
     GcpBench.Parse(parseArgs);
+    return;
+}
+
+if (args is ["gcp-pipeline", .. var pipelineArgs])
+{
+    await GcpBench.IngestAsync(pipelineArgs, RepositoryConfigs(), withFocus: true);
     return;
 }
 
