@@ -218,14 +218,17 @@ public sealed class FocusNormalizeProcessor : IProcessor
             ["x_source_table"] = sourceTable,
             ["pipeline_logging_id"] = runId,
         };
-        foreach (var (column, read) in FocusRow.Columns)
+        foreach (var (name, read) in SnakeColumns)
         {
             var value = read(row);
-            values[Snake(column)] = value is IReadOnlyDictionary<string, string> tags ? JsonSerializer.Serialize(tags) : value;
+            values[name] = value is IReadOnlyDictionary<string, string> tags ? JsonSerializer.Serialize(tags) : value;
         }
 
         return values;
     }
+
+    /// <summary>The FOCUS columns under the table's names, with their readers (named once, not per row).</summary>
+    private static readonly (string Name, Func<FocusRow, object?> Read)[] SnakeColumns = [.. FocusRow.Columns.Select(c => (Snake(c.Key), c.Value))];
 
     /// <summary>FOCUS column id (<c>BilledCost</c>) to the table's column name (<c>billed_cost</c>).</summary>
     internal static string Snake(string column)
