@@ -35,37 +35,49 @@ public sealed partial class ScheduleTrigger(
     /// <summary>Missed occurrences a catch-up walks one by one before it jumps ahead.</summary>
     public const int MaxCatchUpWalk = 10_000;
 
+    /// <summary>
+    /// Due schedules read at once, then handled in batches of <see cref="BatchSize"/>: while one batch is written, the
+    /// next one's cron and validation work runs on another thread. (The next batch cannot be read while the current one
+    /// is written: the read would not yet see the schedules the write advances.)
+    /// </summary>
+    public const int ReadSize = 4 * BatchSize;
+
     public async Task<TriggerResult> TriggerAsync(CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         var outcomes = new List<TickOutcome>();
         int due = 0, invalid = 0;
         var seen = new HashSet<string>(StringComparer.Ordinal);
+        var crons = new System.Collections.Concurrent.ConcurrentDictionary<(string Cron, string Timezone), CronSchedule?>();
         while (true)
         {
-            var batch = (await schedules.ListDueAsync(now, BatchSize, cancellationToken)).Where(c => seen.Add(c.ConfigId)).ToList();
-            if (batch.Count == 0)
+            var read = (await schedules.ListDueAsync(now, ReadSize, cancellationToken)).Where(c => seen.Add(c.ConfigId)).ToList();
+            if (read.Count == 0)
             {
                 break;
             }
 
-            due += batch.Count;
-            var ticks = new List<ScheduledTick>(batch.Count);
-            foreach (var config in batch)
+            due += read.Count;
+            var batches = read.Chunk(BatchSize).ToList();
+            var next = Task.Run(() => Ticks(batches[0], now, crons), cancellationToken);
+            for (var i = 0; i < batches.Count; i++)
             {
-                if (Tick(config, now) is { } tick)
+                var (ticks, unusable) = await next;
+                if (i + 1 < batches.Count)
                 {
-                    ticks.Add(tick);
+                    var following = batches[i + 1];
+                    next = Task.Run(() => Ticks(following, now, crons), cancellationToken);
                 }
-                else
+
+                foreach (var config in unusable)
                 {
                     // Park it (no next run) so it neither blocks the due list nor fires; a PUT with valid values revives it.
                     invalid++;
                     await schedules.UpdateAsync(config with { NextRunTime = null, UpdatedAt = now }, cancellationToken);
                 }
-            }
 
-            outcomes.AddRange(await queue.EnqueueTicksAsync(ticks, now, cancellationToken));
+                outcomes.AddRange(await queue.EnqueueTicksAsync(ticks, now, cancellationToken));
+            }
         }
 
         var result = new TriggerResult(
@@ -84,10 +96,34 @@ public sealed partial class ScheduleTrigger(
         return result;
     }
 
-    /// <summary>The tick of a due schedule, or null when its stored cron, pipeline or parameters can no longer be used.</summary>
-    private ScheduledTick? Tick(ScheduleConfig config, DateTimeOffset now)
+    /// <summary>The ticks of a batch of due schedules, and the schedules that can no longer be used.</summary>
+    private (List<ScheduledTick> Ticks, List<ScheduleConfig> Unusable) Ticks(
+        ScheduleConfig[] batch, DateTimeOffset now, System.Collections.Concurrent.ConcurrentDictionary<(string Cron, string Timezone), CronSchedule?> crons)
     {
-        if (config.NextRunTime is not { } expected || !CronSchedule.TryCreate(config.CronSchedule, config.Timezone, out var cron, out _) || cron is null)
+        var ticks = new List<ScheduledTick>(batch.Length);
+        var unusable = new List<ScheduleConfig>();
+        foreach (var config in batch)
+        {
+            if (Tick(config, now, crons) is { } tick)
+            {
+                ticks.Add(tick);
+            }
+            else
+            {
+                unusable.Add(config);
+            }
+        }
+
+        return (ticks, unusable);
+    }
+
+    /// <summary>The tick of a due schedule, or null when its stored cron, pipeline or parameters can no longer be used.</summary>
+    private ScheduledTick? Tick(
+        ScheduleConfig config, DateTimeOffset now, System.Collections.Concurrent.ConcurrentDictionary<(string Cron, string Timezone), CronSchedule?> crons)
+    {
+        // Schedules share few distinct (cron, time zone) pairs: each is parsed once per trigger.
+        var cron = crons.GetOrAdd((config.CronSchedule, config.Timezone), key => CronSchedule.TryCreate(key.Cron, key.Timezone, out var parsed, out _) ? parsed : null);
+        if (config.NextRunTime is not { } expected || cron is null)
         {
             LogInvalid(logger, config.ConfigId, config.OrgSlug.Value, "its cron expression or time zone is invalid");
             return null;
@@ -101,8 +137,11 @@ public sealed partial class ScheduleTrigger(
                 [RunParameters.DateKey] = cron.ScheduledLocalDate(occurrence).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
             };
             var actor = new Actor(Actor.RootType, null, config.OrgSlug, "scheduler", null);
-            var run = executor.Prepare(new PipelineRunRequest(config.Pipeline, config.OrgSlug, parameters, actor, RunTrigger.Scheduler));
-            return new ScheduledTick(config.ConfigId, config.OrgSlug, config.Pipeline, expected, occurrence, cron.Next(now), missed, run, maxAttempts);
+
+            // Validated now (an unusable schedule is parked), prepared by the worker that claims the entry.
+            executor.Validate(new PipelineRunRequest(config.Pipeline, config.OrgSlug, parameters, actor, RunTrigger.Scheduler));
+            return new ScheduledTick(
+                config.ConfigId, config.OrgSlug, config.Pipeline, expected, occurrence, cron.Next(now), missed, Guid.CreateVersion7(now).ToString(), parameters, maxAttempts);
         }
         catch (Exception ex) when (ex is Errors.ConvergenceException or CronScheduleException)
         {
