@@ -259,8 +259,9 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
         return cancelled;
     }
 
-    public async Task<IReadOnlyList<TickOutcome>> EnqueueTicksAsync(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<TickOutcome>> EnqueueTicksAsync(TickBatch batch, CancellationToken cancellationToken)
     {
+        var (ticks, now) = (batch.Ticks, batch.Now);
         var outcomes = new List<TickOutcome>(ticks.Count);
         if (ticks.Count == 0)
         {

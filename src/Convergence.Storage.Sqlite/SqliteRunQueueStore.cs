@@ -244,27 +244,28 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         return cancelled;
     }
 
+    /// <summary>Builds the batch's JSON rows (see <see cref="TickValues"/>) before any lock is taken.</summary>
+    public TickBatch PrepareTicks(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now) => new SqliteTickBatch(ticks, now, SqliteJsonRows.Serialize(ticks.Select(TickValues)));
+
     /// <remarks>
     /// Set-based: each step is one statement over the whole batch (rows passed as JSON, see <see cref="SqliteJsonRows"/>),
     /// inside one transaction that holds SQLite's write lock, so the org counters read in step 3 cannot change under it.
     /// A tick writes two rows: its schedule's advance and its queue entry (no tick row, no run row: the entry is the
     /// tick's record and the run row is created at claim).
     /// </remarks>
-    public async Task<IReadOnlyList<TickOutcome>> EnqueueTicksAsync(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<TickOutcome>> EnqueueTicksAsync(TickBatch batch, CancellationToken cancellationToken)
     {
-        if (ticks.Count == 0)
+        if (batch.Ticks.Count == 0)
         {
             return [];
         }
 
-        // The JSON rows are built before the write lock is taken.
-        var at = SqliteSchema.Timestamp(now);
-        var scheduleRows = SqliteJsonRows.Serialize(ticks.Select(t => new object?[]
-        {
-            t.ConfigId, t.Org.Value, SqliteSchema.Timestamp(t.ExpectedNextRunTime), SqliteSchema.Timestamp(t.NextRunTime), SqliteSchema.Timestamp(t.ScheduledFor),
-        }));
-        var entryRows = SqliteJsonRows.Serialize(ticks.Select(EntryValues));
+        var rows = batch is SqliteTickBatch prepared ? prepared.Rows : SqliteJsonRows.Serialize(batch.Ticks.Select(TickValues));
+        return await WriteTicksAsync(batch.Ticks, rows, SqliteSchema.Timestamp(batch.Now), batch.Now, cancellationToken);
+    }
 
+    private async Task<IReadOnlyList<TickOutcome>> WriteTicksAsync(IReadOnlyList<ScheduledTick> ticks, string rows, string? at, DateTimeOffset now, CancellationToken cancellationToken)
+    {
         await using var connection = await OpenAsync(cancellationToken);
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
         using var statements = new Statements(connection, transaction);
@@ -282,7 +283,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             reader => reader.GetString(0),
             cancellationToken,
             ("at", at),
-            ("rows", scheduleRows))).ToHashSet(StringComparer.Ordinal);
+            ("rows", rows))).ToHashSet(StringComparer.Ordinal);
 
         // 2. Each advanced tick's entry, once per (org, pipeline, scheduled_for) (its idempotency key), QUEUED; the rare
         // skip rewrites it in step 4.
@@ -291,8 +292,8 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             $"""
             INSERT INTO org_pipeline_execution_queue (queue_id, org_slug, pipeline, parameters, priority, status, scheduled_for, attempts, max_attempts,
                 idempotency_key, pipeline_logging_id, last_error, created_at, updated_at)
-            SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value -> 3, {QueuePriority.Scheduled}, 'QUEUED', j.value ->> 4, 0, j.value ->> 5,
-                j.value ->> 6, j.value ->> 0, j.value ->> 7, @at, @at
+            SELECT j.value ->> 5, j.value ->> 1, j.value ->> 6, j.value -> 7, {QueuePriority.Scheduled}, 'QUEUED', j.value ->> 4, 0, j.value ->> 8,
+                j.value ->> 9, j.value ->> 5, j.value ->> 10, @at, @at
             FROM json_each(@rows) AS j WHERE true
             ON CONFLICT (org_slug, idempotency_key) DO NOTHING
             RETURNING queue_id
@@ -300,7 +301,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             reader => reader.GetString(0),
             cancellationToken,
             ("at", at),
-            ("rows", pending.Count == ticks.Count ? entryRows : SqliteJsonRows.Serialize(pending.Select(EntryValues))))).ToHashSet(StringComparer.Ordinal);
+            ("rows", pending.Count == ticks.Count ? rows : SqliteJsonRows.Serialize(pending.Select(TickValues))))).ToHashSet(StringComparer.Ordinal);
 
         // 3. The quota state of every org with a recorded tick, read once and counted in memory, in tick order.
         var counters = await LoadCountersAsync(
@@ -356,12 +357,14 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
     }
 
     /// <summary>
-    /// A tick's entry as one JSON row of step 2 of <see cref="EnqueueTicksAsync"/>: queue_id (= the run's id), org,
-    /// pipeline, parameters (a JSON object), scheduled_for, max_attempts, idempotency key, catch-up note.
+    /// A tick as one JSON row of <see cref="EnqueueTicksAsync"/>: config_id, org, expected and next next_run_time,
+    /// scheduled_for (0–4, the schedule's advance), then the entry's queue_id (= the run's id), pipeline, parameters (a
+    /// JSON object), max_attempts, idempotency key and catch-up note (5–10).
     /// </summary>
-    private static object?[] EntryValues(ScheduledTick t) =>
+    private static object?[] TickValues(ScheduledTick t) =>
     [
-        t.RunId, t.Org.Value, t.Pipeline, t.Parameters, SqliteSchema.Timestamp(t.ScheduledFor), t.MaxAttempts, t.QueueKey, t.CatchUpNote,
+        t.ConfigId, t.Org.Value, SqliteSchema.Timestamp(t.ExpectedNextRunTime), SqliteSchema.Timestamp(t.NextRunTime), SqliteSchema.Timestamp(t.ScheduledFor),
+        t.RunId, t.Pipeline, t.Parameters, t.MaxAttempts, t.QueueKey, t.CatchUpNote,
     ];
 
     public async Task<QueueSnapshot> GetSnapshotAsync(DateTimeOffset now, CancellationToken cancellationToken)
@@ -754,6 +757,12 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         public string? run_status { get; set; }
     }
 #pragma warning restore IDE1006, SA1300
+
+    /// <summary>A batch with its JSON rows built.</summary>
+    private sealed class SqliteTickBatch(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now, string rows) : TickBatch(ticks, now)
+    {
+        public string Rows => rows;
+    }
 
     /// <summary>A run to insert with its queue entry.</summary>
     private sealed record QueueEntry(RunAdmission Admission, string QueueId, string? QueueKey);

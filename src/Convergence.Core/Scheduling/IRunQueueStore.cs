@@ -53,7 +53,17 @@ public interface IRunQueueStore
     /// claims it (see <see cref="QueueLease.Deferred"/>); until then the control plane store shows the entry as a PENDING
     /// run under <see cref="ScheduledTick.RunId"/>.
     /// </summary>
-    Task<IReadOnlyList<TickOutcome>> EnqueueTicksAsync(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now, CancellationToken cancellationToken);
+    Task<IReadOnlyList<TickOutcome>> EnqueueTicksAsync(TickBatch batch, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Makes a batch ready for <see cref="EnqueueTicksAsync(TickBatch, CancellationToken)"/>: CPU work only (a store may
+    /// build its statement's rows here), so the trigger prepares the next batch while the current one is written.
+    /// </summary>
+    TickBatch PrepareTicks(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now) => new(ticks, now);
+
+    /// <summary>Prepares and records a batch of ticks in one call.</summary>
+    Task<IReadOnlyList<TickOutcome>> EnqueueTicksAsync(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now, CancellationToken cancellationToken) =>
+        EnqueueTicksAsync(PrepareTicks(ticks, now), cancellationToken);
 
     Task<QueueSnapshot> GetSnapshotAsync(DateTimeOffset now, CancellationToken cancellationToken);
 
@@ -92,6 +102,15 @@ public sealed record ScheduledTick(
 
     public static string ScheduleQueueKey(string pipeline, DateTimeOffset scheduledFor) =>
         $"schedule:{pipeline}:{scheduledFor.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", System.Globalization.CultureInfo.InvariantCulture)}";
+}
+
+/// <summary>Ticks made ready by <see cref="IRunQueueStore.PrepareTicks"/> (a store may subclass it with its prepared rows).</summary>
+public class TickBatch(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now)
+{
+    public IReadOnlyList<ScheduledTick> Ticks => ticks;
+
+    /// <summary>The trigger's time: when the ticks are recorded and counted.</summary>
+    public DateTimeOffset Now => now;
 }
 
 /// <summary>What became of a tick.</summary>

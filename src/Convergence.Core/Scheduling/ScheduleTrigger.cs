@@ -32,15 +32,21 @@ public sealed partial class ScheduleTrigger(
     /// </summary>
     public const int BatchSize = 5000;
 
+    /// <summary>Ticks per store transaction; <see cref="BatchSize"/> unless set (tests use small batches to exercise the pipeline).</summary>
+    public int TicksPerBatch { get; init; } = BatchSize;
+
     /// <summary>Missed occurrences a catch-up walks one by one before it jumps ahead.</summary>
     public const int MaxCatchUpWalk = 10_000;
 
     /// <summary>
-    /// Due schedules read at once, then handled in batches of <see cref="BatchSize"/>: while one batch is written, the
-    /// next one's cron and validation work runs on another thread. (The next batch cannot be read while the current one
-    /// is written: the read would not yet see the schedules the write advances.)
+    /// Due schedules read at once, then handled by org in batches of <see cref="BatchSize"/>: an org's ticks land in one
+    /// batch, so its quota row is updated once rather than once per tick, and while one batch is written the next one's
+    /// cron and validation work runs on another thread. (The next batch cannot be read while the current one is written:
+    /// the read would not yet see the schedules the write advances.)
     /// </summary>
-    public const int ReadSize = 4 * BatchSize;
+    public const int ReadSize = 10 * BatchSize;
+
+    private int ReadLimit => 10 * TicksPerBatch;
 
     public async Task<TriggerResult> TriggerAsync(CancellationToken cancellationToken)
     {
@@ -51,33 +57,14 @@ public sealed partial class ScheduleTrigger(
         var crons = new System.Collections.Concurrent.ConcurrentDictionary<(string Cron, string Timezone), CronSchedule?>();
         while (true)
         {
-            var read = (await schedules.ListDueAsync(now, ReadSize, cancellationToken)).Where(c => seen.Add(c.ConfigId)).ToList();
+            var read = (await schedules.ListDueAsync(now, ReadLimit, cancellationToken)).Where(c => seen.Add(c.ConfigId)).ToList();
             if (read.Count == 0)
             {
                 break;
             }
 
             due += read.Count;
-            var batches = read.Chunk(BatchSize).ToList();
-            var next = Task.Run(() => Ticks(batches[0], now, crons), cancellationToken);
-            for (var i = 0; i < batches.Count; i++)
-            {
-                var (ticks, unusable) = await next;
-                if (i + 1 < batches.Count)
-                {
-                    var following = batches[i + 1];
-                    next = Task.Run(() => Ticks(following, now, crons), cancellationToken);
-                }
-
-                foreach (var config in unusable)
-                {
-                    // Park it (no next run) so it neither blocks the due list nor fires; a PUT with valid values revives it.
-                    invalid++;
-                    await schedules.UpdateAsync(config with { NextRunTime = null, UpdatedAt = now }, cancellationToken);
-                }
-
-                outcomes.AddRange(await queue.EnqueueTicksAsync(ticks, now, cancellationToken));
-            }
+            await WriteBatchesAsync(read, now, crons, outcomes, n => invalid += n, cancellationToken);
         }
 
         var result = new TriggerResult(
@@ -94,6 +81,49 @@ public sealed partial class ScheduleTrigger(
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// Writes the ticks of <paramref name="read"/> batch by batch, one transaction after the other, while the next batch's
+    /// ticks are computed and prepared for the store (cron, validation, the store's rows) on another thread.
+    /// </summary>
+    private async Task WriteBatchesAsync(
+        List<ScheduleConfig> read,
+        DateTimeOffset now,
+        System.Collections.Concurrent.ConcurrentDictionary<(string Cron, string Timezone), CronSchedule?> crons,
+        List<TickOutcome> outcomes,
+        Action<int> parked,
+        CancellationToken cancellationToken)
+    {
+        // By org, and within an org by next run time (the order its ticks are counted against its quota).
+        var batches = read.OrderBy(c => c.OrgSlug.Value, StringComparer.Ordinal).ThenBy(c => c.NextRunTime).ThenBy(c => c.ConfigId, StringComparer.Ordinal)
+            .Chunk(TicksPerBatch).ToList();
+        Task<(TickBatch Batch, List<ScheduleConfig> Unusable)> Prepare(ScheduleConfig[] batch) => Task.Run(
+            () =>
+            {
+                var (ticks, unusable) = Ticks(batch, now, crons);
+                return (queue.PrepareTicks(ticks, now), unusable);
+            },
+            cancellationToken);
+
+        var next = Prepare(batches[0]);
+        for (var i = 0; i < batches.Count; i++)
+        {
+            var (batch, unusable) = await next;
+            if (i + 1 < batches.Count)
+            {
+                next = Prepare(batches[i + 1]);
+            }
+
+            foreach (var config in unusable)
+            {
+                // Park it (no next run) so it neither blocks the due list nor fires; a PUT with valid values revives it.
+                await schedules.UpdateAsync(config with { NextRunTime = null, UpdatedAt = now }, cancellationToken);
+            }
+
+            parked(unusable.Count);
+            outcomes.AddRange(await queue.EnqueueTicksAsync(batch, cancellationToken));
+        }
     }
 
     /// <summary>The ticks of a batch of due schedules, and the schedules that can no longer be used.</summary>

@@ -152,6 +152,42 @@ public sealed class TriggerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Trigger_InBatchesOfThree_CountsTheQuotaAcrossBatchesAndParksAnUnusableScheduleMidway()
+    {
+        var org = await _api.Factory.OnboardAsync(PipelineHarness.NewSlug("pipe"), "STARTER");
+        var configs = new List<string>();
+        for (var minute = 0; minute < 9; minute++)
+        {
+            configs.Add(await CreateScheduleAsync(org, $"{minute} 13 * * *", "UTC"));
+        }
+
+        var db = _api.Factory.ControlPlane();
+        db.Execute("UPDATE org_pipeline_configs SET pipeline = 'testing/removed' WHERE config_id = $id", ("$id", configs[4]));
+        MoveTo(_api.Factory.Clock, At("2030-03-14T13:08:30Z"));
+        var services = _api.Factory.Services;
+        var trigger = new Convergence.Core.Scheduling.ScheduleTrigger(
+            services.GetRequiredService<Convergence.Core.Scheduling.IScheduleStore>(),
+            services.GetRequiredService<Convergence.Core.Scheduling.IRunQueueStore>(),
+            services.GetRequiredService<Convergence.Core.Pipelines.PipelineExecutor>(),
+            _api.Factory.Clock,
+            3,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<Convergence.Core.Scheduling.ScheduleTrigger>.Instance)
+        {
+            TicksPerBatch = 3,
+        };
+
+        var result = await trigger.TriggerAsync(CancellationToken.None);
+
+        (result.Due, result.Queued, result.Skipped, result.Invalid).ShouldBe((9, 6, 2, 1));
+        result.Outcomes.Select(o => o.ScheduledFor.Minute).ShouldBe([0, 1, 2, 3, 5, 6, 7, 8], "in the org's tick order, batch after batch");
+        result.Outcomes.Where(o => o.Status == "SKIPPED").Select(o => o.ScheduledFor.Minute).ShouldBe([7, 8], "the quota counts the earlier batches' runs");
+        db.Scalar("SELECT pipelines_run_today FROM org_usage_quotas WHERE org_slug = $org AND usage_date = '2030-03-14'", ("$org", org.Slug)).ShouldBe(6L);
+        db.Count("org_pipeline_configs", "config_id = $id AND next_run_time IS NULL", ("$id", configs[4])).ShouldBe(1, "parked");
+        db.Count("org_pipeline_configs", "org_slug = $org AND next_run_time = '2030-03-15T13:0' || substr(cron_schedule, 1, 1) || ':00.0000000Z'", ("$org", org.Slug)).ShouldBe(8);
+        (await trigger.TriggerAsync(CancellationToken.None)).Due.ShouldBe(0);
+    }
+
+    [Fact]
     public async Task EmbeddedScheduler_Tick_TriggersDueSchedulesWithoutAnExternalCron()
     {
         await using var embedded = new PipelineHarness(settings: new Dictionary<string, string?> { ["CONVERGENCE_RUN_HEARTBEAT_SECONDS"] = "3600" });
