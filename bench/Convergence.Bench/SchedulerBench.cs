@@ -20,7 +20,7 @@ using Microsoft.Extensions.Logging;
 /// over orgs × schedules due schedules (goal: 10,000 × 3 in at most 2 s), then a second pass that finds nothing due.
 /// <c>queue runs workers</c>: admits no-op runs spread over 100 SCALE orgs and drains them with the real worker pool,
 /// then measures bare claim + complete (the queue's own ceiling). Usage:
-///   dotnet run -c Release --project bench/Convergence.Bench -- trigger [orgs=10000] [schedules=3]
+///   dotnet run -c Release --project bench/Convergence.Bench -- trigger [orgs=10000] [schedules=3] [batch=ScheduleTrigger.BatchSize]
 ///   dotnet run -c Release --project bench/Convergence.Bench -- queue [runs=2000] [workers=4] [instances=1] [sqlite|postgres]
 /// With postgres (a fresh database on the server BENCH_POSTGRES names, default the loopback test cluster of
 /// tools/pg/test-cluster.sh), several instances share the queue, each with workers/instances workers.
@@ -36,6 +36,7 @@ internal static class SchedulerBench
     {
         var orgCount = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 10_000;
         var perOrg = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3;
+        var batchSize = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : ScheduleTrigger.BatchSize;
         await using var bench = await BenchApp.StartAsync(copyConfigs, workers: 4);
         var setup = Stopwatch.StartNew();
         var orgs = await bench.CreateOrgsAsync(orgCount);
@@ -70,7 +71,12 @@ internal static class SchedulerBench
         // The trigger of the app's services, with its two stores timed.
         var schedules = new TimedSchedules(bench.Services.GetRequiredService<IScheduleStore>());
         var ticksStore = new TimedQueue(bench.Services.GetRequiredService<IRunQueueStore>());
-        var trigger = ActivatorUtilities.CreateInstance<ScheduleTrigger>(bench.Services, schedules, ticksStore, bench.Settings.RunMaxAttempts);
+        var trigger = new ScheduleTrigger(
+            schedules, ticksStore, executor, bench.Time, bench.Settings.RunMaxAttempts, bench.Services.GetRequiredService<ILogger<ScheduleTrigger>>())
+        {
+            TicksPerBatch = batchSize,
+        };
+        Console.WriteLine($"trigger:    batches of {batchSize} ticks");
         var first = Stopwatch.StartNew();
         var result = await trigger.TriggerAsync(CancellationToken.None);
         first.Stop();
