@@ -188,6 +188,31 @@ public sealed class TriggerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ScheduledRun_WhosePipelineIsGoneByItsClaim_FailsAtTheClaimAndReadsAsAFailedRun()
+    {
+        var org = await _api.Factory.OnboardAsync(PipelineHarness.NewSlug("gone"), "SCALE");
+        var configId = await CreateScheduleAsync(org, "0 6 * * *", "UTC");
+        var db = _api.Factory.ControlPlane();
+        var next = DateTimeOffset.Parse((string)db.Scalar("SELECT next_run_time FROM org_pipeline_configs WHERE config_id = $id", ("$id", configId))!, System.Globalization.CultureInfo.InvariantCulture);
+
+        // A tick queued while the pipeline existed; it is gone when a worker claims the entry.
+        var tick = new Convergence.Core.Scheduling.ScheduledTick(
+            configId, Convergence.Core.Organizations.OrgSlug.From(org.Slug), "testing/removed", next, next, next.AddDays(1), 0,
+            Guid.CreateVersion7().ToString(), new Dictionary<string, string> { ["date"] = "2030-03-15" }, 3);
+        var queue = _api.Factory.Services.GetRequiredService<Convergence.Core.Scheduling.IRunQueueStore>();
+        (await queue.EnqueueTicksAsync([tick], _api.Factory.Clock.GetUtcNow(), CancellationToken.None)).ShouldHaveSingleItem().Status.ShouldBe("QUEUED");
+        _api.Factory.Services.GetRequiredService<RunQueueSignal>().Notify();
+
+        using var client = _api.Factory.OrgClient(org.ApiKey);
+        var run = await _api.WaitForRunAsync(client, tick.RunId);
+        run.Str("status").ShouldBe("FAILED");
+        run.Str("error_class").ShouldBe("RunNotStarted");
+        run.Str("error_message").ShouldContain("could not be prepared");
+        db.Scalar("SELECT status FROM org_pipeline_execution_queue WHERE queue_id = $id", ("$id", tick.RunId)).ShouldBe("FAILED");
+        db.Count("org_meta_pipeline_runs", "pipeline_logging_id = $id", ("$id", tick.RunId)).ShouldBe(0);
+    }
+
+    [Fact]
     public async Task EmbeddedScheduler_Tick_TriggersDueSchedulesWithoutAnExternalCron()
     {
         await using var embedded = new PipelineHarness(settings: new Dictionary<string, string?> { ["CONVERGENCE_RUN_HEARTBEAT_SECONDS"] = "3600" });
