@@ -96,8 +96,10 @@ public sealed partial class ScheduleTrigger(
         CancellationToken cancellationToken)
     {
         // By org, and within an org by next run time (the order its ticks are counted against its quota).
-        var batches = read.OrderBy(c => c.OrgSlug.Value, StringComparer.Ordinal).ThenBy(c => c.NextRunTime).ThenBy(c => c.ConfigId, StringComparer.Ordinal)
-            .Chunk(TicksPerBatch).ToList();
+        // The first batch is a fifth of the others: nothing overlaps its preparation, so the pipeline starts sooner.
+        var ordered = read.OrderBy(c => c.OrgSlug.Value, StringComparer.Ordinal).ThenBy(c => c.NextRunTime).ThenBy(c => c.ConfigId, StringComparer.Ordinal).ToList();
+        var first = Math.Min(ordered.Count, Math.Max(1, TicksPerBatch / 5));
+        List<ScheduleConfig[]> batches = [ordered[..first].ToArray(), .. ordered.Skip(first).Chunk(TicksPerBatch)];
         Task<(TickBatch Batch, List<ScheduleConfig> Unusable)> Prepare(ScheduleConfig[] batch) => Task.Run(
             () =>
             {
