@@ -43,7 +43,8 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
             // an incremental sort that reads (and checks the org's slots of) at least 32 entries before returning one.
             var candidate = await connection.QuerySingleOrDefaultAsync<ClaimRow>(new CommandDefinition(
                 $"""
-                SELECT q.queue_id, q.org_slug, q.pipeline_logging_id, q.attempts FROM org_pipeline_execution_queue q
+                SELECT q.queue_id, q.org_slug, q.pipeline_logging_id, q.attempts, q.pipeline, q.parameters::text AS parameters, q.scheduled_for
+                FROM org_pipeline_execution_queue q
                 WHERE q.status = 'QUEUED' AND NOT (q.org_slug = ANY(@full))
                   AND (SELECT COUNT(*) FROM org_pipeline_execution_queue r
                        WHERE r.org_slug = q.org_slug AND r.status IN {Active} AND r.lease_expires_at > @at)
@@ -70,7 +71,7 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
             }
 
             await transaction.CommitAsync(cancellationToken);
-            return new QueueLease(candidate.queue_id, OrgSlug.From(candidate.org_slug), candidate.pipeline_logging_id, owner, token, attempt, expires);
+            return new QueueLease(candidate.queue_id, OrgSlug.From(candidate.org_slug), candidate.pipeline_logging_id, owner, token, attempt, expires, candidate.Deferred());
         }
 
         await transaction.CommitAsync(cancellationToken);
@@ -148,7 +149,7 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
         await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
         using var results = await connection.QueryMultipleAsync(new CommandDefinition(
             $"""
-            UPDATE org_pipeline_execution_queue SET status = @status, last_error = @error, lease_expires_at = NULL, updated_at = @at
+            UPDATE org_pipeline_execution_queue SET status = @status, last_error = COALESCE(CAST(@error AS text), last_error), lease_expires_at = NULL, updated_at = @at
             WHERE queue_id = @id AND lease_token = @token AND status IN {Active}
             RETURNING 1;
             {RecountSql} AND EXISTS (SELECT 1 FROM org_pipeline_execution_queue WHERE queue_id = @id AND lease_token = @token AND status = @status)
@@ -258,8 +259,9 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
         return cancelled;
     }
 
-    public async Task<IReadOnlyList<TickOutcome>> EnqueueTicksAsync(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<TickOutcome>> EnqueueTicksAsync(TickBatch batch, CancellationToken cancellationToken)
     {
+        var (ticks, now) = (batch.Ticks, batch.Now);
         var outcomes = new List<TickOutcome>(ticks.Count);
         if (ticks.Count == 0)
         {
@@ -292,17 +294,20 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
                 continue;
             }
 
-            var scheduledRunId = Guid.CreateVersion7(now).ToString();
+            // The entry is the tick's record, once per (org, pipeline, scheduled_for) (its idempotency key); its run row is
+            // created when a worker claims it.
             var recorded = await connection.ExecuteAsync(new CommandDefinition(
                 """
-                INSERT INTO org_scheduled_pipeline_runs (scheduled_run_id, org_slug, config_id, pipeline, scheduled_for, queue_id, status, reason, created_at)
-                VALUES (@id, @org, @ConfigId, @Pipeline, @scheduledFor, NULL, 'PENDING', @reason, @at)
-                ON CONFLICT (org_slug, pipeline, scheduled_for) DO NOTHING
+                INSERT INTO org_pipeline_execution_queue (queue_id, org_slug, pipeline, parameters, priority, status, scheduled_for, attempts, max_attempts,
+                    lease_owner, lease_token, lease_expires_at, idempotency_key, pipeline_logging_id, last_error, created_at, updated_at)
+                VALUES (@id, @org, @Pipeline, CAST(@parameters AS jsonb), @priority, 'QUEUED', @scheduledFor, 0, @maxAttempts,
+                    NULL, NULL, NULL, @key, @id, @note, @at, @at)
+                ON CONFLICT (org_slug, idempotency_key) DO NOTHING
                 """,
                 new
                 {
-                    id = scheduledRunId, org = tick.Org.Value, tick.ConfigId, tick.Pipeline, scheduledFor = PostgresValues.Timestamp(tick.ScheduledFor), at,
-                    reason = tick.MissedTicks > 0 ? $"Catch-up: {tick.MissedTicks} earlier due tick(s) were not run." : null,
+                    id = tick.RunId, org = tick.Org.Value, tick.Pipeline, parameters = JsonSerializer.Serialize(tick.Parameters), priority = (long)QueuePriority.Scheduled,
+                    scheduledFor = PostgresValues.Timestamp(tick.ScheduledFor), maxAttempts = (long)tick.MaxAttempts, key = tick.QueueKey, note = tick.CatchUpNote, at,
                 },
                 transaction,
                 cancellationToken: cancellationToken));
@@ -312,28 +317,22 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
                 continue;
             }
 
-            var admission = new RunAdmission(tick.Run, QueuePriority.Scheduled, tick.MaxAttempts, tick.ScheduledFor, CountsAgainstQuota: true, now);
-            var idempotencyKey = $"schedule:{tick.ConfigId}:{tick.ScheduledFor.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'}";
-            await transaction.SaveAsync("tick", cancellationToken);
-            var admitted = await AdmitAsync(connection, transaction, admission, idempotencyKey, cancellationToken);
-            var (status, queueId, reason) = admitted switch
+            var refusal = await CountAsync(connection, transaction, tick.Org, now, cancellationToken) switch
             {
-                AdmissionOutcome.Admitted a => (TickStatus.Queued, a.QueueId, (string?)null),
-                AdmissionOutcome.OverQuota q => (TickStatus.Skipped, null, q.Limit.Describe()),
-                AdmissionOutcome.SubscriptionInactive s => (TickStatus.Skipped, null, s.Reason),
-                _ => (TickStatus.Skipped, null, "The run was already queued."),
+                AdmissionOutcome.OverQuota q => q.Limit.Describe(),
+                AdmissionOutcome.SubscriptionInactive i => i.Reason,
+                _ => null,
             };
-            if (status != TickStatus.Queued)
+            var (status, queueId, reason) = refusal is null ? (TickStatus.Queued, tick.RunId, (string?)null) : (TickStatus.Skipped, (string?)null, refusal);
+            if (refusal is not null)
             {
-                await transaction.RollbackAsync("tick", cancellationToken);
+                await connection.ExecuteAsync(new CommandDefinition(
+                    "UPDATE org_pipeline_execution_queue SET status = 'SKIPPED', pipeline_logging_id = NULL, last_error = @refusal WHERE queue_id = @id",
+                    new { refusal, id = tick.RunId },
+                    transaction,
+                    cancellationToken: cancellationToken));
             }
 
-            await transaction.ReleaseAsync("tick", cancellationToken);
-            await connection.ExecuteAsync(new CommandDefinition(
-                "UPDATE org_scheduled_pipeline_runs SET status = @status, queue_id = @queueId, reason = COALESCE(@reason, reason) WHERE scheduled_run_id = @id",
-                new { status, queueId, reason, id = scheduledRunId },
-                transaction,
-                cancellationToken: cancellationToken));
             outcomes.Add(Outcome(status, queueId, reason));
         }
 
@@ -394,7 +393,7 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
         var quotaRows = await connection.ExecuteAsync(new CommandDefinition(
             "DELETE FROM org_usage_quotas WHERE usage_date < @date", new { date = PostgresValues.Date(purgeBefore) }, transaction, cancellationToken: cancellationToken));
         var entries = await connection.ExecuteAsync(new CommandDefinition(
-            "DELETE FROM org_pipeline_execution_queue WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND updated_at < @ts",
+            "DELETE FROM org_pipeline_execution_queue WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'SKIPPED') AND updated_at < @ts",
             new { ts = purgeTimestamp }, transaction, cancellationToken: cancellationToken));
         var ticks = await connection.ExecuteAsync(new CommandDefinition(
             "DELETE FROM org_scheduled_pipeline_runs WHERE created_at < @ts", new { ts = purgeTimestamp }, transaction, cancellationToken: cancellationToken));
@@ -406,37 +405,9 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
         NpgsqlConnection connection, NpgsqlTransaction transaction, RunAdmission admission, string? queueKey, CancellationToken cancellationToken)
     {
         var org = admission.Org;
-        if (admission.CountsAgainstQuota)
+        if (admission.CountsAgainstQuota && await CountAsync(connection, transaction, org, admission.Now, cancellationToken) is { } refused)
         {
-            // The row lock makes check-and-count serial per org, across every instance sharing the database.
-            var subscription = await connection.QuerySingleOrDefaultAsync<PostgresControlPlaneStore.SubscriptionRow>(new CommandDefinition(
-                "SELECT * FROM org_subscriptions WHERE org_slug = @org FOR UPDATE", new { org = org.Value }, transaction, cancellationToken: cancellationToken));
-            if (subscription is null)
-            {
-                return new AdmissionOutcome.SubscriptionInactive($"Organization '{org}' has no subscription.");
-            }
-
-            var record = subscription.ToRecord();
-            if (!QuotaCalendar.IsUsable(record, admission.Now, out var reason))
-            {
-                return new AdmissionOutcome.SubscriptionInactive(reason);
-            }
-
-            var start = DateOnly.FromDateTime(record.SubscriptionStart.UtcDateTime);
-            var usage = await EnsureTodayAsync(connection, transaction, org.Value, start, admission.Now, cancellationToken);
-            if (QuotaRules.Exceeded(record, start, usage.Today, usage.Month, admission.Now) is { } limit)
-            {
-                return new AdmissionOutcome.OverQuota(limit);
-            }
-
-            await connection.ExecuteAsync(new CommandDefinition(
-                """
-                UPDATE org_usage_quotas SET pipelines_run_today = pipelines_run_today + 1, pipelines_run_month = pipelines_run_month + 1
-                WHERE org_slug = @org AND usage_date = @date
-                """,
-                new { org = org.Value, date = PostgresValues.Date(QuotaCalendar.UsageDate(admission.Now)) },
-                transaction,
-                cancellationToken: cancellationToken));
+            return refused;
         }
 
         await transaction.SaveAsync("admit", cancellationToken);
@@ -468,6 +439,44 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
             await transaction.RollbackAsync("admit", cancellationToken);
             return new AdmissionOutcome.DuplicateKey();
         }
+    }
+
+    /// <summary>
+    /// Checks the org's subscription and quota for one more run and counts it; the refusal (nothing counted), or null
+    /// when the run is counted. The subscription's row lock makes check-and-count serial per org, across every instance
+    /// sharing the database.
+    /// </summary>
+    private static async Task<AdmissionOutcome?> CountAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, OrgSlug org, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var subscription = await connection.QuerySingleOrDefaultAsync<PostgresControlPlaneStore.SubscriptionRow>(new CommandDefinition(
+            "SELECT * FROM org_subscriptions WHERE org_slug = @org FOR UPDATE", new { org = org.Value }, transaction, cancellationToken: cancellationToken));
+        if (subscription is null)
+        {
+            return new AdmissionOutcome.SubscriptionInactive($"Organization '{org}' has no subscription.");
+        }
+
+        var record = subscription.ToRecord();
+        if (!QuotaCalendar.IsUsable(record, now, out var reason))
+        {
+            return new AdmissionOutcome.SubscriptionInactive(reason);
+        }
+
+        var start = DateOnly.FromDateTime(record.SubscriptionStart.UtcDateTime);
+        var usage = await EnsureTodayAsync(connection, transaction, org.Value, start, now, cancellationToken);
+        if (QuotaRules.Exceeded(record, start, usage.Today, usage.Month, now) is { } limit)
+        {
+            return new AdmissionOutcome.OverQuota(limit);
+        }
+
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            UPDATE org_usage_quotas SET pipelines_run_today = pipelines_run_today + 1, pipelines_run_month = pipelines_run_month + 1
+            WHERE org_slug = @org AND usage_date = @date
+            """,
+            new { org = org.Value, date = PostgresValues.Date(QuotaCalendar.UsageDate(now)) },
+            transaction,
+            cancellationToken: cancellationToken));
+        return null;
     }
 
     private static async Task<(int Today, int Month, bool Created)> EnsureTodayAsync(
@@ -534,6 +543,15 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
         public string org_slug { get; set; } = "";
         public string pipeline_logging_id { get; set; } = "";
         public long attempts { get; set; }
+        public string pipeline { get; set; } = "";
+        public string? parameters { get; set; }
+        public DateTime? scheduled_for { get; set; }
+
+        /// <summary>What the run row of a scheduled entry is created from (scheduled entries have no run row until claimed).</summary>
+        public DeferredRun? Deferred() => PostgresValues.FromTimestamp(scheduled_for) is not { } at ? null : new DeferredRun(
+            pipeline,
+            parameters is null ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(parameters) ?? [],
+            at);
     }
 
     private sealed class ExpiredRow

@@ -356,8 +356,41 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
         var row = await connection.QuerySingleOrDefaultAsync<RunRow>(new CommandDefinition(
             "SELECT * FROM org_meta_pipeline_runs WHERE pipeline_logging_id = @pipelineLoggingId AND (@org IS NULL OR org_slug = @org)",
             new { pipelineLoggingId, org = org?.Value }, cancellationToken: cancellationToken));
+
+        // A scheduled run not yet claimed has only its queue entry, whose queue_id is the run's id.
+        row ??= await connection.QuerySingleOrDefaultAsync<RunRow>(new CommandDefinition(
+            $"SELECT * FROM ({DeferredRunsSql}) WHERE queue_id = @pipelineLoggingId AND pipeline_logging_id = @pipelineLoggingId AND (@org IS NULL OR org_slug = @org)",
+            new { pipelineLoggingId, org = org?.Value }, cancellationToken: cancellationToken));
         return row?.ToRecord();
     }
+
+    /// <summary>
+    /// Scheduled runs that have a queue entry but no run row yet (the trigger writes only the entry; the worker that claims
+    /// it creates the row), shaped as run rows: PENDING while queued or being claimed, CANCELLED or FAILED when the entry
+    /// ended without a run row (cancelled before any claim, or it could not be prepared). Also selects <c>queue_id</c>.
+    /// </summary>
+    /// <summary>Cancels the QUEUED entry of a scheduled run that has no run row (<c>@pipelineLoggingId</c>, <c>@org</c>, <c>@at</c>).</summary>
+    private const string CancelDeferredSql =
+        """
+        UPDATE org_pipeline_execution_queue SET status = 'CANCELLED', last_error = 'Cancelled before it started.', updated_at = @at
+        WHERE queue_id = @pipelineLoggingId AND pipeline_logging_id = @pipelineLoggingId AND (@org IS NULL OR org_slug = @org) AND status = 'QUEUED'
+          AND NOT EXISTS (SELECT 1 FROM org_meta_pipeline_runs r WHERE r.pipeline_logging_id = @pipelineLoggingId)
+        """;
+
+    internal const string DeferredRunsSql =
+        """
+        SELECT q.queue_id, q.pipeline_logging_id, q.org_slug, q.pipeline AS pipeline_id, q.pipeline AS pipeline_path, 'SCHEDULER' AS "trigger",
+            'scheduler' AS triggered_by, NULL AS org_api_key_id, NULL AS request_id,
+            CASE q.status WHEN 'CANCELLED' THEN 'CANCELLED' WHEN 'FAILED' THEN 'FAILED' ELSE 'PENDING' END AS status,
+            q.parameters, NULL AS resolved_config, NULL AS start_time,
+            CASE WHEN q.status IN ('CANCELLED', 'FAILED') THEN q.updated_at END AS end_time,
+            CASE q.status WHEN 'CANCELLED' THEN 'Cancelled' WHEN 'FAILED' THEN 'RunNotStarted' END AS error_class,
+            CASE WHEN q.status IN ('CANCELLED', 'FAILED') THEN q.last_error END AS error_message,
+            MAX(q.attempts, 1) AS attempt, q.created_at, NULL AS idempotency_key, q.lease_owner AS worker_id, NULL AS heartbeat_at, NULL AS cancel_requested_at
+        FROM org_pipeline_execution_queue q
+        WHERE q.scheduled_for IS NOT NULL AND q.pipeline_logging_id IS NOT NULL AND q.status IN ('QUEUED', 'CLAIMED', 'RUNNING', 'CANCELLED', 'FAILED')
+          AND NOT EXISTS (SELECT 1 FROM org_meta_pipeline_runs r WHERE r.pipeline_logging_id = q.pipeline_logging_id)
+        """;
 
     public async Task<PipelineRunRecord?> FindRunByIdempotencyKeyAsync(OrgSlug org, string idempotencyKey, CancellationToken cancellationToken)
     {
@@ -372,9 +405,8 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
     {
         var (afterCreated, afterId) = RunPageToken.Decode(query.PageToken);
         await using var connection = await OpenAsync(cancellationToken);
-        var rows = (await connection.QueryAsync<RunRow>(new CommandDefinition(
+        const string Filter =
             """
-            SELECT * FROM org_meta_pipeline_runs
             WHERE (@org IS NULL OR org_slug = @org)
               AND (@status IS NULL OR status = @status)
               AND (@pipeline IS NULL OR pipeline_path = @pipeline OR pipeline_id = @pipeline)
@@ -382,13 +414,21 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
               AND (@afterCreated IS NULL OR created_at < @afterCreated OR (created_at = @afterCreated AND pipeline_logging_id < @afterId))
             ORDER BY created_at DESC, pipeline_logging_id DESC
             LIMIT @take
-            """,
-            new
-            {
-                org = query.Org?.Value, status = query.Status, pipeline = query.Pipeline, since = SqliteSchema.Timestamp(query.Since),
-                afterCreated, afterId, take = query.Limit + 1,
-            },
-            cancellationToken: cancellationToken))).ToList();
+            """;
+        var args = new
+        {
+            org = query.Org?.Value, status = query.Status, pipeline = query.Pipeline, since = SqliteSchema.Timestamp(query.Since),
+            afterCreated, afterId, take = query.Limit + 1,
+        };
+
+        // The run rows and the scheduled runs still waiting for their first claim (no run row yet), each read in the
+        // page's order, merged (ordinal: SQLite compares text by bytes).
+        var rows = (await connection.QueryAsync<RunRow>(new CommandDefinition($"SELECT * FROM org_meta_pipeline_runs {Filter}", args, cancellationToken: cancellationToken)))
+            .Concat(await connection.QueryAsync<RunRow>(new CommandDefinition($"SELECT * FROM ({DeferredRunsSql}) {Filter}", args, cancellationToken: cancellationToken)))
+            .OrderByDescending(r => r.created_at, StringComparer.Ordinal)
+            .ThenByDescending(r => r.pipeline_logging_id, StringComparer.Ordinal)
+            .Take(query.Limit + 1)
+            .ToList();
         var page = rows.Take(query.Limit).Select(r => r.ToRecord()).ToList();
         var next = rows.Count > query.Limit ? RunPageToken.Encode(rows[query.Limit - 1].created_at, rows[query.Limit - 1].pipeline_logging_id) : null;
         return new RunPage(page, next);
@@ -441,6 +481,10 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
                 """,
                 new { pipelineLoggingId, org = org?.Value, at = SqliteSchema.Timestamp(at) },
                 cancellationToken: cancellationToken));
+
+            // A scheduled run not yet claimed has no run row: its queued entry is cancelled instead.
+            await connection.ExecuteAsync(new CommandDefinition(
+                CancelDeferredSql, new { pipelineLoggingId, org = org?.Value, at = SqliteSchema.Timestamp(at) }, cancellationToken: cancellationToken));
         }
 
         return await FindRunAsync(pipelineLoggingId, org, cancellationToken);

@@ -81,6 +81,16 @@ internal static class SqliteJsonRows
             case bool flag:
                 writer.WriteNumberValue(flag ? 1 : 0);
                 break;
+            case IReadOnlyDictionary<string, string> map:
+                // A nested JSON object: read it with j.value -> n, which gives its JSON text.
+                writer.WriteStartObject();
+                foreach (var (key, text) in map)
+                {
+                    writer.WriteString(key, text);
+                }
+
+                writer.WriteEndObject();
+                break;
             default:
                 throw new ArgumentException($"A {value.GetType().Name} cannot be passed through json_each without losing its type; store it as text.", nameof(value));
         }

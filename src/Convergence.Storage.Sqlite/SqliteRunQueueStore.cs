@@ -45,7 +45,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         var at = SqliteSchema.Timestamp(now);
         var candidate = await connection.QuerySingleOrDefaultAsync<ClaimRow>(new CommandDefinition(
             $"""
-            SELECT q.queue_id, q.org_slug, q.pipeline_logging_id, q.attempts FROM org_pipeline_execution_queue q
+            SELECT q.queue_id, q.org_slug, q.pipeline_logging_id, q.attempts, q.pipeline, q.parameters, q.scheduled_for FROM org_pipeline_execution_queue q
             LEFT JOIN org_subscriptions s ON s.org_slug = q.org_slug
             WHERE q.status = 'QUEUED'
               AND (SELECT COUNT(*) FROM org_pipeline_execution_queue r
@@ -80,7 +80,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             cancellationToken: cancellationToken));
         await RecountRunningAsync(connection, transaction, candidate.org_slug, now, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
-        return new QueueLease(candidate.queue_id, OrgSlug.From(candidate.org_slug), candidate.pipeline_logging_id, owner, token, attempt, expires);
+        return new QueueLease(candidate.queue_id, OrgSlug.From(candidate.org_slug), candidate.pipeline_logging_id, owner, token, attempt, expires, candidate.Deferred());
     }
 
     public async Task<bool> MarkRunningAsync(QueueLease lease, DateTimeOffset now, CancellationToken cancellationToken)
@@ -129,7 +129,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
         var done = await connection.ExecuteAsync(new CommandDefinition(
             $"""
-            UPDATE org_pipeline_execution_queue SET status = @status, last_error = @error, lease_expires_at = NULL, updated_at = @at
+            UPDATE org_pipeline_execution_queue SET status = @status, last_error = COALESCE(@error, last_error), lease_expires_at = NULL, updated_at = @at
             WHERE queue_id = @QueueId AND lease_token = @Token AND status IN {Active}
             """,
             new { lease.QueueId, lease.Token, status, error, at = SqliteSchema.Timestamp(now) },
@@ -244,21 +244,31 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         return cancelled;
     }
 
+    /// <summary>Builds the batch's JSON rows (see <see cref="TickValues"/>) before any lock is taken.</summary>
+    public TickBatch PrepareTicks(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now) => new SqliteTickBatch(ticks, now, SqliteJsonRows.Serialize(ticks.Select(TickValues)));
+
     /// <remarks>
     /// Set-based: each step is one statement over the whole batch (rows passed as JSON, see <see cref="SqliteJsonRows"/>),
     /// inside one transaction that holds SQLite's write lock, so the org counters read in step 3 cannot change under it.
+    /// A tick writes two rows: its schedule's advance and its queue entry (no tick row, no run row: the entry is the
+    /// tick's record and the run row is created at claim).
     /// </remarks>
-    public async Task<IReadOnlyList<TickOutcome>> EnqueueTicksAsync(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<TickOutcome>> EnqueueTicksAsync(TickBatch batch, CancellationToken cancellationToken)
     {
-        if (ticks.Count == 0)
+        if (batch.Ticks.Count == 0)
         {
             return [];
         }
 
+        var rows = batch is SqliteTickBatch prepared ? prepared.Rows : SqliteJsonRows.Serialize(batch.Ticks.Select(TickValues));
+        return await WriteTicksAsync(batch.Ticks, rows, SqliteSchema.Timestamp(batch.Now), batch.Now, cancellationToken);
+    }
+
+    private async Task<IReadOnlyList<TickOutcome>> WriteTicksAsync(IReadOnlyList<ScheduledTick> ticks, string rows, string? at, DateTimeOffset now, CancellationToken cancellationToken)
+    {
         await using var connection = await OpenAsync(cancellationToken);
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
         using var statements = new Statements(connection, transaction);
-        var at = SqliteSchema.Timestamp(now);
 
         // 1. Advance each schedule from the next_run_time the trigger read (compare-and-swap); the others are stale. The
         // unary plus keeps SQLite from walking the (is_active, next_run_time) index for every JSON row: the batch is the
@@ -273,86 +283,70 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             reader => reader.GetString(0),
             cancellationToken,
             ("at", at),
-            ("rows", SqliteJsonRows.Serialize(ticks.Select(t => new object?[]
-            {
-                t.ConfigId, t.Org.Value, SqliteSchema.Timestamp(t.ExpectedNextRunTime), SqliteSchema.Timestamp(t.NextRunTime), SqliteSchema.Timestamp(t.ScheduledFor),
-            }))))).ToHashSet(StringComparer.Ordinal);
+            ("rows", rows))).ToHashSet(StringComparer.Ordinal);
 
-        // 2. Record each advanced tick once per (org, pipeline, scheduled_for), as QUEUED with its entry's id up front;
-        // the rare skip rewrites the row in step 5.
-        var pending = ticks.Where(t => advanced.Contains(t.ConfigId))
-            .Select(t => new PendingTick(t, Guid.CreateVersion7(now).ToString(), Guid.CreateVersion7(now).ToString()))
-            .ToList();
+        // 2. Each advanced tick's entry, once per (org, pipeline, scheduled_for) (its idempotency key), QUEUED; the rare
+        // skip rewrites it in step 4.
+        var pending = ticks.Where(t => advanced.Contains(t.ConfigId)).ToList();
         var recorded = pending.Count == 0 ? [] : (await statements.QueryAsync(
-            """
-            INSERT INTO org_scheduled_pipeline_runs (scheduled_run_id, org_slug, config_id, pipeline, scheduled_for, queue_id, status, reason, created_at)
-            SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, j.value ->> 5, 'QUEUED', j.value ->> 6, @at
+            $"""
+            INSERT INTO org_pipeline_execution_queue (queue_id, org_slug, pipeline, parameters, priority, status, scheduled_for, attempts, max_attempts,
+                idempotency_key, pipeline_logging_id, last_error, created_at, updated_at)
+            SELECT j.value ->> 5, j.value ->> 1, j.value ->> 6, j.value -> 7, {QueuePriority.Scheduled}, 'QUEUED', j.value ->> 4, 0, j.value ->> 8,
+                j.value ->> 9, j.value ->> 5, j.value ->> 10, @at, @at
             FROM json_each(@rows) AS j WHERE true
-            ON CONFLICT (org_slug, pipeline, scheduled_for) DO NOTHING
-            RETURNING scheduled_run_id
+            ON CONFLICT (org_slug, idempotency_key) DO NOTHING
+            RETURNING queue_id
             """,
             reader => reader.GetString(0),
             cancellationToken,
             ("at", at),
-            ("rows", SqliteJsonRows.Serialize(pending.Select(p => new object?[]
-            {
-                p.TickId, p.Tick.Org.Value, p.Tick.ConfigId, p.Tick.Pipeline, SqliteSchema.Timestamp(p.Tick.ScheduledFor), p.QueueId,
-                p.Tick.MissedTicks > 0 ? $"Catch-up: {p.Tick.MissedTicks} earlier due tick(s) were not run." : null,
-            }))))).ToHashSet(StringComparer.Ordinal);
+            ("rows", pending.Count == ticks.Count ? rows : SqliteJsonRows.Serialize(pending.Select(TickValues))))).ToHashSet(StringComparer.Ordinal);
 
         // 3. The quota state of every org with a recorded tick, read once and counted in memory, in tick order.
-        var admitted = pending.Where(p => recorded.Contains(p.TickId)).ToList();
-        var counters = await LoadCountersAsync(statements, admitted.Select(p => p.Tick.Org.Value).Distinct(StringComparer.Ordinal).ToList(), now, cancellationToken);
+        var counters = await LoadCountersAsync(
+            statements, pending.Where(t => recorded.Contains(t.RunId)).Select(t => t.Org.Value).Distinct(StringComparer.Ordinal).ToList(), now, cancellationToken);
         var outcomes = new List<TickOutcome>(ticks.Count);
         var skipped = new List<object?[]>();
-        var queued = new List<PendingTick>();
-        var byConfig = pending.ToDictionary(p => p.Tick.ConfigId, StringComparer.Ordinal);
+        var queued = 0;
         foreach (var tick in ticks)
         {
             TickOutcome Outcome(string status, string? queueId = null, string? reason = null) =>
                 new(tick.ConfigId, tick.Org, tick.Pipeline, tick.ScheduledFor, status, queueId, reason);
 
-            if (!byConfig.TryGetValue(tick.ConfigId, out var entry))
+            if (!advanced.Contains(tick.ConfigId))
             {
                 outcomes.Add(Outcome(TickStatus.Stale, reason: "The schedule was changed or advanced by another trigger."));
             }
-            else if (!recorded.Contains(entry.TickId))
+            else if (!recorded.Contains(tick.RunId))
             {
                 outcomes.Add(Outcome(TickStatus.Duplicate, reason: "This tick of the pipeline was already recorded."));
             }
             else if (counters[tick.Org.Value].Refusal() is { } refusal)
             {
-                skipped.Add([entry.TickId, refusal]);
+                skipped.Add([tick.RunId, refusal]);
                 outcomes.Add(Outcome(TickStatus.Skipped, reason: refusal));
             }
             else
             {
                 counters[tick.Org.Value].Count();
-                queued.Add(entry);
-                outcomes.Add(Outcome(TickStatus.Queued, entry.QueueId));
+                queued++;
+                outcomes.Add(Outcome(TickStatus.Queued, tick.RunId));
             }
         }
 
-        // 4. The queued runs: their PENDING run rows and QUEUED entries.
-        if (queued.Count > 0)
+        if (queued > 0)
         {
-            await InsertRunsAndEntriesAsync(
-                statements,
-                [.. queued.Select(q => new QueueEntry(
-                    new RunAdmission(q.Tick.Run, QueuePriority.Scheduled, q.Tick.MaxAttempts, q.Tick.ScheduledFor, CountsAgainstQuota: true, now),
-                    q.QueueId,
-                    $"schedule:{q.Tick.ConfigId}:{SqliteSchema.Timestamp(q.Tick.ScheduledFor)}"))],
-                cancellationToken);
             await AddCountedRunsAsync(statements, counters, now, cancellationToken);
         }
 
-        // 5. The skipped ticks keep their row, with the reason and no entry.
+        // 4. The skipped ticks keep their entry, SKIPPED with the reason and no run.
         if (skipped.Count > 0)
         {
             await statements.ExecuteAsync(
                 """
-                UPDATE org_scheduled_pipeline_runs AS t SET status = 'SKIPPED', queue_id = NULL, reason = j.value ->> 1
-                FROM json_each(@rows) AS j WHERE t.scheduled_run_id = j.value ->> 0
+                UPDATE org_pipeline_execution_queue AS q SET status = 'SKIPPED', pipeline_logging_id = NULL, last_error = j.value ->> 1
+                FROM json_each(@rows) AS j WHERE q.queue_id = j.value ->> 0
                 """,
                 cancellationToken,
                 ("rows", SqliteJsonRows.Serialize(skipped)));
@@ -361,6 +355,17 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         await transaction.CommitAsync(cancellationToken);
         return outcomes;
     }
+
+    /// <summary>
+    /// A tick as one JSON row of <see cref="EnqueueTicksAsync"/>: config_id, org, expected and next next_run_time,
+    /// scheduled_for (0–4, the schedule's advance), then the entry's queue_id (= the run's id), pipeline, parameters (a
+    /// JSON object), max_attempts, idempotency key and catch-up note (5–10).
+    /// </summary>
+    private static object?[] TickValues(ScheduledTick t) =>
+    [
+        t.ConfigId, t.Org.Value, SqliteSchema.Timestamp(t.ExpectedNextRunTime), SqliteSchema.Timestamp(t.NextRunTime), SqliteSchema.Timestamp(t.ScheduledFor),
+        t.RunId, t.Pipeline, t.Parameters, t.MaxAttempts, t.QueueKey, t.CatchUpNote,
+    ];
 
     public async Task<QueueSnapshot> GetSnapshotAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
@@ -414,7 +419,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         var quotaRows = await connection.ExecuteAsync(new CommandDefinition(
             "DELETE FROM org_usage_quotas WHERE usage_date < @date", new { date = Date(purgeBefore) }, transaction, cancellationToken: cancellationToken));
         var entries = await connection.ExecuteAsync(new CommandDefinition(
-            "DELETE FROM org_pipeline_execution_queue WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND updated_at < @ts",
+            "DELETE FROM org_pipeline_execution_queue WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'SKIPPED') AND updated_at < @ts",
             new { ts = purgeTimestamp }, transaction, cancellationToken: cancellationToken));
         var ticks = await connection.ExecuteAsync(new CommandDefinition(
             "DELETE FROM org_scheduled_pipeline_runs WHERE created_at < @ts", new { ts = purgeTimestamp }, transaction, cancellationToken: cancellationToken));
@@ -729,6 +734,15 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         public string org_slug { get; set; } = "";
         public string pipeline_logging_id { get; set; } = "";
         public long attempts { get; set; }
+        public string pipeline { get; set; } = "";
+        public string? parameters { get; set; }
+        public string? scheduled_for { get; set; }
+
+        /// <summary>What the run row of a scheduled entry is created from (scheduled entries have no run row until claimed).</summary>
+        public DeferredRun? Deferred() => scheduled_for is null ? null : new DeferredRun(
+            pipeline,
+            parameters is null ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(parameters) ?? [],
+            SqliteSchema.ParseTimestamp(scheduled_for));
     }
 
     private sealed class ExpiredRow
@@ -744,8 +758,11 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
     }
 #pragma warning restore IDE1006, SA1300
 
-    /// <summary>A tick whose schedule advanced, with the ids its tick row and queue entry get.</summary>
-    private sealed record PendingTick(ScheduledTick Tick, string TickId, string QueueId);
+    /// <summary>A batch with its JSON rows built.</summary>
+    private sealed class SqliteTickBatch(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now, string rows) : TickBatch(ticks, now)
+    {
+        public string Rows => rows;
+    }
 
     /// <summary>A run to insert with its queue entry.</summary>
     private sealed record QueueEntry(RunAdmission Admission, string QueueId, string? QueueKey);

@@ -86,15 +86,39 @@ internal sealed class SqliteScheduleStore(SqliteDatasetFiles files) : IScheduleS
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
         await using var connection = await OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<ScheduleRow>(new CommandDefinition(
+        await using var command = connection.CreateCommand();
+        command.CommandText =
             $"""
             SELECT {Columns} FROM org_pipeline_configs
             WHERE is_active = 1 AND next_run_time IS NOT NULL AND next_run_time <= @now
             ORDER BY next_run_time, config_id
             LIMIT @limit
-            """,
-            new { now = SqliteSchema.Timestamp(now), limit }, cancellationToken: cancellationToken));
-        return [.. rows.Select(r => r.ToRecord())];
+            """;
+        command.Parameters.AddWithValue("@now", SqliteSchema.Timestamp(now));
+        command.Parameters.AddWithValue("@limit", limit);
+
+        // Read by position rather than mapped: the trigger reads tens of thousands at once.
+        var due = new List<ScheduleConfig>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            due.Add(new ScheduleRow
+            {
+                config_id = reader.GetString(0),
+                org_slug = reader.GetString(1),
+                pipeline = reader.GetString(2),
+                cron_schedule = reader.GetString(3),
+                timezone = reader.GetString(4),
+                parameters = reader.IsDBNull(5) ? null : reader.GetString(5),
+                is_active = reader.GetInt64(6),
+                next_run_time = reader.IsDBNull(7) ? null : reader.GetString(7),
+                last_run_time = reader.IsDBNull(8) ? null : reader.GetString(8),
+                created_at = reader.GetString(9),
+                updated_at = reader.GetString(10),
+            }.ToRecord());
+        }
+
+        return due;
     }
 
     private static object Args(ScheduleConfig c) => new
@@ -131,7 +155,7 @@ internal sealed class SqliteScheduleStore(SqliteDatasetFiles files) : IScheduleS
 
         public ScheduleConfig ToRecord() => new(
             config_id, OrgSlug.From(org_slug), pipeline, cron_schedule, timezone,
-            parameters is null ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(parameters) ?? [],
+            parameters is null or "{}" ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(parameters) ?? [],
             is_active != 0, SqliteSchema.ParseTimestampOrNull(next_run_time), SqliteSchema.ParseTimestampOrNull(last_run_time),
             SqliteSchema.ParseTimestamp(created_at), SqliteSchema.ParseTimestamp(updated_at));
     }

@@ -110,7 +110,45 @@ internal static class SqliteSchema
         into[27] = (byte)'Z';
     }
 
-    public static DateTimeOffset ParseTimestamp(string text) => DateTimeOffset.Parse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
+    public static DateTimeOffset ParseTimestamp(string text) =>
+        TryParseStored(text, out var value) ? value : DateTimeOffset.Parse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
+
+    /// <summary>
+    /// Reads a timestamp in <see cref="TimestampFormat"/> (how this store writes them) digit by digit: the trigger reads
+    /// four per due schedule, tens of thousands at once, and the general parser dominated that read. Anything else
+    /// (other layouts, out-of-range fields) is left to the general parser.
+    /// </summary>
+    private static bool TryParseStored(string text, out DateTimeOffset value)
+    {
+        value = default;
+        if (text.Length != TimestampLength || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' || text[16] != ':' || text[19] != '.' || text[27] != 'Z'
+            || !Digits(text, 0, 4, out var year) || !Digits(text, 5, 2, out var month) || !Digits(text, 8, 2, out var day) || !Digits(text, 11, 2, out var hour)
+            || !Digits(text, 14, 2, out var minute) || !Digits(text, 17, 2, out var second) || !Digits(text, 20, 7, out var fraction)
+            || year < 1 || month is < 1 or > 12 || day < 1 || day > DateTime.DaysInMonth(year, month) || hour > 23 || minute > 59 || second > 59)
+        {
+            return false;
+        }
+
+        value = new DateTimeOffset(new DateTime(year, month, day, hour, minute, second, DateTimeKind.Utc).AddTicks(fraction), TimeSpan.Zero);
+        return true;
+
+        static bool Digits(string text, int start, int count, out int number)
+        {
+            number = 0;
+            for (var i = start; i < start + count; i++)
+            {
+                var digit = text[i] - '0';
+                if (digit is < 0 or > 9)
+                {
+                    return false;
+                }
+
+                number = (number * 10) + digit;
+            }
+
+            return true;
+        }
+    }
 
     public static DateTimeOffset? ParseTimestampOrNull(string? text) => text is null ? null : ParseTimestamp(text);
 

@@ -153,7 +153,18 @@ public sealed partial class RunDispatcher(
         string? error = null;
         try
         {
-            var run = await store.FindRunAsync(lease.PipelineLoggingId, lease.Org, _stopping);
+            PipelineRunRecord? run = null;
+            if (lease.Deferred is { } deferred)
+            {
+                // A scheduled entry: its run row is created by its first claim (a later attempt finds it).
+                (run, error) = await CreateDeferredRunAsync(lease, deferred);
+                if (error is not null)
+                {
+                    return;
+                }
+            }
+
+            run ??= await store.FindRunAsync(lease.PipelineLoggingId, lease.Org, _stopping);
             if (run is null || run.IsFinished)
             {
                 status = run?.Status ?? RunStatus.Failed;
@@ -211,6 +222,36 @@ public sealed partial class RunDispatcher(
             }
 
             held.Remove(lease);
+        }
+    }
+
+    /// <summary>
+    /// Prepares and stores the run row of a scheduled entry (the pipeline's config as it is now, the run id the trigger
+    /// assigned): the run, or null when an earlier attempt already created it; or the error when it cannot be prepared
+    /// (the pipeline was removed or its parameters no longer validate), which fails the entry.
+    /// </summary>
+    private async Task<(PipelineRunRecord? Run, string? Error)> CreateDeferredRunAsync(QueueLease lease, DeferredRun deferred)
+    {
+        PipelineRunRecord run;
+        try
+        {
+            var actor = new Actor(Actor.RootType, null, lease.Org, "scheduler", null);
+            run = executor.Prepare(new PipelineRunRequest(deferred.Pipeline, lease.Org, deferred.Parameters, actor, RunTrigger.Scheduler), null, lease.PipelineLoggingId)
+                with { Attempt = lease.Attempt };
+        }
+        catch (Core.Errors.ConvergenceException ex)
+        {
+            return (null, $"The scheduled run could not be prepared: {ex.Message}");
+        }
+
+        try
+        {
+            await store.CreateRunAsync(run, _stopping);
+            return (run, null);
+        }
+        catch (DuplicateRowException)
+        {
+            return (null, null);
         }
     }
 

@@ -41,12 +41,47 @@ public sealed partial class PipelineExecutor(
     /// <summary>Validates a request and builds its PENDING run record; nothing is stored.</summary>
     /// <exception cref="ResourceNotFoundException">No such pipeline.</exception>
     /// <exception cref="RequestValidationException">Invalid dates or parameters.</exception>
-    public PipelineRunRecord Prepare(PipelineRunRequest request, string? idempotencyKey = null)
+    public PipelineRunRecord Prepare(PipelineRunRequest request, string? idempotencyKey = null) => Prepare(request, idempotencyKey, runId: null);
+
+    /// <summary>
+    /// Validates a request and builds its PENDING run record under <paramref name="runId"/> (a new id when null); nothing
+    /// is stored. The run queue uses a given id for scheduled runs, whose id is assigned when they are queued and whose
+    /// row is created when a worker claims them.
+    /// </summary>
+    public PipelineRunRecord Prepare(PipelineRunRequest request, string? idempotencyKey, string? runId)
+    {
+        var (pipeline, parameters, slice) = Validated(request);
+        var now = time.GetUtcNow();
+        if (!parameters.ContainsKey(RunParameters.DateKey) && !parameters.ContainsKey(RunParameters.StartDateKey))
+        {
+            // Pin the logical date now, so a run queued before midnight still processes the day it was asked for.
+            parameters[RunParameters.DateKey] = slice.Date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        }
+
+        runId ??= Guid.CreateVersion7(now).ToString();
+        var placeholders = Placeholders(pipeline, request.Org, parameters, slice, runId);
+        var resolver = new PlaceholderResolver(Texts(placeholders), pipeline.SourceFile);
+        var pipelineId = resolver.Resolve(pipeline.PipelineId, "pipeline_id");
+        return new PipelineRunRecord(
+            runId, request.Org, pipelineId, pipeline.Path, request.Trigger, request.Actor.UserId,
+            request.Actor.Type == Actor.OrgKeyType ? request.Actor.KeyId : null, request.Actor.RequestId, RunStatus.Pending, parameters,
+            ResolvedConfig(pipeline, resolver), null, null, null, null, 1, now, idempotencyKey, worker.Id, now);
+    }
+
+    /// <summary>
+    /// The checks of <see cref="Prepare(PipelineRunRequest, string?)"/> without building the run record (no placeholder
+    /// resolution, no resolved config): the scheduler's trigger validates each tick with it and the run is prepared when
+    /// a worker claims it.
+    /// </summary>
+    /// <exception cref="ResourceNotFoundException">No such pipeline.</exception>
+    /// <exception cref="RequestValidationException">Invalid dates or parameters.</exception>
+    public void Validate(PipelineRunRequest request) => Validated(request);
+
+    private (PipelineDefinition Pipeline, Dictionary<string, string> Parameters, RunParameters Slice) Validated(PipelineRunRequest request)
     {
         var pipeline = catalog.Get(request.PipelinePath);
-        var now = time.GetUtcNow();
         var parameters = new Dictionary<string, string>(request.Parameters, StringComparer.Ordinal);
-        var slice = RunParameters.Parse(parameters, DateOnly.FromDateTime(now.UtcDateTime), pipeline.MaxDateRangeDays);
+        var slice = RunParameters.Parse(parameters, DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime), pipeline.MaxDateRangeDays);
         foreach (var step in pipeline.Steps)
         {
             if (processors.TryGet(step.PsType, out var processor) && processor is IRunRequestValidator validator)
@@ -55,20 +90,7 @@ public sealed partial class PipelineExecutor(
             }
         }
 
-        if (!parameters.ContainsKey(RunParameters.DateKey) && !parameters.ContainsKey(RunParameters.StartDateKey))
-        {
-            // Pin the logical date now, so a run queued before midnight still processes the day it was asked for.
-            parameters[RunParameters.DateKey] = slice.Date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
-        }
-
-        var runId = Guid.CreateVersion7(now).ToString();
-        var placeholders = Placeholders(pipeline, request.Org, parameters, slice, runId);
-        var resolver = new PlaceholderResolver(Texts(placeholders), pipeline.SourceFile);
-        var pipelineId = resolver.Resolve(pipeline.PipelineId, "pipeline_id");
-        return new PipelineRunRecord(
-            runId, request.Org, pipelineId, pipeline.Path, request.Trigger, request.Actor.UserId,
-            request.Actor.Type == Actor.OrgKeyType ? request.Actor.KeyId : null, request.Actor.RequestId, RunStatus.Pending, parameters,
-            ResolvedConfig(pipeline, resolver), null, null, null, null, 1, now, idempotencyKey, worker.Id, now);
+        return (pipeline, parameters, slice);
     }
 
     /// <summary>Prepares and executes a run in the caller's flow (platform pipelines, synchronous admin calls).</summary>

@@ -30,7 +30,10 @@ public interface IRunQueueStore
     /// <summary>Extends the leases still held; returns those that were lost (expired and taken over, or finished).</summary>
     Task<IReadOnlyList<QueueLease>> RenewAsync(IReadOnlyCollection<QueueLease> leases, DateTimeOffset expiresAt, DateTimeOffset now, CancellationToken cancellationToken);
 
-    /// <summary>Finishes an entry with a final status; false (and nothing changed) when the lease was lost.</summary>
+    /// <summary>
+    /// Finishes an entry with a final status; false (and nothing changed) when the lease was lost. Without an error the
+    /// entry keeps its earlier <c>last_error</c> (a catch-up note, an earlier attempt's lost lease).
+    /// </summary>
     Task<bool> CompleteAsync(QueueLease lease, string status, string? error, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>
@@ -43,10 +46,24 @@ public interface IRunQueueStore
     Task<bool> CancelQueuedAsync(string pipelineLoggingId, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Records schedule ticks: per tick, advances the schedule (only if its next_run_time is still the expected one),
-    /// records the tick once per (org, pipeline, scheduled_for) and admits its run, or records why it was skipped.
+    /// Records schedule ticks: per tick, advances the schedule (only if its next_run_time is still the expected one) and
+    /// writes the tick's queue entry, once per (org, pipeline, scheduled_for) (the entry's idempotency key
+    /// <c>schedule:{pipeline}:{scheduled_for}</c>): QUEUED and counted against the org's quota, or SKIPPED with the reason
+    /// in <c>last_error</c>. The queue entry is the tick's only record: a queued tick's run row is created when a worker
+    /// claims it (see <see cref="QueueLease.Deferred"/>); until then the control plane store shows the entry as a PENDING
+    /// run under <see cref="ScheduledTick.RunId"/>.
     /// </summary>
-    Task<IReadOnlyList<TickOutcome>> EnqueueTicksAsync(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now, CancellationToken cancellationToken);
+    Task<IReadOnlyList<TickOutcome>> EnqueueTicksAsync(TickBatch batch, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Makes a batch ready for <see cref="EnqueueTicksAsync(TickBatch, CancellationToken)"/>: CPU work only (a store may
+    /// build its statement's rows here), so the trigger prepares the next batch while the current one is written.
+    /// </summary>
+    TickBatch PrepareTicks(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now) => new(ticks, now);
+
+    /// <summary>Prepares and records a batch of ticks in one call.</summary>
+    Task<IReadOnlyList<TickOutcome>> EnqueueTicksAsync(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now, CancellationToken cancellationToken) =>
+        EnqueueTicksAsync(PrepareTicks(ticks, now), cancellationToken);
 
     Task<QueueSnapshot> GetSnapshotAsync(DateTimeOffset now, CancellationToken cancellationToken);
 
@@ -57,11 +74,13 @@ public interface IRunQueueStore
     Task<QuotaResetOutcome> ResetDailyQuotasAsync(DateTimeOffset now, DateOnly purgeBefore, CancellationToken cancellationToken);
 }
 
-/// <summary>One due tick of a schedule, with the run it produces.</summary>
+/// <summary>One due tick of a schedule, with the run it produces (validated, not yet prepared).</summary>
 /// <param name="ExpectedNextRunTime">The schedule's next_run_time when the tick was computed (the compare-and-swap value).</param>
 /// <param name="ScheduledFor">The occurrence the run is for.</param>
 /// <param name="NextRunTime">The schedule's next occurrence after now.</param>
 /// <param name="MissedTicks">Earlier occurrences that were due but are not run (downtime catch-up runs once).</param>
+/// <param name="RunId">The run's pipeline_logging_id, assigned now; a queued tick's entry also takes it as its queue_id.</param>
+/// <param name="Parameters">The run's parameters (the schedule's, with <c>date</c> the occurrence's local date).</param>
 /// <param name="MaxAttempts">How many times the run may be claimed before it fails for good.</param>
 public sealed record ScheduledTick(
     string ConfigId,
@@ -71,16 +90,38 @@ public sealed record ScheduledTick(
     DateTimeOffset ScheduledFor,
     DateTimeOffset NextRunTime,
     int MissedTicks,
-    PipelineRunRecord Run,
-    int MaxAttempts);
+    string RunId,
+    IReadOnlyDictionary<string, string> Parameters,
+    int MaxAttempts)
+{
+    /// <summary>The queue entry's idempotency key: one entry per (org, pipeline, scheduled_for), however many triggers or schedules.</summary>
+    public string QueueKey => ScheduleQueueKey(Pipeline, ScheduledFor);
+
+    /// <summary>The note a catch-up tick's entry carries in <c>last_error</c>, or null.</summary>
+    public string? CatchUpNote => MissedTicks > 0 ? $"Catch-up: {MissedTicks} earlier due tick(s) were not run." : null;
+
+    public static string ScheduleQueueKey(string pipeline, DateTimeOffset scheduledFor) =>
+        $"schedule:{pipeline}:{scheduledFor.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", System.Globalization.CultureInfo.InvariantCulture)}";
+}
+
+/// <summary>Ticks made ready by <see cref="IRunQueueStore.PrepareTicks"/> (a store may subclass it with its prepared rows).</summary>
+public class TickBatch(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now)
+{
+    public IReadOnlyList<ScheduledTick> Ticks => ticks;
+
+    /// <summary>The trigger's time: when the ticks are recorded and counted.</summary>
+    public DateTimeOffset Now => now;
+}
 
 /// <summary>What became of a tick.</summary>
 public sealed record TickOutcome(string ConfigId, OrgSlug Org, string Pipeline, DateTimeOffset ScheduledFor, string Status, string? QueueId, string? Reason);
 
-/// <summary>States of <c>org_scheduled_pipeline_runs</c> rows (and of ticks that wrote none).</summary>
+/// <summary>What became of ticks (QUEUED and SKIPPED are also the states of their queue entries).</summary>
 public static class TickStatus
 {
     public const string Queued = "QUEUED";
+
+    /// <summary>Not run (over quota, subscription inactive): the entry is SKIPPED with the reason and no run.</summary>
     public const string Skipped = "SKIPPED";
 
     /// <summary>Another trigger already recorded this tick (no row written).</summary>

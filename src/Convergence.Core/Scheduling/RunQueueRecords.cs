@@ -12,6 +12,9 @@ public static class QueueStatus
     public const string Completed = "COMPLETED";
     public const string Failed = "FAILED";
     public const string Cancelled = "CANCELLED";
+
+    /// <summary>A scheduled tick that was not run (over quota, subscription inactive); <c>last_error</c> says why.</summary>
+    public const string Skipped = "SKIPPED";
 }
 
 /// <summary>
@@ -66,7 +69,15 @@ public sealed record QuotaLimit(string Name, int Limit, int Used, DateTimeOffset
 }
 
 /// <summary>A claimed queue entry: the run it holds and the lease that fences every later change.</summary>
-public sealed record QueueLease(string QueueId, OrgSlug Org, string PipelineLoggingId, string Owner, string Token, int Attempt, DateTimeOffset ExpiresAt);
+/// <param name="Deferred">For a scheduled entry, what its run row is created from when the claimer finds none.</param>
+public sealed record QueueLease(
+    string QueueId, OrgSlug Org, string PipelineLoggingId, string Owner, string Token, int Attempt, DateTimeOffset ExpiresAt, DeferredRun? Deferred = null);
+
+/// <summary>
+/// The run of a scheduled queue entry, whose run row is created by the worker that claims it (the trigger writes only the
+/// entry): its pipeline and parameters.
+/// </summary>
+public sealed record DeferredRun(string Pipeline, IReadOnlyDictionary<string, string> Parameters, DateTimeOffset ScheduledFor);
 
 /// <summary>What a sweep of expired leases did.</summary>
 public sealed record RescueOutcome(int Requeued, int Failed);

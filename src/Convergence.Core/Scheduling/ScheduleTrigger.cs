@@ -32,8 +32,21 @@ public sealed partial class ScheduleTrigger(
     /// </summary>
     public const int BatchSize = 5000;
 
+    /// <summary>Ticks per store transaction; <see cref="BatchSize"/> unless set (tests use small batches to exercise the pipeline).</summary>
+    public int TicksPerBatch { get; init; } = BatchSize;
+
     /// <summary>Missed occurrences a catch-up walks one by one before it jumps ahead.</summary>
     public const int MaxCatchUpWalk = 10_000;
+
+    /// <summary>
+    /// Due schedules read at once, then handled by org in batches of <see cref="BatchSize"/>: an org's ticks land in one
+    /// batch, so its quota row is updated once rather than once per tick, and while one batch is written the next one's
+    /// cron and validation work runs on another thread. (The next batch cannot be read while the current one is written:
+    /// the read would not yet see the schedules the write advances.)
+    /// </summary>
+    public const int ReadSize = 10 * BatchSize;
+
+    private int ReadLimit => 10 * TicksPerBatch;
 
     public async Task<TriggerResult> TriggerAsync(CancellationToken cancellationToken)
     {
@@ -41,31 +54,17 @@ public sealed partial class ScheduleTrigger(
         var outcomes = new List<TickOutcome>();
         int due = 0, invalid = 0;
         var seen = new HashSet<string>(StringComparer.Ordinal);
+        var crons = new System.Collections.Concurrent.ConcurrentDictionary<(string Cron, string Timezone), CronSchedule?>();
         while (true)
         {
-            var batch = (await schedules.ListDueAsync(now, BatchSize, cancellationToken)).Where(c => seen.Add(c.ConfigId)).ToList();
-            if (batch.Count == 0)
+            var read = (await schedules.ListDueAsync(now, ReadLimit, cancellationToken)).Where(c => seen.Add(c.ConfigId)).ToList();
+            if (read.Count == 0)
             {
                 break;
             }
 
-            due += batch.Count;
-            var ticks = new List<ScheduledTick>(batch.Count);
-            foreach (var config in batch)
-            {
-                if (Tick(config, now) is { } tick)
-                {
-                    ticks.Add(tick);
-                }
-                else
-                {
-                    // Park it (no next run) so it neither blocks the due list nor fires; a PUT with valid values revives it.
-                    invalid++;
-                    await schedules.UpdateAsync(config with { NextRunTime = null, UpdatedAt = now }, cancellationToken);
-                }
-            }
-
-            outcomes.AddRange(await queue.EnqueueTicksAsync(ticks, now, cancellationToken));
+            due += read.Count;
+            await WriteBatchesAsync(read, now, crons, outcomes, n => invalid += n, cancellationToken);
         }
 
         var result = new TriggerResult(
@@ -84,10 +83,79 @@ public sealed partial class ScheduleTrigger(
         return result;
     }
 
-    /// <summary>The tick of a due schedule, or null when its stored cron, pipeline or parameters can no longer be used.</summary>
-    private ScheduledTick? Tick(ScheduleConfig config, DateTimeOffset now)
+    /// <summary>
+    /// Writes the ticks of <paramref name="read"/> batch by batch, one transaction after the other, while the next batch's
+    /// ticks are computed and prepared for the store (cron, validation, the store's rows) on another thread.
+    /// </summary>
+    private async Task WriteBatchesAsync(
+        List<ScheduleConfig> read,
+        DateTimeOffset now,
+        System.Collections.Concurrent.ConcurrentDictionary<(string Cron, string Timezone), CronSchedule?> crons,
+        List<TickOutcome> outcomes,
+        Action<int> parked,
+        CancellationToken cancellationToken)
     {
-        if (config.NextRunTime is not { } expected || !CronSchedule.TryCreate(config.CronSchedule, config.Timezone, out var cron, out _) || cron is null)
+        // By org, and within an org by next run time (the order its ticks are counted against its quota).
+        // The first batch is a fifth of the others: nothing overlaps its preparation, so the pipeline starts sooner.
+        var ordered = read.OrderBy(c => c.OrgSlug.Value, StringComparer.Ordinal).ThenBy(c => c.NextRunTime).ThenBy(c => c.ConfigId, StringComparer.Ordinal).ToList();
+        var first = Math.Min(ordered.Count, Math.Max(1, TicksPerBatch / 5));
+        List<ScheduleConfig[]> batches = [ordered[..first].ToArray(), .. ordered.Skip(first).Chunk(TicksPerBatch)];
+        Task<(TickBatch Batch, List<ScheduleConfig> Unusable)> Prepare(ScheduleConfig[] batch) => Task.Run(
+            () =>
+            {
+                var (ticks, unusable) = Ticks(batch, now, crons);
+                return (queue.PrepareTicks(ticks, now), unusable);
+            },
+            cancellationToken);
+
+        var next = Prepare(batches[0]);
+        for (var i = 0; i < batches.Count; i++)
+        {
+            var (batch, unusable) = await next;
+            if (i + 1 < batches.Count)
+            {
+                next = Prepare(batches[i + 1]);
+            }
+
+            foreach (var config in unusable)
+            {
+                // Park it (no next run) so it neither blocks the due list nor fires; a PUT with valid values revives it.
+                await schedules.UpdateAsync(config with { NextRunTime = null, UpdatedAt = now }, cancellationToken);
+            }
+
+            parked(unusable.Count);
+            outcomes.AddRange(await queue.EnqueueTicksAsync(batch, cancellationToken));
+        }
+    }
+
+    /// <summary>The ticks of a batch of due schedules, and the schedules that can no longer be used.</summary>
+    private (List<ScheduledTick> Ticks, List<ScheduleConfig> Unusable) Ticks(
+        ScheduleConfig[] batch, DateTimeOffset now, System.Collections.Concurrent.ConcurrentDictionary<(string Cron, string Timezone), CronSchedule?> crons)
+    {
+        var ticks = new List<ScheduledTick>(batch.Length);
+        var unusable = new List<ScheduleConfig>();
+        foreach (var config in batch)
+        {
+            if (Tick(config, now, crons) is { } tick)
+            {
+                ticks.Add(tick);
+            }
+            else
+            {
+                unusable.Add(config);
+            }
+        }
+
+        return (ticks, unusable);
+    }
+
+    /// <summary>The tick of a due schedule, or null when its stored cron, pipeline or parameters can no longer be used.</summary>
+    private ScheduledTick? Tick(
+        ScheduleConfig config, DateTimeOffset now, System.Collections.Concurrent.ConcurrentDictionary<(string Cron, string Timezone), CronSchedule?> crons)
+    {
+        // Schedules share few distinct (cron, time zone) pairs: each is parsed once per trigger.
+        var cron = crons.GetOrAdd((config.CronSchedule, config.Timezone), key => CronSchedule.TryCreate(key.Cron, key.Timezone, out var parsed, out _) ? parsed : null);
+        if (config.NextRunTime is not { } expected || cron is null)
         {
             LogInvalid(logger, config.ConfigId, config.OrgSlug.Value, "its cron expression or time zone is invalid");
             return null;
@@ -101,8 +169,11 @@ public sealed partial class ScheduleTrigger(
                 [RunParameters.DateKey] = cron.ScheduledLocalDate(occurrence).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
             };
             var actor = new Actor(Actor.RootType, null, config.OrgSlug, "scheduler", null);
-            var run = executor.Prepare(new PipelineRunRequest(config.Pipeline, config.OrgSlug, parameters, actor, RunTrigger.Scheduler));
-            return new ScheduledTick(config.ConfigId, config.OrgSlug, config.Pipeline, expected, occurrence, cron.Next(now), missed, run, maxAttempts);
+
+            // Validated now (an unusable schedule is parked), prepared by the worker that claims the entry.
+            executor.Validate(new PipelineRunRequest(config.Pipeline, config.OrgSlug, parameters, actor, RunTrigger.Scheduler));
+            return new ScheduledTick(
+                config.ConfigId, config.OrgSlug, config.Pipeline, expected, occurrence, cron.Next(now), missed, Guid.CreateVersion7(now).ToString(), parameters, maxAttempts);
         }
         catch (Exception ex) when (ex is Errors.ConvergenceException or CronScheduleException)
         {

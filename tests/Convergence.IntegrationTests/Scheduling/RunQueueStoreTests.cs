@@ -1,6 +1,7 @@
 using Convergence.Core.Organizations;
 using Convergence.Core.Pipelines;
 using Convergence.Core.Scheduling;
+using Convergence.Core.Storage;
 using Convergence.IntegrationTests.Support;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
@@ -24,6 +25,10 @@ public sealed class SqliteRunQueueStoreTests : RunQueueStoreContract, IDisposabl
     };
     protected override IRunQueueStore Queue => _factory.Services.GetRequiredService<IRunQueueStore>();
 
+    protected override IScheduleStore Schedules => _factory.Services.GetRequiredService<IScheduleStore>();
+
+    protected override IControlPlaneStore Store => _factory.Services.GetRequiredService<IControlPlaneStore>();
+
     public override async Task InitializeAsync() => await _factory.BootstrapAsync();
 
     public void Dispose() => _factory.Dispose();
@@ -40,6 +45,10 @@ public sealed class PostgresRunQueueStoreTests : RunQueueStoreContract
     private Convergence.Storage.Postgres.PostgresControlPlaneSource? _source;
 
     protected override IRunQueueStore Queue => new Convergence.Storage.Postgres.PostgresRunQueueStore(_source!);
+
+    protected override IScheduleStore Schedules => new Convergence.Storage.Postgres.PostgresScheduleStore(_source!);
+
+    protected override IControlPlaneStore Store => new Convergence.Storage.Postgres.PostgresControlPlaneStore(_source!);
 
     public override async Task InitializeAsync() => _source = await PostgresTestDatabase.CreateControlPlaneAsync("queue");
 
@@ -87,6 +96,10 @@ public abstract class RunQueueStoreContract : IAsyncLifetime
     protected static readonly DateTimeOffset Now = new(2030, 3, 14, 12, 0, 0, TimeSpan.Zero);
 
     protected abstract IRunQueueStore Queue { get; }
+
+    protected abstract IScheduleStore Schedules { get; }
+
+    protected abstract IControlPlaneStore Store { get; }
 
     public abstract Task InitializeAsync();
 
@@ -178,6 +191,120 @@ public abstract class RunQueueStoreContract : IAsyncLifetime
         (await Queue.ClaimAsync("w", Now, TimeSpan.FromMinutes(1), CancellationToken.None)).ShouldBeNull();
         Scalar("SELECT COUNT(*) FROM org_meta_pipeline_runs WHERE pipeline_logging_id = @id AND status = 'CANCELLED'", ("id", admitted.PipelineLoggingId)).ShouldBe(1);
     }
+
+    [Fact]
+    public async Task EnqueueTicks_TwoSchedulesOfOnePipelineAndConcurrentTriggers_WriteOneEntryPerTick()
+    {
+        var org = await OrgAsync("ticks", "SCALE");
+        var configs = new[] { await ScheduleAsync(org), await ScheduleAsync(org), await ScheduleAsync(org) };
+
+        // Three schedules of the same pipeline fire at the same instant, written by three triggers at once.
+        var outcomes = (await Task.WhenAll(configs.Select(c => Task.Run(() => Queue.EnqueueTicksAsync([Tick(c)], Now, CancellationToken.None))))).SelectMany(o => o).ToList();
+
+        outcomes.Count(o => o.Status == TickStatus.Queued).ShouldBe(1);
+        outcomes.Count(o => o.Status == TickStatus.Duplicate).ShouldBe(2);
+        Scalar("SELECT COUNT(*) FROM org_pipeline_execution_queue WHERE org_slug = @org", ("org", org.Value)).ShouldBe(1);
+        Scalar("SELECT COUNT(*) FROM org_pipeline_execution_queue WHERE org_slug = @org AND idempotency_key = @key", ("org", org.Value), ("key", Tick(configs[0]).QueueKey)).ShouldBe(1);
+        Scalar("SELECT COUNT(*) FROM org_meta_pipeline_runs WHERE org_slug = @org AND pipeline_path = 'testing/rows'", ("org", org.Value)).ShouldBe(0, "the run row is created at claim");
+        Scalar("SELECT pipelines_run_today FROM org_usage_quotas WHERE org_slug = @org ORDER BY usage_date DESC LIMIT 1", ("org", org.Value)).ShouldBe(1, "counted at admission");
+
+        // The same ticks again: every schedule already advanced.
+        (await Queue.EnqueueTicksAsync([.. configs.Select(Tick)], Now, CancellationToken.None)).ShouldAllBe(o => o.Status == TickStatus.Stale);
+    }
+
+    [Fact]
+    public async Task EnqueueTicks_EightTicksOfAStarterOrg_QueuesSixAndKeepsTwoSkippedEntriesWithTheReason()
+    {
+        var org = await OrgAsync("skip", "STARTER");
+        var ticks = new List<ScheduledTick>();
+        for (var i = 0; i < 8; i++)
+        {
+            ticks.Add(Tick(await ScheduleAsync(org, minute: i), minute: i, missed: i == 0 ? 2 : 0));
+        }
+
+        var outcomes = await Queue.EnqueueTicksAsync(ticks, Now, CancellationToken.None);
+
+        outcomes.Count(o => o.Status == TickStatus.Queued).ShouldBe(6);
+        outcomes.Where(o => o.Status == TickStatus.Skipped).Select(o => o.Reason).ShouldAllBe(r => r!.Contains("daily limit of 6"));
+        Scalar("SELECT COUNT(*) FROM org_pipeline_execution_queue WHERE org_slug = @org AND status = 'QUEUED' AND queue_id = pipeline_logging_id", ("org", org.Value)).ShouldBe(6);
+        Scalar(
+            "SELECT COUNT(*) FROM org_pipeline_execution_queue WHERE org_slug = @org AND status = 'SKIPPED' AND pipeline_logging_id IS NULL AND last_error LIKE '%daily limit of 6%'",
+            ("org", org.Value)).ShouldBe(2);
+        Scalar("SELECT COUNT(*) FROM org_pipeline_execution_queue WHERE queue_id = @id AND last_error LIKE 'Catch-up: 2 earlier%'", ("id", ticks[0].RunId)).ShouldBe(1);
+        Scalar("SELECT pipelines_run_today FROM org_usage_quotas WHERE org_slug = @org ORDER BY usage_date DESC LIMIT 1", ("org", org.Value)).ShouldBe(6);
+        Scalar("SELECT COUNT(*) FROM org_meta_pipeline_runs WHERE org_slug = @org AND pipeline_path = 'testing/rows'", ("org", org.Value)).ShouldBe(0);
+        (await Queue.GetSnapshotAsync(Now, CancellationToken.None)).Queued.ShouldBeGreaterThanOrEqualTo(6);
+    }
+
+    [Fact]
+    public async Task ScheduledRunBeforeItsClaim_IsFoundListedAndCancellableAsAPendingRun()
+    {
+        var org = await OrgAsync("defer", "SCALE");
+        var tick = Tick(await ScheduleAsync(org));
+        (await Queue.EnqueueTicksAsync([tick], Now, CancellationToken.None)).ShouldHaveSingleItem().Status.ShouldBe(TickStatus.Queued);
+
+        var run = (await Store.FindRunAsync(tick.RunId, org, CancellationToken.None)).ShouldNotBeNull();
+        run.Status.ShouldBe(RunStatus.Pending);
+        run.Trigger.ShouldBe(RunTrigger.Scheduler);
+        run.PipelinePath.ShouldBe(TestPipelines.Rows);
+        run.Parameters["date"].ShouldBe("2030-03-14");
+        (await Store.FindRunAsync(tick.RunId, OrgSlug.From("someone_else"), CancellationToken.None)).ShouldBeNull("scoped by the org");
+        var page = await Store.ListRunsAsync(new RunQuery(org, RunStatus.Pending, TestPipelines.Rows, null, 10, null), CancellationToken.None);
+        page.Runs.ShouldHaveSingleItem().PipelineLoggingId.ShouldBe(tick.RunId);
+
+        (await Store.RequestCancelAsync(tick.RunId, org, Now, CancellationToken.None)).ShouldNotBeNull().Status.ShouldBe(RunStatus.Cancelled);
+        (await Queue.ClaimAsync("w", Now, TimeSpan.FromMinutes(1), CancellationToken.None)).ShouldBeNull("a cancelled entry is never claimed");
+        (await Store.ListRunsAsync(new RunQuery(org, null, TestPipelines.Rows, null, 10, null), CancellationToken.None)).Runs.ShouldHaveSingleItem().Status.ShouldBe(RunStatus.Cancelled);
+    }
+
+    [Fact]
+    public async Task ScheduledEntryClaim_CarriesWhatItsRunRowIsCreatedFrom()
+    {
+        var org = await OrgAsync("claim", "SCALE");
+        var tick = Tick(await ScheduleAsync(org));
+        await Queue.EnqueueTicksAsync([tick], Now, CancellationToken.None);
+
+        var lease = (await Queue.ClaimAsync("w", Now, TimeSpan.FromMinutes(1), CancellationToken.None)).ShouldNotBeNull();
+
+        lease.PipelineLoggingId.ShouldBe(tick.RunId);
+        var deferred = lease.Deferred.ShouldNotBeNull();
+        deferred.Pipeline.ShouldBe(TestPipelines.Rows);
+        deferred.Parameters.ShouldBe(tick.Parameters);
+        deferred.ScheduledFor.ShouldBe(tick.ScheduledFor);
+        (await Store.FindRunAsync(tick.RunId, org, CancellationToken.None)).ShouldNotBeNull().Status.ShouldBe(RunStatus.Pending, "claimed, its row not yet created");
+
+        var row = new PipelineRunRecord(
+            tick.RunId, org, $"{org}-testing-rows", TestPipelines.Rows, RunTrigger.Scheduler, "scheduler", null, null, RunStatus.Pending,
+            tick.Parameters, "{}", null, null, null, null, lease.Attempt, Now);
+        await Store.CreateRunAsync(row, CancellationToken.None);
+        (await Store.FindRunAsync(tick.RunId, org, CancellationToken.None)).ShouldNotBeNull().ResolvedConfig.ShouldBe("{}");
+        (await Store.ListRunsAsync(new RunQuery(org, null, TestPipelines.Rows, null, 10, null), CancellationToken.None)).Runs.ShouldHaveSingleItem();
+        (await Queue.CompleteAsync(lease, QueueStatus.Completed, null, Now, CancellationToken.None)).ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task AdmitWithoutSchedule_ApiEntriesAreNotDeferred()
+    {
+        var org = await OrgAsync("api", "SCALE");
+        await Queue.AdmitAsync(Admission(org), CancellationToken.None);
+
+        (await Queue.ClaimAsync("w", Now, TimeSpan.FromMinutes(1), CancellationToken.None)).ShouldNotBeNull().Deferred.ShouldBeNull();
+    }
+
+    /// <summary>An active hourly schedule of <see cref="TestPipelines.Rows"/> at <paramref name="minute"/>, due at <see cref="Now"/> + minute.</summary>
+    private async Task<ScheduleConfig> ScheduleAsync(OrgSlug org, int minute = 0)
+    {
+        var config = new ScheduleConfig(
+            Guid.NewGuid().ToString(), org, TestPipelines.Rows, $"{minute} * * * *", "UTC", new Dictionary<string, string>(), true, Now.AddMinutes(minute), null, Now, Now);
+        await Schedules.CreateAsync(config, CancellationToken.None);
+        return config;
+    }
+
+    private static ScheduledTick Tick(ScheduleConfig config) => Tick(config, 0, 0);
+
+    private static ScheduledTick Tick(ScheduleConfig config, int minute, int missed = 0) => new(
+        config.ConfigId, config.OrgSlug, config.Pipeline, config.NextRunTime!.Value, Now.AddMinutes(minute), Now.AddMinutes(minute + 60), missed,
+        Guid.CreateVersion7(Now).ToString(), new Dictionary<string, string> { ["date"] = "2030-03-14" }, 3);
 
     private async Task<OrgSlug> OrgAsync(string prefix, string plan)
     {

@@ -47,7 +47,8 @@ public sealed class TriggerTests : IAsyncLifetime
         var entry = db.Rows("SELECT * FROM org_pipeline_execution_queue WHERE org_slug = $org", ("$org", org.Slug)).ShouldHaveSingleItem();
         entry["scheduled_for"].ShouldBe("2030-03-15T05:00:00.0000000Z");
         entry["priority"].ShouldBe(10L, "scheduled runs after API runs (lower first)");
-        db.Count("org_scheduled_pipeline_runs", "config_id = $id AND status = 'QUEUED'", ("$id", configId)).ShouldBe(1);
+        entry["idempotency_key"].ShouldBe($"schedule:{TestPipelines.Rows}:2030-03-15T05:00:00.0000000Z", "the entry is the tick's record, once per (org, pipeline, scheduled_for)");
+        entry["queue_id"].ShouldBe(entry["pipeline_logging_id"], "a scheduled entry's id is its run's");
         db.Scalar("SELECT next_run_time FROM org_pipeline_configs WHERE config_id = $id", ("$id", configId)).ShouldBe("2030-03-16T05:00:00.0000000Z");
 
         using var client = _api.Factory.OrgClient(org.ApiKey);
@@ -84,9 +85,12 @@ public sealed class TriggerTests : IAsyncLifetime
         (await response.ShouldBeJsonAsync(HttpStatusCode.OK)).GetProperty("queued").GetInt32().ShouldBe(1);
 
         var db = _api.Factory.ControlPlane();
-        var tick = db.Rows("SELECT scheduled_for, reason FROM org_scheduled_pipeline_runs WHERE config_id = $id", ("$id", configId)).ShouldHaveSingleItem();
+        using var client = _api.Factory.OrgClient(org.ApiKey);
+        var id = (string)db.Scalar("SELECT pipeline_logging_id FROM org_pipeline_execution_queue WHERE org_slug = $org", ("$org", org.Slug))!;
+        (await _api.WaitForRunAsync(client, id)).Str("status").ShouldBe("COMPLETED");
+        var tick = db.Rows("SELECT scheduled_for, last_error FROM org_pipeline_execution_queue WHERE org_slug = $org", ("$org", org.Slug)).ShouldHaveSingleItem();
         tick["scheduled_for"].ShouldBe("2030-03-18T05:00:00.0000000Z");
-        ((string)tick["reason"]!).ShouldContain("3 earlier due tick(s)");
+        ((string)tick["last_error"]!).ShouldContain("3 earlier due tick(s)", customMessage: "the catch-up note stays when the run completes");
         db.Scalar("SELECT next_run_time FROM org_pipeline_configs WHERE config_id = $id", ("$id", configId)).ShouldBe("2030-03-19T05:00:00.0000000Z");
         JsonDocument.Parse((string)db.Scalar("SELECT parameters FROM org_pipeline_execution_queue WHERE org_slug = $org", ("$org", org.Slug))!).RootElement.GetProperty("date").GetString().ShouldBe("2030-03-18");
     }
@@ -107,11 +111,10 @@ public sealed class TriggerTests : IAsyncLifetime
         body.GetProperty("skipped").GetInt32().ShouldBe(1);
         var skipped = body.GetProperty("not_queued").EnumerateArray().ShouldHaveSingleItem();
         skipped.Str("reason").ShouldContain("daily limit of 6 runs");
-        var tick = db.Rows("SELECT status, reason, queue_id FROM org_scheduled_pipeline_runs WHERE config_id = $id", ("$id", configId)).ShouldHaveSingleItem();
-        tick["status"].ShouldBe("SKIPPED");
-        ((string)tick["reason"]!).ShouldContain("daily limit");
-        tick["queue_id"].ShouldBeNull();
-        db.Count("org_pipeline_execution_queue", "org_slug = $org", ("$org", org.Slug)).ShouldBe(0);
+        var tick = db.Rows("SELECT status, last_error, pipeline_logging_id FROM org_pipeline_execution_queue WHERE org_slug = $org", ("$org", org.Slug)).ShouldHaveSingleItem();
+        tick["status"].ShouldBe("SKIPPED", "the entry is the tick's record: skipped, never claimed");
+        ((string)tick["last_error"]!).ShouldContain("daily limit");
+        tick["pipeline_logging_id"].ShouldBeNull("no run");
         db.Count("org_meta_pipeline_runs", "org_slug = $org AND \"trigger\" = 'SCHEDULER'", ("$org", org.Slug)).ShouldBe(0, "nothing half-made");
         db.Scalar("SELECT next_run_time FROM org_pipeline_configs WHERE config_id = $id", ("$id", configId)).ShouldBe("2030-03-14T13:00:00.0000000Z");
     }
@@ -134,9 +137,80 @@ public sealed class TriggerTests : IAsyncLifetime
         body.GetProperty("skipped").GetInt32().ShouldBe(2);
         var db = _api.Factory.ControlPlane();
         db.Scalar("SELECT pipelines_run_today FROM org_usage_quotas WHERE org_slug = $org AND usage_date = '2030-03-14'", ("$org", org.Slug)).ShouldBe(6L);
-        db.Count("org_scheduled_pipeline_runs", "org_slug = $org AND status = 'SKIPPED' AND queue_id IS NULL AND reason LIKE '%daily limit of 6%'", ("$org", org.Slug)).ShouldBe(2);
-        db.Count("org_pipeline_execution_queue", "org_slug = $org", ("$org", org.Slug)).ShouldBe(6);
+        db.Count("org_pipeline_execution_queue", "org_slug = $org AND status = 'SKIPPED' AND pipeline_logging_id IS NULL AND last_error LIKE '%daily limit of 6%'", ("$org", org.Slug))
+            .ShouldBe(2);
+        var queued = db.Rows("SELECT pipeline_logging_id FROM org_pipeline_execution_queue WHERE org_slug = $org AND status <> 'SKIPPED'", ("$org", org.Slug));
+        queued.Count.ShouldBe(6);
+
+        // Each queued run's row is created by the worker that claims it; all six run.
+        using var client = _api.Factory.OrgClient(org.ApiKey);
+        foreach (var entry in queued)
+        {
+            (await _api.WaitForRunAsync(client, (string)entry["pipeline_logging_id"]!)).Str("status").ShouldBe("COMPLETED");
+        }
+
         db.Count("org_meta_pipeline_runs", "org_slug = $org AND \"trigger\" = 'SCHEDULER'", ("$org", org.Slug)).ShouldBe(6);
+    }
+
+    [Fact]
+    public async Task Trigger_InBatchesOfThree_CountsTheQuotaAcrossBatchesAndParksAnUnusableScheduleMidway()
+    {
+        var org = await _api.Factory.OnboardAsync(PipelineHarness.NewSlug("pipe"), "STARTER");
+        var configs = new List<string>();
+        for (var minute = 0; minute < 9; minute++)
+        {
+            configs.Add(await CreateScheduleAsync(org, $"{minute} 13 * * *", "UTC"));
+        }
+
+        var db = _api.Factory.ControlPlane();
+        db.Execute("UPDATE org_pipeline_configs SET pipeline = 'testing/removed' WHERE config_id = $id", ("$id", configs[4]));
+        MoveTo(_api.Factory.Clock, At("2030-03-14T13:08:30Z"));
+        var services = _api.Factory.Services;
+        var trigger = new Convergence.Core.Scheduling.ScheduleTrigger(
+            services.GetRequiredService<Convergence.Core.Scheduling.IScheduleStore>(),
+            services.GetRequiredService<Convergence.Core.Scheduling.IRunQueueStore>(),
+            services.GetRequiredService<Convergence.Core.Pipelines.PipelineExecutor>(),
+            _api.Factory.Clock,
+            3,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<Convergence.Core.Scheduling.ScheduleTrigger>.Instance)
+        {
+            TicksPerBatch = 3,
+        };
+
+        var result = await trigger.TriggerAsync(CancellationToken.None);
+
+        (result.Due, result.Queued, result.Skipped, result.Invalid).ShouldBe((9, 6, 2, 1));
+        result.Outcomes.Select(o => o.ScheduledFor.Minute).ShouldBe([0, 1, 2, 3, 5, 6, 7, 8], "in the org's tick order, batch after batch");
+        result.Outcomes.Where(o => o.Status == "SKIPPED").Select(o => o.ScheduledFor.Minute).ShouldBe([7, 8], "the quota counts the earlier batches' runs");
+        db.Scalar("SELECT pipelines_run_today FROM org_usage_quotas WHERE org_slug = $org AND usage_date = '2030-03-14'", ("$org", org.Slug)).ShouldBe(6L);
+        db.Count("org_pipeline_configs", "config_id = $id AND next_run_time IS NULL", ("$id", configs[4])).ShouldBe(1, "parked");
+        db.Count("org_pipeline_configs", "org_slug = $org AND next_run_time = '2030-03-15T13:0' || substr(cron_schedule, 1, 1) || ':00.0000000Z'", ("$org", org.Slug)).ShouldBe(8);
+        (await trigger.TriggerAsync(CancellationToken.None)).Due.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task ScheduledRun_WhosePipelineIsGoneByItsClaim_FailsAtTheClaimAndReadsAsAFailedRun()
+    {
+        var org = await _api.Factory.OnboardAsync(PipelineHarness.NewSlug("gone"), "SCALE");
+        var configId = await CreateScheduleAsync(org, "0 6 * * *", "UTC");
+        var db = _api.Factory.ControlPlane();
+        var next = DateTimeOffset.Parse((string)db.Scalar("SELECT next_run_time FROM org_pipeline_configs WHERE config_id = $id", ("$id", configId))!, System.Globalization.CultureInfo.InvariantCulture);
+
+        // A tick queued while the pipeline existed; it is gone when a worker claims the entry.
+        var tick = new Convergence.Core.Scheduling.ScheduledTick(
+            configId, Convergence.Core.Organizations.OrgSlug.From(org.Slug), "testing/removed", next, next, next.AddDays(1), 0,
+            Guid.CreateVersion7().ToString(), new Dictionary<string, string> { ["date"] = "2030-03-15" }, 3);
+        var queue = _api.Factory.Services.GetRequiredService<Convergence.Core.Scheduling.IRunQueueStore>();
+        (await queue.EnqueueTicksAsync([tick], _api.Factory.Clock.GetUtcNow(), CancellationToken.None)).ShouldHaveSingleItem().Status.ShouldBe("QUEUED");
+        _api.Factory.Services.GetRequiredService<RunQueueSignal>().Notify();
+
+        using var client = _api.Factory.OrgClient(org.ApiKey);
+        var run = await _api.WaitForRunAsync(client, tick.RunId);
+        run.Str("status").ShouldBe("FAILED");
+        run.Str("error_class").ShouldBe("RunNotStarted");
+        run.Str("error_message").ShouldContain("could not be prepared");
+        db.Scalar("SELECT status FROM org_pipeline_execution_queue WHERE queue_id = $id", ("$id", tick.RunId)).ShouldBe("FAILED");
+        db.Count("org_meta_pipeline_runs", "pipeline_logging_id = $id", ("$id", tick.RunId)).ShouldBe(0);
     }
 
     [Fact]
