@@ -225,20 +225,7 @@ internal sealed class ListText
                     amount = value;
                 }
 
-                SkipSpace();
-                if (_at < _text.Length && _text[_at] == ',')
-                {
-                    _at++;
-                    SkipSpace();
-                    continue;
-                }
-
-                if (_at < _text.Length && _text[_at] == '}')
-                {
-                    continue;
-                }
-
-                throw Error("expected ',' or '}'");
+                AfterItem('}');
             }
 
             writer.WriteEndObject();
@@ -248,20 +235,7 @@ internal sealed class ListText
             }
 
             total += credited;
-            SkipSpace();
-            if (_at < _text.Length && _text[_at] == ',')
-            {
-                _at++;
-                SkipSpace();
-                continue;
-            }
-
-            if (_at < _text.Length && _text[_at] == close)
-            {
-                continue;
-            }
-
-            throw Error($"expected ',' or '{close}'");
+            AfterItem(close);
         }
 
         SkipSpace();
@@ -466,20 +440,7 @@ internal sealed class ListText
             }
 
             items.Add(Value(depth + 1));
-            SkipSpace();
-            if (_at < _text.Length && _text[_at] == ',')
-            {
-                _at++;
-                SkipSpace();
-                continue;
-            }
-
-            if (_at < _text.Length && _text[_at] == close)
-            {
-                continue;
-            }
-
-            throw Error($"expected ',' or '{close}'");
+            AfterItem(close);
         }
     }
 
@@ -506,20 +467,7 @@ internal sealed class ListText
             Expect(':');
             SkipSpace();
             dict.Add(new(key, Value(depth + 1)));
-            SkipSpace();
-            if (_at < _text.Length && _text[_at] == ',')
-            {
-                _at++;
-                SkipSpace();
-                continue;
-            }
-
-            if (_at < _text.Length && _text[_at] == '}')
-            {
-                continue;
-            }
-
-            throw Error("expected ',' or '}'");
+            AfterItem('}');
         }
     }
 
@@ -646,6 +594,23 @@ internal sealed class ListText
         _at++;
     }
 
+
+    /// <summary>After an item of a list or mapping: skips a ',' (and the spaces around it) or stops before <paramref name="close"/>; anything else is an error.</summary>
+    private void AfterItem(char close)
+    {
+        SkipSpace();
+        if (_at < _text.Length && _text[_at] == ',')
+        {
+            _at++;
+            SkipSpace();
+            return;
+        }
+
+        if (_at >= _text.Length || _text[_at] != close)
+        {
+            throw Error($"expected ',' or '{close}'");
+        }
+    }
     private void SkipSpace()
     {
         while (_at < _text.Length && _text[_at] is ' ' or '\t' or '\n' or '\r')
