@@ -93,12 +93,7 @@ internal static class SqliteSchema
     /// <summary>Writes <paramref name="utc"/> as <see cref="TimestampFormat"/> in ASCII into <paramref name="into"/>.</summary>
     public static void FormatTimestamp(DateTime utc, Span<byte> into)
     {
-
-        Digits(into, utc.Year, 4);
-        into[4] = (byte)'-';
-        Digits(into[5..], utc.Month, 2);
-        into[7] = (byte)'-';
-        Digits(into[8..], utc.Day, 2);
+        FormatDate(DateOnly.FromDateTime(utc), into);
         into[10] = (byte)'T';
         Digits(into[11..], utc.Hour, 2);
         into[13] = (byte)':';

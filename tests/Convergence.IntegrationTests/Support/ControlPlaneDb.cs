@@ -41,12 +41,11 @@ public sealed partial class ControlPlaneDb
 
     public static ControlPlaneDb Sqlite(string path) => new(path, null);
 
-    public static ControlPlaneDb Postgres(string connectionString) =>
-        new(new NpgsqlConnectionStringBuilder(connectionString).Database ?? "postgres", new NpgsqlConnectionStringBuilder(connectionString)
-        {
-            SearchPath = "organizations",
-            Pooling = false,
-        }.ConnectionString);
+    public static ControlPlaneDb Postgres(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString) { SearchPath = "organizations", Pooling = false };
+        return new(builder.Database ?? "postgres", builder.ConnectionString);
+    }
 
     public long Count(string table, string where = "1 = 1", params (string Name, object? Value)[] args) =>
         Convert.ToInt64(Scalar($"SELECT COUNT(*) FROM \"{table}\" WHERE {where}", args), CultureInfo.InvariantCulture);
