@@ -42,35 +42,34 @@ internal static class PostgresValues
     /// Writes <paramref name="value"/> (not null) as the next field of a binary COPY into a column of
     /// <paramref name="column"/>'s type. Accepts what the embedded adapter stores: the column's own .NET type, the
     /// other numeric types, and invariant text for numbers, dates and timestamps (as processors read them from files).
-    /// Synchronous: the importer buffers fields and only a full buffer goes to the server.
     /// </summary>
-    public static void Write(NpgsqlBinaryImporter importer, object value, ColumnSchema column)
+    public static void Write(PostgresCopyWriter writer, object value, ColumnSchema column)
     {
         switch (column.Type)
         {
             case ColumnType.Int64:
-                importer.Write(ToInt64(value, column), NpgsqlDbType.Bigint);
+                writer.WriteInt64(ToInt64(value, column));
                 break;
             case ColumnType.Float64:
-                importer.Write(ToDouble(value, column), NpgsqlDbType.Double);
+                writer.WriteDouble(ToDouble(value, column));
                 break;
             case ColumnType.Numeric:
-                importer.Write(ToDecimal(value, column), NpgsqlDbType.Numeric);
+                writer.WriteNumeric(ToDecimal(value, column));
                 break;
             case ColumnType.Bool:
-                importer.Write(ToBool(value, column), NpgsqlDbType.Boolean);
+                writer.WriteBool(ToBool(value, column));
                 break;
             case ColumnType.Date:
-                importer.Write(ToDate(value, column), NpgsqlDbType.Date);
+                writer.WriteDate(ToDate(value, column));
                 break;
             case ColumnType.Timestamp:
-                importer.Write(ToUtc(value, column), NpgsqlDbType.TimestampTz);
+                writer.WriteTimestamp(ToUtc(value, column));
                 break;
             case ColumnType.Json:
-                importer.Write(ToJson(value), NpgsqlDbType.Jsonb);
+                writer.WriteJsonb(ToJson(value));
                 break;
             default:
-                importer.Write(ToText(value, column), NpgsqlDbType.Text);
+                writer.WriteText(ToText(value, column));
                 break;
         }
     }

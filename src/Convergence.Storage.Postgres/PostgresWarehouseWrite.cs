@@ -87,8 +87,8 @@ internal sealed class PostgresWarehouseWrite(NpgsqlConnection connection, Npgsql
 
     /// <summary>
     /// The one row-writing path: each row is checked (required columns, the merge slice) and its values converted as
-    /// <see cref="PostgresValues.Write"/> into one binary COPY, the array of a row never kept. Fields are written
-    /// synchronously: the importer only buffers them, and a task per field cost more than the COPY's server side.
+    /// <see cref="PostgresValues.Write"/> into one binary COPY (encoded by <see cref="PostgresCopyWriter"/>), the array
+    /// of a row never kept.
     /// </summary>
     private async Task<long> WriteAsync(IReadOnlyList<string> names, IAsyncEnumerable<object?[]> rows, CancellationToken cancellationToken)
     {
@@ -115,13 +115,17 @@ internal sealed class PostgresWarehouseWrite(NpgsqlConnection connection, Npgsql
         var merge = spec.Mode == WriteMode.MergePartition;
         var partition = merge ? source[columnIndex[spec.PartitionColumn!]] : -1;
         long count = 0;
-        await using (var importer = await connection.BeginBinaryImportAsync($"COPY {target} ({columnList}) FROM STDIN (FORMAT BINARY)", cancellationToken))
+        var fields = columns.Count + (staged ? 1 : 0);
+        var copy = await connection.BeginRawBinaryCopyAsync($"COPY {target} ({columnList}) FROM STDIN (FORMAT BINARY)", cancellationToken);
+        try
         {
+            var writer = new PostgresCopyWriter(copy);
+            writer.WriteHeader();
             await foreach (var row in rows.WithCancellation(cancellationToken))
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 count++;
-                importer.StartRow();
+                writer.StartRow(fields);
                 for (var i = 0; i < columns.Count; i++)
                 {
                     var column = columns[i];
@@ -133,11 +137,11 @@ internal sealed class PostgresWarehouseWrite(NpgsqlConnection connection, Npgsql
                             throw new ArgumentException($"Row {count} for {schema.Name} has no value for required column '{column.Name}'.");
                         }
 
-                        importer.WriteNull();
+                        writer.WriteNull();
                     }
                     else
                     {
-                        PostgresValues.Write(importer, value, column);
+                        PostgresValues.Write(writer, value, column);
                     }
                 }
 
@@ -148,12 +152,23 @@ internal sealed class PostgresWarehouseWrite(NpgsqlConnection connection, Npgsql
 
                 if (staged)
                 {
-                    importer.Write(count, NpgsqlDbType.Bigint);
+                    writer.WriteInt64(count);
                 }
+
+                await writer.FlushIfFullAsync(cancellationToken);
             }
 
-            await importer.CompleteAsync(cancellationToken);
+            await writer.CompleteAsync(cancellationToken);
         }
+        catch
+        {
+            // Ends the COPY with an error instead of completing it with the rows sent so far; the write's
+            // transaction is then rolled back by its owner.
+            await AbandonAsync(copy);
+            throw;
+        }
+
+        await copy.DisposeAsync();
 
         if (staged)
         {
@@ -161,6 +176,23 @@ internal sealed class PostgresWarehouseWrite(NpgsqlConnection connection, Npgsql
         }
 
         return count;
+    }
+
+    /// <summary>
+    /// Ends a COPY that failed on this side. When the server already refused it, or the connection is gone, cancelling
+    /// fails as well; the error that stopped the rows is the one to report, so that second failure is dropped.
+    /// </summary>
+    private static async Task AbandonAsync(NpgsqlRawCopyStream copy)
+    {
+        try
+        {
+            await copy.CancelAsync();
+            await copy.DisposeAsync();
+        }
+        catch (Exception ex) when (ex is NpgsqlException or IOException or InvalidOperationException or ObjectDisposedException)
+        {
+            // Dropped deliberately: see the summary.
+        }
     }
 
     /// <summary>An empty staging table shaped like the table, created once per write and dropped at its end.</summary>

@@ -462,6 +462,74 @@ public sealed class PostgresWarehouseContractTests(PostgresWarehouseContractTest
         row["line"].ShouldBe(7L);
     }
 
+    /// <summary>
+    /// Rows go to PostgreSQL in binary COPY encoded by the adapter itself (numeric digits and scale, microseconds,
+    /// day numbers, UTF-8, jsonb's version byte). Each value must read back exactly as the server's own text input of
+    /// the same value: the text is compared, so a lost scale, a digit group off by one or a rounded microsecond shows.
+    /// </summary>
+    [Fact]
+    public async Task BinaryCopy_EncodesEveryTypeAsTheServerReadsItsText()
+    {
+        decimal[] amounts =
+        [
+            0m, 0.0m, 1m, -1m, 1.50m, 10000m, 9999.9999m, 0.0001m, 0.00001m, 100000000m, 12345.6789m, -0.5175950m,
+            0.000000001m, 1e-28m, 79228162514264337593543950335m, -79228162514264337593543950335m,
+            7.9228162514264337593543950335m, 12345678901234.567890123m, 53264264.0m, 1000000000000000000000m, -0.0010m,
+        ];
+        DateTimeOffset[] times =
+        [
+            new(2020, 11, 9, 23, 30, 15, TimeSpan.FromHours(2)), new DateTimeOffset(2020, 11, 1, 6, 0, 0, TimeSpan.Zero).AddTicks(2453579),
+            new(1999, 12, 31, 23, 59, 59, TimeSpan.Zero), new DateTimeOffset(1970, 1, 1, 0, 0, 0, TimeSpan.Zero).AddTicks(-15),
+            new(2000, 1, 1, 0, 0, 0, TimeSpan.Zero), new(9999, 12, 31, 23, 59, 59, TimeSpan.Zero),
+        ];
+        DateOnly[] days = [new(2020, 11, 1), new(1999, 12, 31), new(2000, 1, 1), new DateOnly(1, 1, 1).AddDays(1), new(2400, 2, 29)];
+        string[] texts = ["plain", "", "Grüße – 東京 😀", "tab\tand\nnewline", new string('x', 100_000)];
+        double[] ratios = [0.25, -1e-300, double.MaxValue, 1.0 / 3];
+        var rows = new List<IReadOnlyDictionary<string, object?>>();
+        for (var i = 0; i < amounts.Length; i++)
+        {
+            rows.Add(new Dictionary<string, object?>
+            {
+                ["account"] = texts[i % texts.Length], ["day"] = days[i % days.Length], ["amount"] = amounts[i], ["at"] = times[i % times.Length],
+                ["billable"] = i % 2 == 0, ["labels"] = i % 3 == 0 ? null : $$"""{"i": {{i}}, "name": "{{texts[i % 3]}}"}""", ["ratio"] = ratios[i % ratios.Length], ["line"] = (long)i - 3,
+            });
+        }
+
+        await using (var write = await Warehouse.BeginWriteAsync(Dataset, Costs, WriteSpec.Append, CancellationToken.None))
+        {
+            (await write.WriteRowsAsync(rows.ToAsyncEnumerable(), CancellationToken.None)).ShouldBe(amounts.Length);
+            await write.CommitAsync(CancellationToken.None);
+        }
+
+        // The same values typed in as text literals, converted by the server: what the binary encoding must equal.
+        static string Literal(object? value) => value switch
+        {
+            null => "NULL",
+            decimal m => $"'{m.ToString(System.Globalization.CultureInfo.InvariantCulture)}'::numeric",
+            DateOnly d => $"'{d:yyyy-MM-dd}'::date",
+            DateTimeOffset t => $"'{t.UtcDateTime:yyyy-MM-dd HH:mm:ss.ffffff}+00'::timestamptz",
+            bool b => b ? "true" : "false",
+            double d => $"'{d.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}'::float8",
+            long l => $"{l}::bigint",
+            string s => $"'{s.Replace("'", "''", StringComparison.Ordinal)}'",
+            _ => throw new ArgumentException(value.GetType().Name),
+        };
+        var expected = string.Join(" UNION ALL ", rows.Select(r =>
+            $"SELECT {Literal(r["account"])}::text AS account, {Literal(r["day"])} AS day, {Literal(r["amount"])} AS amount, {Literal(r["at"])} AS at, " +
+            $"{Literal(r["billable"])} AS billable, {Literal(r["labels"])}::jsonb AS labels, {Literal(r["ratio"])} AS ratio, {Literal(r["line"])} AS line"));
+        const string AsText = "account, day::text AS day, amount::text AS amount, at::text AS at, billable::text AS billable, labels::text AS labels, ratio::text AS ratio, line";
+        var stored = await QueryAsync($"SELECT {AsText} FROM contract_costs ORDER BY line");
+        var typed = await QueryAsync($"SELECT {AsText} FROM ({expected}) AS e ORDER BY line");
+
+        stored.Count.ShouldBe(amounts.Length);
+        for (var i = 0; i < stored.Count; i++)
+        {
+            stored[i].ShouldBe(typed[i], $"row {i}");
+        }
+
+        stored.Select(r => r.Text("amount")).ShouldBe(amounts.Select(a => a.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+    }
+
     public sealed class Fixture : IDisposable
     {
         private readonly ServiceProvider _services =
