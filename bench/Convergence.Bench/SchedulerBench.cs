@@ -20,7 +20,7 @@ using Microsoft.Extensions.Logging;
 /// over orgs × schedules due schedules (goal: 10,000 × 3 in at most 2 s), then a second pass that finds nothing due.
 /// <c>queue runs workers</c>: admits no-op runs spread over 100 SCALE orgs and drains them with the real worker pool,
 /// then measures bare claim + complete (the queue's own ceiling). Usage:
-///   dotnet run -c Release --project bench/Convergence.Bench -- trigger [orgs=10000] [schedules=3] [batch=ScheduleTrigger.BatchSize]
+///   dotnet run -c Release --project bench/Convergence.Bench -- trigger [orgs=10000] [schedules=3] [batch=ScheduleTrigger.BatchSize] [rounds=2]
 ///   dotnet run -c Release --project bench/Convergence.Bench -- queue [runs=2000] [workers=4] [instances=1] [sqlite|postgres]
 /// With postgres (a fresh database on the server BENCH_POSTGRES names, default the loopback test cluster of
 /// tools/pg/test-cluster.sh), several instances share the queue, each with workers/instances workers.
@@ -37,6 +37,19 @@ internal static class SchedulerBench
         var orgCount = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 10_000;
         var perOrg = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3;
         var batchSize = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : ScheduleTrigger.BatchSize;
+        var rounds = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 2;
+        for (var round = 1; round <= rounds; round++)
+        {
+            // Round 1 runs in a fresh process, its trigger code not yet compiled (the JIT's tiers compile and recompile
+            // it while the trigger runs); later rounds start a new app on a new data folder in the same process, as a
+            // service that has triggered before: the same work, warm code.
+            Console.WriteLine(round == 1 ? "round 1: cold process (first trigger since start)" : $"round {round}: warm process (new app and data folder, code compiled by earlier rounds)");
+            await TriggerRoundAsync(orgCount, perOrg, batchSize, copyConfigs);
+        }
+    }
+
+    private static async Task TriggerRoundAsync(int orgCount, int perOrg, int batchSize, Func<string, string> copyConfigs)
+    {
         await using var bench = await BenchApp.StartAsync(copyConfigs, workers: 4);
         var setup = Stopwatch.StartNew();
         var orgs = await bench.CreateOrgsAsync(orgCount);
@@ -79,8 +92,10 @@ internal static class SchedulerBench
         Console.WriteLine($"trigger:    batches of {batchSize} ticks");
         var cpu = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
         var first = Stopwatch.StartNew();
+        var monotonicStart = Stopwatch.GetTimestamp();
         var result = await trigger.TriggerAsync(CancellationToken.None);
         first.Stop();
+        Console.WriteLine($"monotonic:  {monotonicStart / (double)Stopwatch.Frequency:0.000000},{Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency:0.000000} (for perf report --time)");
         cpu = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpu;
         var inTrigger = first.Elapsed - schedules.Elapsed - ticksStore.Elapsed;
         Console.WriteLine(
