@@ -16,7 +16,7 @@ using Microsoft.Extensions.Logging;
 //   dotnet run -c Release --project bench/Convergence.Bench -- pricing [rows=1000000] [rounds=5]
 // GCP billing export ingest (GcpBench.cs; bench/gcp/run.sh compares with sqlite3 .import):
 //   dotnet run -c Release --project bench/Convergence.Bench -- gcp-generate 1000000 /tmp/gcp.csv
-//   dotnet run -c Release --project bench/Convergence.Bench -- gcp-ingest /tmp/gcp.csv ["Host=...;Database=..." for a PostgreSQL warehouse]
+//   dotnet run -c Release --project bench/Convergence.Bench -- gcp-ingest /tmp/gcp.csv ["Host=...;Database=..." for a PostgreSQL warehouse, or sqlite] [loads: 2 = measure a re-load into the filled table]
 //   dotnet run -c Release --project bench/Convergence.Bench -- gcp-pipeline /tmp/gcp.csv [...]   (the same with gcp/billing's focus step, each step timed)
 // Scheduler trigger and run queue (SchedulerBench.cs, issue #6):
 //   dotnet run -c Release --project bench/Convergence.Bench -- trigger [orgs=10000] [schedules=3]

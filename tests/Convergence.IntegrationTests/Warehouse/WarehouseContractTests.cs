@@ -31,9 +31,9 @@ public abstract class WarehouseContractTests(IWarehouse warehouse) : IAsyncLifet
         [],
         [["account", "day"]]);
 
-    private static readonly string[] Columns = ["account", "day", "amount", "line"];
-    private static readonly DateOnly Nov1 = new(2020, 11, 1);
-    private static readonly DateOnly Nov2 = new(2020, 11, 2);
+    protected static readonly string[] Columns = ["account", "day", "amount", "line"];
+    protected static readonly DateOnly Nov1 = new(2020, 11, 1);
+    protected static readonly DateOnly Nov2 = new(2020, 11, 2);
     private static readonly DateOnly Nov3 = new(2020, 11, 3);
     private static readonly IReadOnlyDictionary<string, object?> NoParameters = new Dictionary<string, object?>();
 
@@ -144,6 +144,22 @@ public abstract class WarehouseContractTests(IWarehouse warehouse) : IAsyncLifet
         await WriteAsync(replace, Rows(Nov2, "a", 3).Concat(Rows(Nov2, "b", 4)));
 
         (await CountsAsync()).ShouldBe(["a 2020-11-01 10", "a 2020-11-02 3", "b 2020-11-02 4"]);
+    }
+
+    [Fact]
+    public async Task ReplacePartitions_SecondBatchOfOneWrite_ReplacesTheFirstBatchsPartitions()
+    {
+        var replace = new WriteSpec(WriteMode.ReplacePartitions, ["account", "day"], null, null, null);
+        await WriteAsync(replace, Rows(Nov1, "a", 10).Concat(Rows(Nov3, "c", 2)));
+
+        await using (var write = await Warehouse.BeginWriteAsync(Dataset, Costs, replace, CancellationToken.None))
+        {
+            (await write.WriteRecordsAsync(Columns, Rows(Nov1, "a", 6).Concat(Rows(Nov2, "b", 5)), CancellationToken.None)).ShouldBe(11);
+            (await write.WriteRecordsAsync(Columns, Rows(Nov2, "b", 2), CancellationToken.None)).ShouldBe(2);
+            await write.CommitAsync(CancellationToken.None);
+        }
+
+        (await CountsAsync()).ShouldBe(["a 2020-11-01 6", "b 2020-11-02 2", "c 2020-11-03 2"]);
     }
 
     [Fact]
