@@ -60,9 +60,9 @@ internal static partial class BigQueryIdentifiers
     [GeneratedRegex(@"`\{([A-Za-z_][A-Za-z0-9_]*)\}`", RegexOptions.CultureInvariant)]
     private static partial Regex QuotedPlaceholder();
 
-    [GeneratedRegex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"\A[a-z][a-z0-9-]{4,28}[a-z0-9]\z", RegexOptions.CultureInvariant)]
     private static partial Regex ProjectId();
 
-    [GeneratedRegex(@"^[a-z][a-z0-9-]{4,28}[a-z0-9]\.[A-Za-z0-9_]{1,1024}\.[A-Za-z0-9_]{1,1024}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"\A[a-z][a-z0-9-]{4,28}[a-z0-9]\.[A-Za-z0-9_]{1,1024}\.[A-Za-z0-9_]{1,1024}\z", RegexOptions.CultureInvariant)]
     private static partial Regex TablePath();
 }

@@ -28,6 +28,6 @@ public sealed partial record BigQueryOptions(Uri BaseUrl, string? Location, Time
     /// <summary>Whether <paramref name="location"/> looks like a BigQuery location (<c>US</c>, <c>EU</c>, <c>europe-west1</c>).</summary>
     public static bool IsLocation(string? location) => location is not null && LocationPattern().IsMatch(location);
 
-    [GeneratedRegex("^[A-Za-z][A-Za-z0-9-]{1,39}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"\A[A-Za-z][A-Za-z0-9-]{1,39}\z", RegexOptions.CultureInvariant)]
     private static partial Regex LocationPattern();
 }
