@@ -190,13 +190,17 @@ public sealed class BigQueryBillingPipelineTests : IClassFixture<BigQueryFixture
         var gcp = costs.GetProperty("rows").EnumerateArray().ShouldHaveSingleItem();
         (gcp.Str("provider"), gcp.GetProperty("billed_cost").GetDecimal(), gcp.GetProperty("effective_cost").GetDecimal()).ShouldBe(("gcp", 128.413334m, 119.993334m));
 
-        // No access token or key material in the run's records.
+        // No access token or key material in the run's records or the logs.
         var records = run.ToString() + (await PipelineHarness.GetStepsAsync(org.Client, run.Str("pipeline_logging_id"))).ToString();
+        var logs = Api.Factory.Logs.Records.SelectMany(r => r.AllText()).ToList();
+        var pem = JsonDocument.Parse(Fake.ServiceAccountJson(org.Email, "acme-prod-1")).RootElement.GetProperty("private_key").GetString()!.Split('\n')[3];
+        records.ShouldNotContain(pem);
+        logs.ShouldNotContain(l => l.Contains(pem, StringComparison.Ordinal));
         Fake.IssuedTokens.ShouldNotBeEmpty();
         foreach (var token in Fake.IssuedTokens)
         {
             records.ShouldNotContain(token);
-            Api.Factory.Logs.Records.SelectMany(r => r.AllText()).ShouldNotContain(l => l.Contains(token, StringComparison.Ordinal));
+            logs.ShouldNotContain(l => l.Contains(token, StringComparison.Ordinal));
         }
     }
 
@@ -341,6 +345,59 @@ public sealed class BigQueryBillingPipelineTests : IClassFixture<BigQueryFixture
     }
 
     [Fact]
+    public async Task KeyRefusedByTheTokenEndpoint_FailsAndMarksTheIntegrationInvalid()
+    {
+        var org = await SetUpAsync("bqrevoked", "acme-prod-1");
+        Fake.Revoke(org.Email);
+
+        var run = await RunAsync(org);
+
+        run.Str("status").ShouldBe("FAILED");
+        run.Str("error_message").ShouldContain($"Google refused service account {org.Email} a BigQuery token (HTTP 400, invalid_grant: Invalid JWT Signature.)");
+        (await StepAsync(org, run, "load_billing_export")).GetProperty("attempt").GetInt32().ShouldBe(1);
+        Fake.Requests.ShouldBeEmpty();
+        var status = await (await org.Client.GetAsync($"/api/v1/integrations/{org.Slug}/gcp")).ShouldBeJsonAsync(HttpStatusCode.OK);
+        status.Str("validation_status").ShouldBe("INVALID");
+    }
+
+    [Fact]
+    public async Task BillingExportRows_LoadExactlyAsTheSameRowsFromAnExportFile()
+    {
+        // The file sample (JSON lines as BigQuery exports them) through gcp/billing, and the same rows in BigQuery's wire
+        // form through gcp/billing_bigquery: one mapping and one credit netting, so every column but the source matches.
+        var fileOrg = await SetUpAsync("bqsamefile", "acme-prod-1");
+        var folder = Path.Combine(Api.Factory.DataDirectory, "imports", fileOrg.Slug);
+        Directory.CreateDirectory(folder);
+        var sample = Path.Combine(AppContext.BaseDirectory, "Fixtures", "gcp", "gcp_billing_export_sample.jsonl");
+        File.Copy(sample, Path.Combine(folder, "sample.jsonl"), overwrite: true);
+        var fileRun = await Api.RunAndWaitAsync(fileOrg.Client, fileOrg.Slug, "gcp/billing",
+            new Dictionary<string, string> { ["source_uri"] = $"{fileOrg.Slug}/sample.jsonl", ["start_date"] = "2020-11-08", ["end_date"] = "2020-11-11" });
+        fileRun.Str("status").ShouldBe("COMPLETED", fileRun.ToString());
+
+        var bigQueryOrg = await SetUpAsync("bqsamebq", "sample-project-9");
+        var schemaNode = System.Text.Json.Nodes.JsonNode.Parse(Schema)!;
+        var exportFields = schemaNode["fields"]!.AsArray();
+        exportFields.Remove(exportFields.Single(f => f!["name"]!.GetValue<string>() == "partition_date"));
+        var schemaJson = schemaNode.ToJsonString();
+        var fields = Convergence.Processors.Gcp.BigQuery.BigQueryField.ParseSchema(JsonDocument.Parse(schemaJson).RootElement);
+        fields.Count.ShouldBe(17);
+        Fake.SetResult("sample-project-9", new FakeBigQueryResult(schemaJson, [.. File.ReadLines(sample).Select(line => WireRow(JsonDocument.Parse(line).RootElement, fields))]));
+        var parameters = new Dictionary<string, string>(Slice) { ["start_date"] = "2020-11-08", ["end_date"] = "2020-11-11" };
+        var id = await PipelineHarness.StartRunAsync(bigQueryOrg.Client, bigQueryOrg.Slug, Pipeline, parameters);
+        JsonElement run = default;
+        (await Api.DriveAsync(Task.Run(async () => run = await Api.WaitForRunAsync(bigQueryOrg.Client, id)), Horizon)).ShouldBeNull();
+        run.Str("status").ShouldBe("COMPLETED", run.ToString());
+
+        string[] ignored = ["source_uri", "source_line"];
+        List<string> Keys(string org) => [.. Db(org).Rows($"SELECT * FROM {Table}")
+            .Select(r => string.Join("|", r.Where(kv => !ignored.Contains(kv.Key)).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}")))
+            .Order(StringComparer.Ordinal)];
+        var fromFile = Keys(fileOrg.Slug);
+        fromFile.Count.ShouldBe(25);
+        Keys(bigQueryOrg.Slug).ShouldBe(fromFile);
+    }
+
+    [Fact]
     public async Task ErrorsInTheResponse_FailTheStepWithGooglesMessage()
     {
         var org = await SetUpAsync("bqerrors", "acme-prod-1");
@@ -482,6 +539,23 @@ public sealed class BigQueryBillingPipelineTests : IClassFixture<BigQueryFixture
     }
 
     // ---- helpers -------------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// A row of a BigQuery JSON export (nested objects, arrays, numbers) in jobs.query's wire form for
+    /// <paramref name="fields"/>: scalars as text (numbers keep their text), TIMESTAMPs as float seconds.
+    /// </summary>
+    private static System.Text.Json.Nodes.JsonObject WireRow(JsonElement row, IReadOnlyList<Convergence.Processors.Gcp.BigQuery.BigQueryField> fields) =>
+        Record([.. fields.Select(f => row.TryGetProperty(f.Name, out var v) ? Wire(v, f, f.IsRepeated) : null)]);
+
+    private static System.Text.Json.Nodes.JsonNode? Wire(JsonElement value, Convergence.Processors.Gcp.BigQuery.BigQueryField field, bool repeated) => value.ValueKind switch
+    {
+        JsonValueKind.Null or JsonValueKind.Undefined => null,
+        _ when repeated => Repeated([.. value.EnumerateArray().Select(item => Wire(item, field, repeated: false))]),
+        _ when field.IsRecord => WireRow(value, field.Fields),
+        _ when field.Type == "TIMESTAMP" => Timestamp(DateTimeOffset.Parse(value.GetString()!.Replace(" UTC", "Z", StringComparison.Ordinal), CultureInfo.InvariantCulture)),
+        JsonValueKind.String => V(value.GetString()),
+        _ => V(value.GetRawText()),
+    };
 
     private const string TypedSchema = """
         {"fields": [

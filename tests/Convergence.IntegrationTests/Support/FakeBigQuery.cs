@@ -36,6 +36,7 @@ public sealed class FakeBigQuery : IAsyncDisposable
 
     private readonly WebApplication _app;
     private readonly ConcurrentDictionary<string, RSA> _accounts = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _revoked = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (string Email, string[] Scopes)> _tokens = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Job> _jobs = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, string> _jobsByRequestId = new(StringComparer.Ordinal);
@@ -93,6 +94,9 @@ public sealed class FakeBigQuery : IAsyncDisposable
         }.ToJsonString();
     }
 
+    /// <summary>From now on the token endpoint refuses <paramref name="clientEmail"/>'s grants (a key deleted in the tenant's project).</summary>
+    public void Revoke(string clientEmail) => _revoked[clientEmail] = 0;
+
     /// <summary>What queries in <paramref name="project"/> return until <see cref="Reset"/>.</summary>
     public void SetResult(string project, FakeBigQueryResult result) => _results[project] = result;
 
@@ -117,7 +121,7 @@ public sealed class FakeBigQuery : IAsyncDisposable
         }
     }
 
-    /// <summary>Forgets requests, faults, results and jobs (tests of a class share one fake); accounts and tokens stay.</summary>
+    /// <summary>Forgets requests, faults, results, jobs and revocations (tests of a class share one fake); accounts and tokens stay.</summary>
     public void Reset()
     {
         lock (_faults)
@@ -133,6 +137,7 @@ public sealed class FakeBigQuery : IAsyncDisposable
         _results.Clear();
         _jobs.Clear();
         _jobsByRequestId.Clear();
+        _revoked.Clear();
         IncompleteResponses = 2;
     }
 
@@ -179,7 +184,8 @@ public sealed class FakeBigQuery : IAsyncDisposable
         {
             using var payload = JsonDocument.Parse(System.Buffers.Text.Base64Url.DecodeFromChars(parts[1]));
             var email = payload.RootElement.GetProperty("iss").GetString() ?? "";
-            if (!_accounts.TryGetValue(email, out var key)
+            if (_revoked.ContainsKey(email)
+                || !_accounts.TryGetValue(email, out var key)
                 || !key.VerifyData(Encoding.ASCII.GetBytes(parts[0] + "." + parts[1]), System.Buffers.Text.Base64Url.DecodeFromChars(parts[2]), HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1))
             {
                 return TokenError("invalid_grant", "Invalid JWT Signature.");
