@@ -397,19 +397,28 @@ public sealed class BigQueryBillingPipelineTests : IClassFixture<BigQueryFixture
         Keys(bigQueryOrg.Slug).ShouldBe(fromFile);
     }
 
-    [Fact]
-    public async Task ErrorsInTheResponse_FailTheStepWithGooglesMessage()
+    [Theory]
+    [InlineData("query", "errors", "BigQuery jobs.query in project acme-prod-1: BigQuery reported invalidQuery at query: Unrecognized name: usage_start_tme at [5:16]", 1)]
+    [InlineData("page:1", "errorResult", "BigQuery getQueryResults (page 1) in project acme-prod-1 (job acme-prod-1:EU.job_", 2)]
+    [InlineData("page:1", "errorResult", "BigQuery reported resourcesExceeded: Resources exceeded during query execution", 2)]
+    public async Task ErrorsInTheResponse_FailTheStepWithGooglesMessage(string request, string fault, string message, int requests)
     {
         var org = await SetUpAsync("bqerrors", "acme-prod-1");
-        Fake.Fail("query", "errors");
+        Fake.IncompleteResponses = 0;
+        Fake.Fail(request, fault);
+        if (request == "page:1")
+        {
+            Fake.IncompleteResponses = 1;
+        }
 
         var run = await RunAsync(org);
 
         run.Str("status").ShouldBe("FAILED");
-        run.Str("error_message").ShouldContain("BigQuery jobs.query in project acme-prod-1: BigQuery reported invalidQuery at query: Unrecognized name: usage_start_tme at [5:16]");
+        run.Str("error_message").ShouldContain(message);
+        run.Str("error_message").ShouldEndWith("Nothing was written.");
         var step = await StepAsync(org, run, "load_billing_export");
         (step.Str("status"), step.GetProperty("attempt").GetInt32()).ShouldBe(("FAILED", 1), "a failed query is not retried");
-        Fake.RequestsFor("acme-prod-1").Count.ShouldBe(1);
+        Fake.RequestsFor("acme-prod-1").Count.ShouldBe(requests);
         var status = await (await org.Client.GetAsync($"/api/v1/integrations/{org.Slug}/gcp")).ShouldBeJsonAsync(HttpStatusCode.OK);
         status.Str("validation_status").ShouldBe("VALID", "a query error says nothing about the key");
     }

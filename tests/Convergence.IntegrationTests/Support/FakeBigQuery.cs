@@ -103,7 +103,8 @@ public sealed class FakeBigQuery : IAsyncDisposable
     /// <summary>
     /// The next requests of <paramref name="what"/> — <c>query</c> (jobs.query) or <c>page:N</c> (getQueryResults for
     /// page N, polls included) — answer, in order: "429" (Retry-After), "503", "hang" (no answer), "truncated" (a 200
-    /// whose JSON stops half-way), "403" (accessDenied), "401", "errors" (a 200 whose errors say the query failed).
+    /// whose JSON stops half-way), "403" (accessDenied), "401", "errors" (a 200 whose errors say the query failed),
+    /// "errorResult" (a 200 whose status.errorResult says the job failed).
     /// </summary>
     public void Fail(string what, params string[] faults)
     {
@@ -332,6 +333,13 @@ public sealed class FakeBigQuery : IAsyncDisposable
                     kind = "bigquery#queryResponse",
                     jobComplete = true,
                     errors = new[] { new { reason = "invalidQuery", location = "query", message = "Unrecognized name: usage_start_tme at [5:16]" } },
+                });
+            case "errorResult":
+                return Results.Json(new
+                {
+                    kind = "bigquery#getQueryResultsResponse",
+                    jobComplete = true,
+                    status = new { state = "DONE", errorResult = new { reason = "resourcesExceeded", message = "Resources exceeded during query execution: The query could not be executed in the allotted memory." } },
                 });
             default:
                 throw new InvalidOperationException($"Unknown fault '{fault}'.");
