@@ -67,6 +67,9 @@ public sealed partial class BigQueryClient
 {
     private const string UserAgent = "Convergence/1.0 (+bigquery-etl)";
 
+    /// <summary>The rows of a page that has none (BigQuery leaves <c>rows</c> out).</summary>
+    private static readonly JsonDocument EmptyArray = JsonDocument.Parse("[]");
+
     private readonly HttpClient _http;
     private readonly BigQueryOptions _options;
     private readonly GcpTokenEndpoint _tokens;
@@ -158,8 +161,6 @@ public sealed partial class BigQueryClient
             response?.Dispose();
         }
     }
-
-    private static readonly JsonDocument EmptyArray = JsonDocument.Parse("[]");
 
     private string ResultsUrl(JobRef job, string? pageToken, int pageSize)
     {
