@@ -22,9 +22,14 @@ public static class ProcessorServiceCollectionExtensions
         return services;
     }
 
-    /// <summary>Adds every processor this assembly provides.</summary>
-    public static IServiceCollection AddConvergenceProcessors(this IServiceCollection services) =>
-        services
+    /// <summary>
+    /// Adds every processor this assembly provides, and the BigQuery source of <c>gcp.bq_etl</c> (which needs a
+    /// <see cref="Gcp.BigQuery.BigQueryClient"/> registered by the host).
+    /// </summary>
+    public static IServiceCollection AddConvergenceProcessors(this IServiceCollection services)
+    {
+        services.TryAddSingleton<Gcp.BigQuery.BigQuerySource>();
+        return services
             .AddProcessor<BootstrapProcessor>()
             .AddProcessor<DryRunProcessor>()
             .AddProcessor<OnboardingProcessor>()
@@ -48,4 +53,5 @@ public static class ProcessorServiceCollectionExtensions
             .AddProcessor<OpenAiCostsProcessor>()
             .AddProcessor<AnthropicUsageProcessor>()
             .AddProcessor<AnthropicCostsProcessor>();
+    }
 }

@@ -104,6 +104,18 @@ public sealed record ConvergenceSettings
     /// </summary>
     public Uri GcpTokenUrl { get; init; } = new("https://oauth2.googleapis.com/token");
 
+    /// <summary>
+    /// The BigQuery REST API that <c>gcp.bq_etl</c> with <c>source: bigquery</c> queries in tenants' own projects with their
+    /// service accounts (<c>BIGQUERY_BASE_URL</c>, default <c>https://bigquery.googleapis.com/bigquery/v2</c>).
+    /// </summary>
+    public Uri BigQueryBaseUrl { get; init; } = new("https://bigquery.googleapis.com/bigquery/v2");
+
+    /// <summary>
+    /// The location those queries run in (<c>BIGQUERY_LOCATION</c>, such as <c>US</c>, <c>EU</c> or <c>europe-west1</c>);
+    /// unset lets BigQuery infer it from the tables the query reads.
+    /// </summary>
+    public string? BigQueryLocation { get; init; }
+
     /// <summary>The limit on each live credential check (<c>INTEGRATION_CHECK_TIMEOUT_SECONDS</c>).</summary>
     public TimeSpan IntegrationCheckTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -217,6 +229,8 @@ public sealed record ConvergenceSettings
             DeepSeekBaseUrl = GetUrl(Get, "DEEPSEEK_BASE_URL", new Uri("https://api.deepseek.com"), errors),
             GcpTokenUrl = GetUrl(Get, "GCP_TOKEN_URL", new Uri("https://oauth2.googleapis.com/token"), errors),
             IntegrationCheckTimeout = TimeSpan.FromSeconds(GetInt("INTEGRATION_CHECK_TIMEOUT_SECONDS", 10, 1)),
+            BigQueryBaseUrl = GetUrl(Get, "BIGQUERY_BASE_URL", new Uri("https://bigquery.googleapis.com/bigquery/v2"), errors),
+            BigQueryLocation = BigQueryLocationSetting(Get("BIGQUERY_LOCATION"), errors),
             PipelineWorkers = GetInt("CONVERGENCE_PIPELINE_WORKERS", 4, 1),
             RunMaxAttempts = GetInt("CONVERGENCE_RUN_MAX_ATTEMPTS", 3, 1),
             QueuePollInterval = TimeSpan.FromSeconds(GetInt("CONVERGENCE_QUEUE_POLL_SECONDS", 2, 1)),
@@ -268,6 +282,23 @@ public sealed record ConvergenceSettings
         }
 
         return settings;
+    }
+
+    /// <summary>A BigQuery location name (<c>US</c>, <c>EU</c>, <c>europe-west1</c>), or null when unset.</summary>
+    private static string? BigQueryLocationSetting(string? text, List<string> errors)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return null;
+        }
+
+        if (!Processors.Gcp.BigQuery.BigQueryOptions.IsLocation(text))
+        {
+            errors.Add($"BIGQUERY_LOCATION='{(text.Length > 40 ? text[..40] + "…" : text)}' is not a BigQuery location such as US, EU or europe-west1.");
+            return null;
+        }
+
+        return text;
     }
 
     /// <summary>
@@ -412,6 +443,7 @@ public sealed record ConvergenceSettings
         foreach (var (name, url) in new[]
         {
             ("OPENAI_BASE_URL", s.OpenAiBaseUrl), ("ANTHROPIC_BASE_URL", s.AnthropicBaseUrl), ("DEEPSEEK_BASE_URL", s.DeepSeekBaseUrl), ("GCP_TOKEN_URL", s.GcpTokenUrl),
+            ("BIGQUERY_BASE_URL", s.BigQueryBaseUrl),
         })
         {
             if (url.Scheme != Uri.UriSchemeHttps)

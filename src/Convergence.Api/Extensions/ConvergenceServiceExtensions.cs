@@ -142,6 +142,9 @@ public static partial class ConvergenceServiceExtensions
         services.AddHttpClient<Processors.ProviderApis.ProviderApiClient>().RemoveAllLoggers();
         services.AddSingleton(new Processors.Integrations.GcpTokenEndpoint(settings.GcpTokenUrl, settings.IntegrationCheckTimeout));
         services.AddSingleton<Processors.Integrations.GcpServiceAccountChecker>();
+        // gcp.bq_etl source: bigquery sends tenants' access tokens: no HttpClient loggers either; its retries log themselves.
+        services.AddSingleton(new Processors.Gcp.BigQuery.BigQueryOptions(settings.BigQueryBaseUrl, settings.BigQueryLocation, settings.IntegrationCheckTimeout));
+        services.AddHttpClient<Processors.Gcp.BigQuery.BigQueryClient>().RemoveAllLoggers();
         services.AddSingleton<Core.Integrations.IOrgSeedTable>(sp => new Pricing.PriceSeedTable(sp.GetRequiredService<Pricing.PriceTableService>(), "openai"));
         services.AddSingleton<Core.Integrations.IOrgSeedTable>(sp => new Pricing.PriceSeedTable(sp.GetRequiredService<Pricing.PriceTableService>(), "anthropic"));
         services.AddSingleton<Core.Integrations.IOrgSeedTable>(sp => new Pricing.PriceSeedTable(sp.GetRequiredService<Pricing.PriceTableService>(), "deepseek"));

@@ -58,6 +58,7 @@ public sealed class PipelineRunService(
             return Replay(existing, run);
         }
 
+        await executor.ValidateOrgRequestAsync(new PipelineRunRequest(pipelinePath, org, parameters, actor, RunTrigger.Api), cancellationToken);
         var admission = new RunAdmission(run, QueuePriority.Api, options.MaxAttempts, null, CountsAgainstQuota: true, time.GetUtcNow());
         switch (await queue.AdmitAsync(admission, cancellationToken))
         {

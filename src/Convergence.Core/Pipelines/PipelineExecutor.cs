@@ -93,6 +93,27 @@ public sealed partial class PipelineExecutor(
         return (pipeline, parameters, slice);
     }
 
+    /// <summary>
+    /// The org checks of <paramref name="request"/>'s steps (<see cref="IOrgRunRequestValidator"/>), such as a step
+    /// reading the org's own BigQuery needing its GCP integration; nothing for platform runs without an org.
+    /// </summary>
+    /// <exception cref="RequestValidationException">Something a step needs of the org is missing.</exception>
+    public async Task ValidateOrgRequestAsync(PipelineRunRequest request, CancellationToken cancellationToken)
+    {
+        if (request.Org is not { } org)
+        {
+            return;
+        }
+
+        foreach (var step in catalog.Get(request.PipelinePath).Steps)
+        {
+            if (processors.TryGet(step.PsType, out var processor) && processor is IOrgRunRequestValidator validator)
+            {
+                await validator.ValidateOrgRequestAsync(step, org, cancellationToken);
+            }
+        }
+    }
+
     /// <summary>Prepares and executes a run in the caller's flow (platform pipelines, synchronous admin calls).</summary>
     public async Task<PipelineRunResult> RunAsync(PipelineRunRequest request, CancellationToken cancellationToken)
     {

@@ -47,12 +47,23 @@ public sealed class StepContext
     /// </summary>
     public SqlQuery Sql(string key = "query")
     {
-        var dialectKey = $"{key}_{Run.WarehouseKind}";
+        var (text, field) = SqlText(key, Run.WarehouseKind);
+        return SqlTemplate.Bind(text, Run.Placeholders, Run.Pipeline.SourceFile, field);
+    }
+
+    /// <summary>
+    /// The raw SQL text of config <paramref name="key"/> for <paramref name="dialect"/> (<c>{key}_{dialect}</c> when the
+    /// config has one, else <paramref name="key"/>) and the config field it came from, for a step that binds it itself
+    /// (a query that runs somewhere other than the configured warehouse, such as a tenant's BigQuery).
+    /// </summary>
+    public (string Text, string Field) SqlText(string key, string dialect)
+    {
+        var dialectKey = $"{key}_{dialect}";
         var chosen = Step.Config.TryGetValue(dialectKey, out var d) && d is string ? dialectKey : key;
         var text = Step.Config.TryGetValue(chosen, out var v) && v is string s && s.Length > 0
             ? s
-            : throw new InvalidOperationException($"Step '{Step.StepId}' ({Step.PsType}) needs config.{key}.");
-        return SqlTemplate.Bind(text, Run.Placeholders, Run.Pipeline.SourceFile, $"steps.{Step.StepId}.config.{chosen}");
+            : throw new InvalidOperationException($"Step '{Step.StepId}' ({Step.PsType}) needs config.{dialectKey} or config.{key}.");
+        return (text, $"steps.{Step.StepId}.config.{chosen}");
     }
 
     /// <summary>A run parameter, or <c>null</c> when it was not given.</summary>

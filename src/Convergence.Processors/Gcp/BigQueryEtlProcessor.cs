@@ -1,5 +1,7 @@
 using Convergence.Core.Errors;
+using Convergence.Core.Organizations;
 using Convergence.Core.Pipelines;
+using Convergence.Processors.Gcp.BigQuery;
 using Convergence.Processors.Imports;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -18,10 +20,13 @@ namespace Convergence.Processors.Gcp;
 /// auto by extension). Only rows whose usage day is in the run's slice are written. The file is checked when the run is
 /// requested, so a missing or unsafe <c>source_uri</c> is a 422 before anything is queued; a row that does not parse
 /// fails the step naming file, line and column, and nothing is written.</para>
-/// <para>Queries against a tenant's own BigQuery project (<c>source: bigquery</c>) arrive with the BigQuery adapter;
-/// naming it today is a configuration error, not a silent no-op.</para>
+/// <para><c>config.source: bigquery</c> runs <c>config.query_bigquery</c> (or <c>query</c>) in the tenant's own BigQuery
+/// project with the org's GCP integration and streams the result into the destination (<see cref="BigQuerySource"/>).
+/// A run request for it is a 422 when the org has no usable GCP integration or a back-quoted table parameter is not a
+/// <c>project.dataset.table</c>.</para>
 /// </remarks>
-internal sealed partial class BigQueryEtlProcessor(ImportDirectory? imports = null, ILogger<BigQueryEtlProcessor>? logger = null) : IProcessor, IRunRequestValidator
+internal sealed partial class BigQueryEtlProcessor(ImportDirectory? imports = null, ILogger<BigQueryEtlProcessor>? logger = null, BigQuerySource? bigQuery = null)
+    : IProcessor, IRunRequestValidator, IOrgRunRequestValidator
 {
     public const string Type = "gcp.bq_etl";
 
@@ -31,11 +36,19 @@ internal sealed partial class BigQueryEtlProcessor(ImportDirectory? imports = nu
 
     public void ValidateRequest(StepDefinition step, IReadOnlyDictionary<string, string> parameters)
     {
-        if (SourceOf(step.Config) == "file")
+        switch (SourceOf(step.Config))
         {
-            Imports.Resolve(parameters.GetValueOrDefault(GcpBillingExportReader.Parameter), GcpBillingExportReader.Parameter);
+            case "file":
+                Imports.Resolve(parameters.GetValueOrDefault(GcpBillingExportReader.Parameter), GcpBillingExportReader.Parameter);
+                break;
+            case BigQuerySource.SourceName:
+                BigQuerySource.ValidateRequest(step, parameters);
+                break;
         }
     }
+
+    public Task ValidateOrgRequestAsync(StepDefinition step, OrgSlug org, CancellationToken cancellationToken) =>
+        SourceOf(step.Config) == BigQuerySource.SourceName ? BigQuery.ValidateOrgRequestAsync(step, org, cancellationToken) : Task.CompletedTask;
 
     public async Task<StepResult> ExecuteAsync(StepContext context, CancellationToken cancellationToken)
     {
@@ -48,10 +61,14 @@ internal sealed partial class BigQueryEtlProcessor(ImportDirectory? imports = nu
                 return StepResult.Of(rows, ("source", source), ("table", destination.Schema.Name), ("write_mode", destination.Spec.Mode.ToConfigName()));
             case "file":
                 return await LoadFileAsync(context, destination, cancellationToken);
+            case BigQuerySource.SourceName:
+                return await BigQuery.LoadAsync(context, destination, cancellationToken);
             default:
-                throw new InvalidOperationException($"Step '{context.Step.StepId}': config.source '{source}' is not available in this build; use 'warehouse' or 'file'.");
+                throw new InvalidOperationException($"Step '{context.Step.StepId}': config.source '{source}' is not one of warehouse, file, bigquery.");
         }
     }
+
+    private BigQuerySource BigQuery => bigQuery ?? throw new InvalidOperationException("No BigQuery client is configured; source: bigquery cannot run.");
 
     private ImportDirectory Imports => imports ?? throw new InvalidOperationException("No import folder is configured (CONVERGENCE_IMPORT_DIR); source: file cannot run.");
 

@@ -176,10 +176,7 @@ internal static class GcpBillingExportReader
 
     private static IEnumerable<object?[]> ReadJsonLines(TextReader text, string file, CancellationToken cancellationToken)
     {
-        var values = new string?[Fields.Length];
-        var row = NewRecord(file);
-        var labels = new LabelsMemo();
-        Func<int, string> where = f => $"field '{Fields[f].Source}'";
+        var mapper = new FlatRowMapper(file);
         var flat = new Dictionary<string, string?>(StringComparer.Ordinal);
         long lineNumber = 0;
         while (text.ReadLine() is { } line)
@@ -207,12 +204,33 @@ internal static class GcpBillingExportReader
                 throw Invalid(file, lineNumber, $"column {(ex.BytePositionInLine ?? 0) + 1}", $"not valid JSON: {ex.Message}");
             }
 
+            yield return mapper.Map(flat, lineNumber);
+        }
+    }
+
+    /// <summary>
+    /// Maps export rows given as their fields by dotted export name (<c>service.id</c>; nested records flattened, arrays
+    /// of credits and labels as JSON text, numbers as their exact text) to records of <see cref="Columns"/>: the one
+    /// conversion and credit netting of JSON lines files and of BigQuery results (<c>source: bigquery</c>,
+    /// <c>format: gcp_billing_export</c>). Like <see cref="ReadRecords"/> it refills one array per row.
+    /// </summary>
+    /// <param name="source">Fills <c>source_uri</c> and names the source in errors.</param>
+    /// <param name="lineName">What a row's number is called in errors (<c>line</c> of a file, <c>row</c> of a result).</param>
+    internal sealed class FlatRowMapper(string source, string lineName = "line")
+    {
+        private readonly string?[] _values = new string?[Fields.Length];
+        private readonly object?[] _row = NewRecord(source);
+        private readonly LabelsMemo _labels = new();
+
+        /// <exception cref="RequestValidationException">A field does not convert; names the source, row and field.</exception>
+        public object?[] Map(IReadOnlyDictionary<string, string?> flat, long line)
+        {
             for (var f = 0; f < Fields.Length; f++)
             {
-                values[f] = flat.TryGetValue(Fields[f].Source, out var v) && v is { Length: > 0 } ? v : null;
+                _values[f] = flat.TryGetValue(Fields[f].Source, out var v) && v is { Length: > 0 } ? v : null;
             }
 
-            yield return Build(values, null, null, row, labels, file, lineNumber, where);
+            return Build(_values, null, null, _row, _labels, source, line, f => $"field '{Fields[f].Source}'", lineName);
         }
     }
 
@@ -253,7 +271,7 @@ internal static class GcpBillingExportReader
     /// <paramref name="values"/>, or for parsed kinds read from CSV, from <paramref name="csv"/>'s buffer at the field's
     /// <paramref name="positions"/> (null or empty text is an empty field).
     /// </summary>
-    private static object?[] Build(string?[] values, CsvRecordReader? csv, int[]? positions, object?[] row, LabelsMemo labels, string file, long line, Func<int, string> where)
+    private static object?[] Build(string?[] values, CsvRecordReader? csv, int[]? positions, object?[] row, LabelsMemo labels, string file, long line, Func<int, string> where, string lineName = "line")
     {
         decimal cost = 0, credits = 0;
         var f = 0;
@@ -309,7 +327,7 @@ internal static class GcpBillingExportReader
         }
         catch (Exception ex) when (ex is FormatException or ListTextException)
         {
-            throw Invalid(file, line, where(f), ex.Message);
+            throw Invalid(file, line, where(f), ex.Message, lineName);
         }
 
         row[UsageDate] = DateOnly.FromDateTime(((DateTimeOffset)row[UsageStartTime]!).UtcDateTime);
@@ -369,8 +387,8 @@ internal static class GcpBillingExportReader
 
     private static string Clip(ReadOnlySpan<char> text) => text.Length <= 40 ? text.ToString() : string.Concat(text[..40], "…");
 
-    internal static RequestValidationException Invalid(string file, long line, string? column, string problem) =>
-        RequestValidationException.For(Parameter, $"{file} line {line.ToString(CultureInfo.InvariantCulture)}{(column is null ? string.Empty : ", " + column)}: {problem}. Nothing was written.");
+    internal static RequestValidationException Invalid(string file, long line, string? column, string problem, string lineName = "line") =>
+        RequestValidationException.For(Parameter, $"{file} {lineName} {line.ToString(CultureInfo.InvariantCulture)}{(column is null ? string.Empty : ", " + column)}: {problem}. Nothing was written.");
 }
 
 /// <summary>The timestamp spellings of GCP billing exports, read as UTC.</summary>

@@ -30,6 +30,13 @@ public static class IntegrationParameters
             : throw new InvalidOperationException($"Step '{context.Step.StepId}' ({context.Step.PsType}): config.{key} '{step}' produced no stored credential.");
     }
 
+    /// <summary>
+    /// Marks <paramref name="stored"/> INVALID with the provider's refusal (401/403 on a data call), as every fetching step
+    /// does. Recorded even when the step is being cancelled: the provider's answer is a fact about the key.
+    /// </summary>
+    internal static Task RecordRejectionAsync(Core.Storage.IControlPlaneStore store, IntegrationCredential stored, ProviderApis.ProviderCredentialRejectedException rejection, TimeProvider time) =>
+        store.UpdateCredentialValidationAsync(stored.OrgSlug, stored.CredentialId, CredentialStatus.Invalid, rejection.Message, time.GetUtcNow(), CancellationToken.None);
+
     internal static Dictionary<string, string> ParseMetadata(string? json)
     {
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);

@@ -5,8 +5,6 @@ using System.Text.Json;
 using Convergence.Core.Integrations;
 using Convergence.Processors.Integrations;
 using Microsoft.Extensions.Logging;
-using Polly;
-using Polly.Retry;
 
 namespace Convergence.Processors.ProviderApis;
 
@@ -34,17 +32,17 @@ public sealed partial class ProviderApiClient
 
     private readonly HttpClient _http;
     private readonly ProviderEndpoints _endpoints;
-    private readonly TimeProvider _time;
     private readonly ILogger<ProviderApiClient> _logger;
     private readonly ProviderApiOptions _options;
+    private readonly ProviderRequestRetry _retry;
 
     public ProviderApiClient(HttpClient http, ProviderEndpoints endpoints, TimeProvider time, ILogger<ProviderApiClient> logger, ProviderApiOptions? options = null)
     {
         _http = http;
         _endpoints = endpoints;
-        _time = time;
         _logger = logger;
         _options = (options ?? ProviderApiOptions.Default).Validate();
+        _retry = new ProviderRequestRetry(_options, time);
     }
 
     /// <summary>Follows <c>next_page</c> until <c>has_more</c> is false; returns every bucket of every page, in order.</summary>
@@ -88,50 +86,14 @@ public sealed partial class ProviderApiClient
         }
     }
 
-    private async Task<JsonDocument> GetPageAsync(ProviderApiCall call, string? cursor, int page, CancellationToken cancellationToken)
-    {
-        // Built per page: the count of malformed bodies belongs to this page's attempts only.
-        var malformed = 0;
-        var retry = new ResiliencePipelineBuilder<JsonDocument> { TimeProvider = _time };
-        if (_options.MaxAttempts > 1)
-        {
-            retry.AddRetry(new RetryStrategyOptions<JsonDocument>
-            {
-                MaxRetryAttempts = _options.MaxAttempts - 1,
-                ShouldHandle = args => ValueTask.FromResult(
-                    !cancellationToken.IsCancellationRequested
-                    && args.Outcome.Exception switch
-                    {
-                        ProviderUnavailableException => true,
-                        ProviderMalformedResponseException => ++malformed == 1,
-                        _ => false,
-                    }),
-                DelayGenerator = args => ValueTask.FromResult<TimeSpan?>(Delay(args.AttemptNumber, (args.Outcome.Exception as ProviderUnavailableException)?.RetryAfter)),
-                OnRetry = args =>
-                {
-                    LogRetry(_logger, call.Provider.RouteName, call.Path, page, args.AttemptNumber + 2, args.RetryDelay.TotalSeconds, args.Outcome.Exception?.Message ?? string.Empty);
-                    return ValueTask.CompletedTask;
-                },
-            });
-        }
-
-        try
-        {
-            return await retry.Build().ExecuteAsync(async token => await SendAsync(call, cursor, page, token), cancellationToken);
-        }
-        catch (ProviderMalformedResponseException ex)
-        {
-            throw new ProviderResponseException($"{ex.Message} It was still malformed on a retry; nothing was written.", ex);
-        }
-    }
+    private Task<JsonDocument> GetPageAsync(ProviderApiCall call, string? cursor, int page, CancellationToken cancellationToken) =>
+        _retry.ExecuteAsync(
+            token => SendAsync(call, cursor, page, token),
+            (attempt, delay, reason) => LogRetry(_logger, call.Provider.RouteName, call.Path, page, attempt, delay.TotalSeconds, reason),
+            cancellationToken);
 
     /// <summary><c>BaseDelay × 2^retry</c>, at least the provider's Retry-After, never above <c>MaxDelay</c>.</summary>
-    internal TimeSpan Delay(int retry, TimeSpan? retryAfter)
-    {
-        var backoff = _options.BaseDelay * Math.Pow(2, Math.Min(retry, 16));
-        var wait = retryAfter is { } after && after > backoff ? after : backoff;
-        return wait > _options.MaxDelay ? _options.MaxDelay : wait;
-    }
+    internal TimeSpan Delay(int retry, TimeSpan? retryAfter) => _retry.Delay(retry, retryAfter);
 
     private async Task<JsonDocument> SendAsync(ProviderApiCall call, string? cursor, int page, CancellationToken cancellationToken)
     {
@@ -145,8 +107,8 @@ public sealed partial class ProviderApiClient
         {
             using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
             status = response.StatusCode;
-            retryAfter = RetryAfter(response);
-            body = await ReadBodyAsync(response, timeout.Token);
+            retryAfter = _retry.RetryAfter(response);
+            body = await _retry.ReadBodyAsync(response, timeout.Token);
         }
         catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
         {
@@ -229,52 +191,6 @@ public sealed partial class ProviderApiClient
         }
 
         return request;
-    }
-
-    /// <summary>Retry-After as seconds or as an HTTP date (measured from the response's Date, else our clock).</summary>
-    private TimeSpan? RetryAfter(HttpResponseMessage response)
-    {
-        if (response.Headers.RetryAfter is not { } header)
-        {
-            return null;
-        }
-
-        if (header.Delta is { } delta)
-        {
-            return delta;
-        }
-
-        if (header.Date is not { } date)
-        {
-            return null;
-        }
-
-        var wait = date - (response.Headers.Date ?? _time.GetUtcNow());
-        return wait > TimeSpan.Zero ? wait : TimeSpan.Zero;
-    }
-
-    private async Task<string> ReadBodyAsync(HttpResponseMessage response, CancellationToken cancellationToken)
-    {
-        if (response.Content.Headers.ContentLength > _options.MaxBodyBytes)
-        {
-            throw new IOException($"The body is larger than {_options.MaxBodyBytes} bytes.");
-        }
-
-        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
-        using var buffer = new MemoryStream();
-        var chunk = new byte[81920];
-        int read;
-        while ((read = await stream.ReadAsync(chunk, cancellationToken)) > 0)
-        {
-            if (buffer.Length + read > _options.MaxBodyBytes)
-            {
-                throw new IOException($"The body is larger than {_options.MaxBodyBytes} bytes.");
-            }
-
-            buffer.Write(chunk, 0, read);
-        }
-
-        return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
     }
 
     private static string Describe(ProviderApiCall call, int page) => $"{call.Provider.RouteName} GET {call.Path} (page {page})";

@@ -44,8 +44,7 @@ public abstract class ProviderFetchProcessor(ProviderApiClient client, IControlP
         }
         catch (ProviderCredentialRejectedException ex)
         {
-            // Recorded even when the step is being cancelled: the provider's answer is a fact about the key.
-            await store.UpdateCredentialValidationAsync(stored.OrgSlug, stored.CredentialId, CredentialStatus.Invalid, ex.Message, time.GetUtcNow(), CancellationToken.None);
+            await IntegrationParameters.RecordRejectionAsync(store, stored, ex, time);
             throw;
         }
 

@@ -78,7 +78,7 @@ public sealed class ShippedConfigsTests
     public void ShippedPipelines_IncludeTheKnownOnes()
     {
         ShippedFiles().ShouldBe(
-            ["anthropic/usage_cost.yml", "deepseek/usage_cost.yml", "gcp/billing.yml", "gcp/example/dryrun.yml", "integrations/anthropic/setup.yml", "integrations/anthropic/validate.yml", "integrations/deepseek/setup.yml", "integrations/deepseek/validate.yml", "integrations/gcp/setup.yml", "integrations/gcp/validate.yml", "integrations/openai/setup.yml", "integrations/openai/validate.yml", "openai/subscriptions.yml", "openai/usage_cost.yml", "setup/bootstrap/pipeline.yml", "setup/organizations/dryrun.yml", "setup/organizations/onboarding.yml", "usage/events_cost.yml"],
+            ["anthropic/usage_cost.yml", "deepseek/usage_cost.yml", "gcp/billing.yml", "gcp/billing_bigquery.yml", "gcp/example/dryrun.yml", "integrations/anthropic/setup.yml", "integrations/anthropic/validate.yml", "integrations/deepseek/setup.yml", "integrations/deepseek/validate.yml", "integrations/gcp/setup.yml", "integrations/gcp/validate.yml", "integrations/openai/setup.yml", "integrations/openai/validate.yml", "openai/subscriptions.yml", "openai/usage_cost.yml", "setup/bootstrap/pipeline.yml", "setup/organizations/dryrun.yml", "setup/organizations/onboarding.yml", "usage/events_cost.yml"],
             ignoreOrder: true);
     }
 
@@ -88,7 +88,7 @@ public sealed class ShippedConfigsTests
         var catalog = new PipelineCatalog(RepoPaths.Configs, Context);
 
         catalog.ValidateAll().Select(e => e.Message).ShouldBeEmpty();
-        catalog.ListPaths().ShouldBe(["anthropic/usage_cost", "deepseek/usage_cost", "gcp/billing", "gcp/example/dryrun", "integrations/anthropic/setup", "integrations/anthropic/validate", "integrations/deepseek/setup", "integrations/deepseek/validate", "integrations/gcp/setup", "integrations/gcp/validate", "integrations/openai/setup", "integrations/openai/validate", "openai/subscriptions", "openai/usage_cost", "setup/bootstrap/pipeline", "setup/organizations/dryrun", "setup/organizations/onboarding", "usage/events_cost"]);
+        catalog.ListPaths().ShouldBe(["anthropic/usage_cost", "deepseek/usage_cost", "gcp/billing", "gcp/billing_bigquery", "gcp/example/dryrun", "integrations/anthropic/setup", "integrations/anthropic/validate", "integrations/deepseek/setup", "integrations/deepseek/validate", "integrations/gcp/setup", "integrations/gcp/validate", "integrations/openai/setup", "integrations/openai/validate", "openai/subscriptions", "openai/usage_cost", "setup/bootstrap/pipeline", "setup/organizations/dryrun", "setup/organizations/onboarding", "usage/events_cost"]);
     }
 
     [Fact]
@@ -112,6 +112,23 @@ public sealed class ShippedConfigsTests
         pipeline.Steps.Select(s => s.PsType).ShouldBe(["gcp.bq_etl", "focus.normalize"]);
         var step = pipeline.Steps[0];
         step.Config["source"].ShouldBe("file");
+        var destination = step.Destination.ShouldNotBeNull();
+        destination.Table.ShouldBe("gcp_billing_daily_raw");
+        destination.WriteMode.ShouldBe(WriteMode.ReplacePartitions);
+        destination.Keys.ShouldBe(["billing_account_id", "usage_date"]);
+    }
+
+    [Fact]
+    public void GcpBillingBigQuery_LoadsAsDocumented()
+    {
+        var pipeline = PipelineLoader.LoadFile(Path.Combine(RepoPaths.Configs, "gcp", "billing_bigquery.yml"), "gcp/billing_bigquery", Context);
+
+        pipeline.PipelineId.ShouldBe("{org_slug}-gcp-billing-bigquery");
+        pipeline.Parameters.ShouldBe(["table"]);
+        pipeline.Steps.Select(s => s.PsType).ShouldBe(["integrations.kms_decrypt", "gcp.bq_etl", "focus.normalize"]);
+        var step = pipeline.Steps[1];
+        (step.Config["source"], step.Config["format"], step.Config["credential_step"]).ShouldBe(("bigquery", "gcp_billing_export", "decrypt_credential"));
+        ((string)step.Config["query_bigquery"]!).ShouldContain("FROM `{table}`");
         var destination = step.Destination.ShouldNotBeNull();
         destination.Table.ShouldBe("gcp_billing_daily_raw");
         destination.WriteMode.ShouldBe(WriteMode.ReplacePartitions);
@@ -215,7 +232,7 @@ public sealed class ShippedConfigsTests
 
         var runnable = catalog.ListPaths().Where(PipelineCatalog.IsOrgRunnable).ToList();
 
-        runnable.ShouldBe(["anthropic/usage_cost", "deepseek/usage_cost", "gcp/billing", "gcp/example/dryrun", "openai/subscriptions", "openai/usage_cost", "usage/events_cost"]);
+        runnable.ShouldBe(["anthropic/usage_cost", "deepseek/usage_cost", "gcp/billing", "gcp/billing_bigquery", "gcp/example/dryrun", "openai/subscriptions", "openai/usage_cost", "usage/events_cost"]);
     }
 
     private sealed class DestinationComparer : IEqualityComparer<DestinationDefinition?>

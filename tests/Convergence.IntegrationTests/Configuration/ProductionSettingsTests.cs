@@ -48,6 +48,7 @@ public sealed class ProductionSettingsTests
         { "CORS_ORIGINS", "https://app.example.com,*", "CORS_ORIGINS" },
         { "CONVERGENCE_ALLOW_LOCAL_KMS_IN_PRODUCTION", null, "CONVERGENCE_ALLOW_LOCAL_KMS_IN_PRODUCTION" },
         { "CONVERGENCE_ALLOW_LOCAL_KMS_IN_PRODUCTION", "false", "CONVERGENCE_ALLOW_LOCAL_KMS_IN_PRODUCTION" },
+        { "BIGQUERY_BASE_URL", "http://bigquery.internal/bigquery/v2", "BIGQUERY_BASE_URL" },
     };
 
     [Theory]
@@ -93,6 +94,19 @@ public sealed class ProductionSettingsTests
     }
 
     [Fact]
+    public void Load_BigQuerySettings_DefaultToGoogleAndTakeALocation()
+    {
+        var defaults = Load(SafeProduction());
+        (defaults.BigQueryBaseUrl.AbsoluteUri, defaults.BigQueryLocation).ShouldBe(("https://bigquery.googleapis.com/bigquery/v2", null));
+
+        var values = SafeProduction();
+        values["BIGQUERY_BASE_URL"] = "https://bigquery.europe-west1.rep.googleapis.com/bigquery/v2";
+        values["BIGQUERY_LOCATION"] = "europe-west1";
+        var configured = Load(values);
+        (configured.BigQueryBaseUrl.AbsoluteUri, configured.BigQueryLocation).ShouldBe(("https://bigquery.europe-west1.rep.googleapis.com/bigquery/v2", "europe-west1"));
+    }
+
+    [Fact]
     public void Load_DevelopmentWithTheSameSettings_IsAllowed()
     {
         var settings = Load(new Dictionary<string, string?>
@@ -126,6 +140,9 @@ public sealed class ProductionSettingsTests
     [InlineData("CORS_ORIGINS", "https://app.example.com/path")]
     [InlineData("CONVERGENCE_STORE", "bigquery")]
     [InlineData("CONVERGENCE_KMS", "gcp")]
+    [InlineData("BIGQUERY_BASE_URL", "bigquery.googleapis.com")]
+    [InlineData("BIGQUERY_LOCATION", "EU; DROP")]
+    [InlineData("BIGQUERY_LOCATION", "E")]
     public void Load_InvalidValue_ThrowsNamingTheSetting(string key, string value)
     {
         var values = SafeProduction();
