@@ -21,7 +21,7 @@ using Microsoft.Extensions.Logging;
 /// <c>queue runs workers</c>: admits no-op runs spread over 100 SCALE orgs and drains them with the real worker pool,
 /// then measures bare claim + complete (the queue's own ceiling). Usage:
 ///   dotnet run -c Release --project bench/Convergence.Bench -- trigger [orgs=10000] [schedules=3] [batch=ScheduleTrigger.BatchSize] [rounds=2]
-///   dotnet run -c Release --project bench/Convergence.Bench -- queue [runs=2000] [workers=4] [instances=1] [sqlite|postgres]
+///   dotnet run -c Release --project bench/Convergence.Bench -- queue [runs=2000] [workers=4] [instances=1] [sqlite|postgres] [rounds=2]
 /// With postgres (a fresh database on the server BENCH_POSTGRES names, default the loopback test cluster of
 /// tools/pg/test-cluster.sh), several instances share the queue, each with workers/instances workers.
 /// </summary>
@@ -152,25 +152,32 @@ internal static class SchedulerBench
             throw new ArgumentException("queue [runs] [workers] [instances] [sqlite|postgres]: workers must split evenly over the instances; several instances need postgres.");
         }
 
-        // Several instances share one PostgreSQL database (a fresh one, BENCH_POSTGRES names the server), each with its own
-        // worker pool, as separate service processes would.
-        var shared = store == "postgres" ? FreshPostgresDatabase() : null;
-        var apps = new List<BenchApp>();
-        for (var i = 0; i < instances; i++)
+        var rounds = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 2;
+        for (var round = 1; round <= rounds; round++)
         {
-            apps.Add(await BenchApp.StartAsync(copyConfigs, workers / instances, shared));
-        }
+            // As for the trigger: round 1 in a fresh process, later rounds on new apps and a new database (or data
+            // folder) in the same process, with the executor, stores and dispatcher already compiled.
+            Console.WriteLine(round == 1 ? "round 1: cold process" : $"round {round}: warm process (new apps and store, code compiled by earlier rounds)");
 
-        var bench = apps[0];
-        try
-        {
-            await QueueAsync(apps, bench, runs, workers, store);
-        }
-        finally
-        {
-            foreach (var app in apps)
+            // Several instances share one PostgreSQL database (a fresh one, BENCH_POSTGRES names the server), each with
+            // its own worker pool, as separate service processes would.
+            var shared = store == "postgres" ? FreshPostgresDatabase() : null;
+            var apps = new List<BenchApp>();
+            for (var i = 0; i < instances; i++)
             {
-                await app.DisposeAsync();
+                apps.Add(await BenchApp.StartAsync(copyConfigs, workers / instances, shared));
+            }
+
+            try
+            {
+                await QueueAsync(apps, apps[0], runs, workers, store);
+            }
+            finally
+            {
+                foreach (var app in apps)
+                {
+                    await app.DisposeAsync();
+                }
             }
         }
     }
