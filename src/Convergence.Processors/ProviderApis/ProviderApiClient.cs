@@ -100,28 +100,7 @@ public sealed partial class ProviderApiClient
         using var request = BuildRequest(call, cursor);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_endpoints.Timeout);
-        string body;
-        HttpStatusCode status;
-        TimeSpan? retryAfter;
-        try
-        {
-            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
-            status = response.StatusCode;
-            retryAfter = _retry.RetryAfter(response);
-            body = await _retry.ReadBodyAsync(response, timeout.Token);
-        }
-        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new ProviderUnavailableException($"{Describe(call, page)}: no answer within {_endpoints.Timeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s.", ex);
-        }
-        catch (HttpRequestException ex)
-        {
-            throw new ProviderUnavailableException($"{Describe(call, page)}: the connection failed ({ex.HttpRequestError}).", ex);
-        }
-        catch (IOException ex)
-        {
-            throw new ProviderUnavailableException($"{Describe(call, page)}: the response was cut off.", ex);
-        }
+        var (status, retryAfter, body) = await _retry.ExchangeAsync(_http, request, Describe(call, page), _endpoints.Timeout, timeout.Token, cancellationToken);
 
         var code = (int)status;
         if (code is >= 200 and < 300)

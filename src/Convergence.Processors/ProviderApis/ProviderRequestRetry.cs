@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using Polly;
@@ -86,6 +88,34 @@ internal sealed class ProviderRequestRetry(ProviderApiOptions options, TimeProvi
 
         var wait = date - (response.Headers.Date ?? time.GetUtcNow());
         return wait > TimeSpan.Zero ? wait : TimeSpan.Zero;
+    }
+
+    /// <summary>
+    /// Sends one request and reads its answer: status, <c>Retry-After</c> and body text. No answer before
+    /// <paramref name="timeoutToken"/> fires (while <paramref name="cancellationToken"/> has not), a failed connection and
+    /// a cut-off or oversized body become a <see cref="ProviderUnavailableException"/> naming <paramref name="description"/>,
+    /// so <see cref="ExecuteAsync{T}"/> retries them.
+    /// </summary>
+    public async Task<(HttpStatusCode Status, TimeSpan? RetryAfter, string Body)> ExchangeAsync(
+        HttpClient http, HttpRequestMessage request, string description, TimeSpan timeout, CancellationToken timeoutToken, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeoutToken);
+            return (response.StatusCode, RetryAfter(response), await ReadBodyAsync(response, timeoutToken));
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new ProviderUnavailableException($"{description}: no answer within {timeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s.", ex);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new ProviderUnavailableException($"{description}: the connection failed ({ex.HttpRequestError}).", ex);
+        }
+        catch (IOException ex)
+        {
+            throw new ProviderUnavailableException($"{description}: the response was cut off.", ex);
+        }
     }
 
     /// <summary>The body as UTF-8 text, at most <see cref="ProviderApiOptions.MaxBodyBytes"/> (an <see cref="IOException"/> past it).</summary>

@@ -239,37 +239,16 @@ public sealed partial class BigQueryClient
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_options.HttpTimeout);
         var accessToken = await AccessTokenAsync(session, what, timeout.Token, cancellationToken);
-        string text;
-        HttpStatusCode status;
-        TimeSpan? retryAfter;
-        try
+        using var request = new HttpRequestMessage(method, url);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
+        request.Headers.TryAddWithoutValidation("User-Agent", UserAgent);
+        if (body is not null)
         {
-            using var request = new HttpRequestMessage(method, url);
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
-            request.Headers.TryAddWithoutValidation("User-Agent", UserAgent);
-            if (body is not null)
-            {
-                request.Content = new ByteArrayContent(body);
-                request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-            }
+            request.Content = new ByteArrayContent(body);
+            request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        }
 
-            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
-            status = response.StatusCode;
-            retryAfter = _retry.RetryAfter(response);
-            text = await _retry.ReadBodyAsync(response, timeout.Token);
-        }
-        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new ProviderUnavailableException($"{Describe(session, what)}: no answer within {_options.HttpTimeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s.", ex);
-        }
-        catch (HttpRequestException ex)
-        {
-            throw new ProviderUnavailableException($"{Describe(session, what)}: the connection failed ({ex.HttpRequestError}).", ex);
-        }
-        catch (IOException ex)
-        {
-            throw new ProviderUnavailableException($"{Describe(session, what)}: the response was cut off.", ex);
-        }
+        var (status, retryAfter, text) = await _retry.ExchangeAsync(_http, request, Describe(session, what), _options.HttpTimeout, timeout.Token, cancellationToken);
 
         var code = (int)status;
         if (code is >= 200 and < 300)
