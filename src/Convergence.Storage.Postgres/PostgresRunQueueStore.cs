@@ -259,85 +259,203 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
         return cancelled;
     }
 
+    /// <remarks>
+    /// Set-based, as on SQLite: each step is one statement over the whole batch (the ticks' values as arrays, read with
+    /// <c>unnest</c>), in one transaction. 1. Each schedule advances from the next_run_time the trigger read
+    /// (compare-and-swap: a concurrent trigger on another instance waits for the row and then finds it moved, so its tick
+    /// is stale). 2. Each advanced tick's entry, once per (org, pipeline, scheduled_for). 3. The recorded ticks' orgs are
+    /// locked in org order (<c>FOR UPDATE</c> on their subscriptions, as an API admission locks its one org), their
+    /// counters read once and counted in memory in tick order, and the runs added. 4. Over-quota ticks keep their entry as
+    /// SKIPPED with the reason.
+    /// </remarks>
     public async Task<IReadOnlyList<TickOutcome>> EnqueueTicksAsync(TickBatch batch, CancellationToken cancellationToken)
     {
         var (ticks, now) = (batch.Ticks, batch.Now);
-        var outcomes = new List<TickOutcome>(ticks.Count);
         if (ticks.Count == 0)
         {
-            return outcomes;
+            return [];
         }
 
         await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var at = PostgresValues.Timestamp(now);
+
+        var advanced = (await connection.QueryAsync<string>(new CommandDefinition(
+            """
+            UPDATE org_pipeline_configs AS c SET next_run_time = t.next, last_run_time = t.scheduled_for, updated_at = @at
+            FROM unnest(@ids, @orgs, @expected, @next, @scheduled) AS t(config_id, org_slug, expected, next, scheduled_for)
+            WHERE c.config_id = t.config_id AND c.org_slug = t.org_slug AND c.is_active AND c.next_run_time = t.expected
+            RETURNING c.config_id
+            """,
+            new
+            {
+                at,
+                ids = ticks.Select(t => t.ConfigId).ToArray(),
+                orgs = ticks.Select(t => t.Org.Value).ToArray(),
+                expected = ticks.Select(t => PostgresValues.Timestamp(t.ExpectedNextRunTime)!.Value).ToArray(),
+                next = ticks.Select(t => PostgresValues.Timestamp(t.NextRunTime)!.Value).ToArray(),
+                scheduled = ticks.Select(t => PostgresValues.Timestamp(t.ScheduledFor)!.Value).ToArray(),
+            },
+            transaction,
+            cancellationToken: cancellationToken))).ToHashSet(StringComparer.Ordinal);
+
+        var pending = ticks.Where(t => advanced.Contains(t.ConfigId)).ToList();
+        var recorded = pending.Count == 0 ? [] : (await connection.QueryAsync<string>(new CommandDefinition(
+            $"""
+            INSERT INTO org_pipeline_execution_queue (queue_id, org_slug, pipeline, parameters, priority, status, scheduled_for, attempts, max_attempts,
+                lease_owner, lease_token, lease_expires_at, idempotency_key, pipeline_logging_id, last_error, created_at, updated_at)
+            SELECT e.id, e.org, e.pipeline, CAST(e.parameters AS jsonb), {QueuePriority.Scheduled}, 'QUEUED', e.scheduled_for, 0, e.max_attempts,
+                NULL, NULL, NULL, e.key, e.id, e.note, @at, @at
+            FROM unnest(@ids, @orgs, @pipelines, @parameters, @scheduled, @maxAttempts, @keys, @notes)
+                AS e(id, org, pipeline, parameters, scheduled_for, max_attempts, key, note)
+            ON CONFLICT (org_slug, idempotency_key) DO NOTHING
+            RETURNING queue_id
+            """,
+            new
+            {
+                at,
+                ids = pending.Select(t => t.RunId).ToArray(),
+                orgs = pending.Select(t => t.Org.Value).ToArray(),
+                pipelines = pending.Select(t => t.Pipeline).ToArray(),
+                parameters = pending.Select(t => JsonSerializer.Serialize(t.Parameters)).ToArray(),
+                scheduled = pending.Select(t => PostgresValues.Timestamp(t.ScheduledFor)!.Value).ToArray(),
+                maxAttempts = pending.Select(t => (long)t.MaxAttempts).ToArray(),
+                keys = pending.Select(t => t.QueueKey).ToArray(),
+                notes = pending.Select(t => t.CatchUpNote).ToArray(),
+            },
+            transaction,
+            cancellationToken: cancellationToken))).ToHashSet(StringComparer.Ordinal);
+
+        var counters = await LoadCountersAsync(
+            connection, transaction, [.. pending.Where(t => recorded.Contains(t.RunId)).Select(t => t.Org.Value).Distinct(StringComparer.Ordinal)], now, cancellationToken);
+        var outcomes = new List<TickOutcome>(ticks.Count);
+        var skipped = new List<(string Id, string Reason)>();
         foreach (var tick in ticks)
         {
             TickOutcome Outcome(string status, string? queueId = null, string? reason = null) =>
                 new(tick.ConfigId, tick.Org, tick.Pipeline, tick.ScheduledFor, status, queueId, reason);
 
-            var advanced = await connection.ExecuteAsync(new CommandDefinition(
-                """
-                UPDATE org_pipeline_configs SET next_run_time = @next, last_run_time = @scheduledFor, updated_at = @at
-                WHERE config_id = @ConfigId AND org_slug = @org AND is_active AND next_run_time = @expected
-                """,
-                new
-                {
-                    tick.ConfigId, org = tick.Org.Value, next = PostgresValues.Timestamp(tick.NextRunTime), scheduledFor = PostgresValues.Timestamp(tick.ScheduledFor),
-                    at, expected = PostgresValues.Timestamp(tick.ExpectedNextRunTime),
-                },
-                transaction,
-                cancellationToken: cancellationToken));
-            if (advanced == 0)
+            if (!advanced.Contains(tick.ConfigId))
             {
                 outcomes.Add(Outcome(TickStatus.Stale, reason: "The schedule was changed or advanced by another trigger."));
-                continue;
             }
-
-            // The entry is the tick's record, once per (org, pipeline, scheduled_for) (its idempotency key); its run row is
-            // created when a worker claims it.
-            var recorded = await connection.ExecuteAsync(new CommandDefinition(
-                """
-                INSERT INTO org_pipeline_execution_queue (queue_id, org_slug, pipeline, parameters, priority, status, scheduled_for, attempts, max_attempts,
-                    lease_owner, lease_token, lease_expires_at, idempotency_key, pipeline_logging_id, last_error, created_at, updated_at)
-                VALUES (@id, @org, @Pipeline, CAST(@parameters AS jsonb), @priority, 'QUEUED', @scheduledFor, 0, @maxAttempts,
-                    NULL, NULL, NULL, @key, @id, @note, @at, @at)
-                ON CONFLICT (org_slug, idempotency_key) DO NOTHING
-                """,
-                new
-                {
-                    id = tick.RunId, org = tick.Org.Value, tick.Pipeline, parameters = JsonSerializer.Serialize(tick.Parameters), priority = (long)QueuePriority.Scheduled,
-                    scheduledFor = PostgresValues.Timestamp(tick.ScheduledFor), maxAttempts = (long)tick.MaxAttempts, key = tick.QueueKey, note = tick.CatchUpNote, at,
-                },
-                transaction,
-                cancellationToken: cancellationToken));
-            if (recorded == 0)
+            else if (!recorded.Contains(tick.RunId))
             {
                 outcomes.Add(Outcome(TickStatus.Duplicate, reason: "This tick of the pipeline was already recorded."));
-                continue;
             }
-
-            var refusal = await CountAsync(connection, transaction, tick.Org, now, cancellationToken) switch
+            else if (counters[tick.Org.Value].Refusal() is { } refusal)
             {
-                AdmissionOutcome.OverQuota q => q.Limit.Describe(),
-                AdmissionOutcome.SubscriptionInactive i => i.Reason,
-                _ => null,
-            };
-            var (status, queueId, reason) = refusal is null ? (TickStatus.Queued, tick.RunId, (string?)null) : (TickStatus.Skipped, (string?)null, refusal);
-            if (refusal is not null)
-            {
-                await connection.ExecuteAsync(new CommandDefinition(
-                    "UPDATE org_pipeline_execution_queue SET status = 'SKIPPED', pipeline_logging_id = NULL, last_error = @refusal WHERE queue_id = @id",
-                    new { refusal, id = tick.RunId },
-                    transaction,
-                    cancellationToken: cancellationToken));
+                skipped.Add((tick.RunId, refusal));
+                outcomes.Add(Outcome(TickStatus.Skipped, reason: refusal));
             }
+            else
+            {
+                counters[tick.Org.Value].Count();
+                outcomes.Add(Outcome(TickStatus.Queued, tick.RunId));
+            }
+        }
 
-            outcomes.Add(Outcome(status, queueId, reason));
+        var added = counters.Where(c => c.Value.Added > 0).ToList();
+        if (added.Count > 0)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                """
+                UPDATE org_usage_quotas AS u SET pipelines_run_today = u.pipelines_run_today + a.n, pipelines_run_month = u.pipelines_run_month + a.n
+                FROM unnest(@orgs, @counts) AS a(org_slug, n)
+                WHERE u.org_slug = a.org_slug AND u.usage_date = @date
+                """,
+                new { orgs = added.Select(c => c.Key).ToArray(), counts = added.Select(c => (long)c.Value.Added).ToArray(), date = PostgresValues.Date(QuotaCalendar.UsageDate(now)) },
+                transaction,
+                cancellationToken: cancellationToken));
+        }
+
+        if (skipped.Count > 0)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                """
+                UPDATE org_pipeline_execution_queue AS q SET status = 'SKIPPED', pipeline_logging_id = NULL, last_error = s.reason
+                FROM unnest(@ids, @reasons) AS s(queue_id, reason) WHERE q.queue_id = s.queue_id
+                """,
+                new { ids = skipped.Select(x => x.Id).ToArray(), reasons = skipped.Select(x => x.Reason).ToArray() },
+                transaction,
+                cancellationToken: cancellationToken));
         }
 
         await transaction.CommitAsync(cancellationToken);
         return outcomes;
+    }
+
+    /// <summary>
+    /// The quota state of each org of a batch of ticks: their subscriptions locked in org order and read once, today's
+    /// counter rows created where missing (the month's runs so far carried over), and the counters read.
+    /// </summary>
+    private static async Task<Dictionary<string, OrgQuotaCounters>> LoadCountersAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<string> orgs, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var counters = new Dictionary<string, OrgQuotaCounters>(StringComparer.Ordinal);
+        if (orgs.Count == 0)
+        {
+            return counters;
+        }
+
+        var subscriptions = (await connection.QueryAsync<PostgresControlPlaneStore.SubscriptionRow>(new CommandDefinition(
+            "SELECT * FROM org_subscriptions WHERE org_slug = ANY(@orgs) ORDER BY org_slug FOR UPDATE",
+            new { orgs = orgs.ToArray() },
+            transaction,
+            cancellationToken: cancellationToken))).Select(r => r.ToRecord()).ToDictionary(r => r.OrgSlug.Value, StringComparer.Ordinal);
+        var usable = new Dictionary<string, DateOnly>(StringComparer.Ordinal);
+        foreach (var org in orgs)
+        {
+            if (!subscriptions.TryGetValue(org, out var subscription))
+            {
+                counters[org] = OrgQuotaCounters.Refused($"Organization '{org}' has no subscription.");
+            }
+            else if (!QuotaCalendar.IsUsable(subscription, now, out var reason))
+            {
+                counters[org] = OrgQuotaCounters.Refused(reason);
+            }
+            else
+            {
+                usable[org] = DateOnly.FromDateTime(subscription.SubscriptionStart.UtcDateTime);
+            }
+        }
+
+        if (usable.Count == 0)
+        {
+            return counters;
+        }
+
+        var today = QuotaCalendar.UsageDate(now);
+        var monthStarts = usable.ToDictionary(u => u.Key, u => QuotaCalendar.MonthStart(u.Value, today), StringComparer.Ordinal);
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO org_usage_quotas (org_slug, usage_date, pipelines_run_today, pipelines_run_month, concurrent_running, last_reset_daily, last_reset_monthly)
+            SELECT o.org_slug, @date, 0,
+                COALESCE((SELECT SUM(q.pipelines_run_today) FROM org_usage_quotas AS q WHERE q.org_slug = o.org_slug AND q.usage_date >= o.month_start AND q.usage_date < @date), 0),
+                0, @daily, o.month_start::timestamp AT TIME ZONE 'UTC'
+            FROM unnest(@orgs, @monthStarts) AS o(org_slug, month_start)
+            ON CONFLICT (org_slug, usage_date) DO NOTHING
+            """,
+            new
+            {
+                date = PostgresValues.Date(today),
+                daily = PostgresValues.Timestamp(new DateTimeOffset(today.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero)),
+                orgs = monthStarts.Keys.ToArray(),
+                monthStarts = monthStarts.Values.Select(PostgresValues.Date).ToArray(),
+            },
+            transaction,
+            cancellationToken: cancellationToken));
+        var usage = await connection.QueryAsync<(string Org, long Today, long Month)>(new CommandDefinition(
+            "SELECT org_slug, pipelines_run_today, pipelines_run_month FROM org_usage_quotas WHERE usage_date = @date AND org_slug = ANY(@orgs)",
+            new { date = PostgresValues.Date(today), orgs = monthStarts.Keys.ToArray() },
+            transaction,
+            cancellationToken: cancellationToken));
+        foreach (var (org, todayRuns, monthRuns) in usage)
+        {
+            counters[org] = new OrgQuotaCounters(subscriptions[org], null, usable[org], (int)todayRuns, (int)monthRuns, now);
+        }
+
+        return counters;
     }
 
     public async Task<QueueSnapshot> GetSnapshotAsync(DateTimeOffset now, CancellationToken cancellationToken)

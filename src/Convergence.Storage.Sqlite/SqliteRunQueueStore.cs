@@ -465,7 +465,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
     }
 
     /// <summary>Adds the runs counted in memory to today's daily and monthly counters of their orgs.</summary>
-    private static Task AddCountedRunsAsync(Statements statements, Dictionary<string, OrgCounters> counters, DateTimeOffset now, CancellationToken cancellationToken) =>
+    private static Task AddCountedRunsAsync(Statements statements, Dictionary<string, OrgQuotaCounters> counters, DateTimeOffset now, CancellationToken cancellationToken) =>
         statements.ExecuteAsync(
             """
             UPDATE org_usage_quotas AS u SET pipelines_run_today = u.pipelines_run_today + (j.value ->> 1), pipelines_run_month = u.pipelines_run_month + (j.value ->> 1)
@@ -501,9 +501,9 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
     /// The subscription and today's counters of each org (read once per batch and then counted in memory), creating
     /// today's counter rows where missing.
     /// </summary>
-    private static async Task<Dictionary<string, OrgCounters>> LoadCountersAsync(Statements statements, IReadOnlyList<string> orgs, DateTimeOffset now, CancellationToken cancellationToken)
+    private static async Task<Dictionary<string, OrgQuotaCounters>> LoadCountersAsync(Statements statements, IReadOnlyList<string> orgs, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var counters = new Dictionary<string, OrgCounters>(StringComparer.Ordinal);
+        var counters = new Dictionary<string, OrgQuotaCounters>(StringComparer.Ordinal);
         if (orgs.Count == 0)
         {
             return counters;
@@ -533,11 +533,11 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         {
             if (!subscriptions.TryGetValue(org, out var subscription))
             {
-                counters[org] = OrgCounters.Refused($"Organization '{org}' has no subscription.");
+                counters[org] = OrgQuotaCounters.Refused($"Organization '{org}' has no subscription.");
             }
             else if (!QuotaCalendar.IsUsable(subscription, now, out var reason))
             {
-                counters[org] = OrgCounters.Refused(reason);
+                counters[org] = OrgQuotaCounters.Refused(reason);
             }
             else
             {
@@ -547,29 +547,10 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
 
         foreach (var (org, usage) in await EnsureTodayAsync(statements, usable, now, cancellationToken))
         {
-            counters[org] = new OrgCounters(subscriptions[org], null, usable[org], usage.Today, usage.Month, now);
+            counters[org] = new OrgQuotaCounters(subscriptions[org], null, usable[org], usage.Today, usage.Month, now);
         }
 
         return counters;
-    }
-
-    /// <summary>Quota state of one org during a batch of ticks or one admission.</summary>
-    private sealed class OrgCounters(Core.Organizations.OrgSubscription? subscription, string? inactive, DateOnly start, int today, int month, DateTimeOffset now)
-    {
-        public int Added { get; private set; }
-
-        /// <summary>Why the subscription cannot run anything, or null when it can.</summary>
-        public string? Inactive => inactive;
-
-        public static OrgCounters Refused(string reason) => new(null, reason, default, 0, 0, default);
-
-        /// <summary>The limit the next run would exceed, or null.</summary>
-        public QuotaLimit? Exceeded() => subscription is null ? null : QuotaRules.Exceeded(subscription, start, today + Added, month + Added, now);
-
-        /// <summary>Why the next run is refused, or null when it is admitted.</summary>
-        public string? Refusal() => inactive ?? Exceeded()?.Describe();
-
-        public void Count() => Added++;
     }
 
     /// <summary>

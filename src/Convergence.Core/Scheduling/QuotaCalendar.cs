@@ -78,3 +78,26 @@ public static class QuotaRules
         $"The lease of worker {owner} expired at {expiredAt?.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'} (the worker crashed or stalled) during attempt {attempt} of {maxAttempts}."
         + (lastAttempt ? " No attempts are left." : string.Empty);
 }
+
+/// <summary>
+/// The quota state of one org while a store admits a batch of runs (a trigger's ticks or one admission) inside its
+/// transaction: the subscription and today's counters are read once, then each run is checked and counted in memory,
+/// and the store adds <see cref="Added"/> to the counters before it commits.
+/// </summary>
+public sealed class OrgQuotaCounters(OrgSubscription? subscription, string? inactive, DateOnly start, int today, int month, DateTimeOffset now)
+{
+    public int Added { get; private set; }
+
+    /// <summary>Why the subscription cannot run anything, or null when it can.</summary>
+    public string? Inactive => inactive;
+
+    public static OrgQuotaCounters Refused(string reason) => new(null, reason, default, 0, 0, default);
+
+    /// <summary>The limit the next run would exceed, or null.</summary>
+    public QuotaLimit? Exceeded() => subscription is null ? null : QuotaRules.Exceeded(subscription, start, today + Added, month + Added, now);
+
+    /// <summary>Why the next run is refused, or null when it is admitted.</summary>
+    public string? Refusal() => inactive ?? Exceeded()?.Describe();
+
+    public void Count() => Added++;
+}
