@@ -20,7 +20,7 @@ using Microsoft.Extensions.Logging;
 /// over orgs × schedules due schedules (goal: 10,000 × 3 in at most 2 s), then a second pass that finds nothing due.
 /// <c>queue runs workers</c>: admits no-op runs spread over 100 SCALE orgs and drains them with the real worker pool,
 /// then measures bare claim + complete (the queue's own ceiling). Usage:
-///   dotnet run -c Release --project bench/Convergence.Bench -- trigger [orgs=10000] [schedules=3] [batch=ScheduleTrigger.BatchSize] [rounds=2]
+///   dotnet run -c Release --project bench/Convergence.Bench -- trigger [orgs=10000] [schedules=3] [batch=ScheduleTrigger.BatchSize] [rounds=2] [sqlite|postgres]
 ///   dotnet run -c Release --project bench/Convergence.Bench -- queue [runs=2000] [workers=4] [instances=1] [sqlite|postgres] [rounds=2]
 /// With postgres (a fresh database on the server BENCH_POSTGRES names, default the loopback test cluster of
 /// tools/pg/test-cluster.sh), several instances share the queue, each with workers/instances workers.
@@ -38,19 +38,25 @@ internal static class SchedulerBench
         var perOrg = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3;
         var batchSize = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : ScheduleTrigger.BatchSize;
         var rounds = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 2;
+        var store = args.Length > 4 ? args[4] : "sqlite";
+        if (store is not ("sqlite" or "postgres"))
+        {
+            throw new ArgumentException("trigger [orgs] [schedules] [batch] [rounds] [sqlite|postgres]");
+        }
+
         for (var round = 1; round <= rounds; round++)
         {
             // Round 1 runs in a fresh process, its trigger code not yet compiled (the JIT's tiers compile and recompile
             // it while the trigger runs); later rounds start a new app on a new data folder in the same process, as a
             // service that has triggered before: the same work, warm code.
             Console.WriteLine(round == 1 ? "round 1: cold process (first trigger since start)" : $"round {round}: warm process (new app and data folder, code compiled by earlier rounds)");
-            await TriggerRoundAsync(orgCount, perOrg, batchSize, copyConfigs);
+            await TriggerRoundAsync(orgCount, perOrg, batchSize, copyConfigs, store == "postgres" ? FreshPostgresDatabase() : null);
         }
     }
 
-    private static async Task TriggerRoundAsync(int orgCount, int perOrg, int batchSize, Func<string, string> copyConfigs)
+    private static async Task TriggerRoundAsync(int orgCount, int perOrg, int batchSize, Func<string, string> copyConfigs, string? postgres)
     {
-        await using var bench = await BenchApp.StartAsync(copyConfigs, workers: 4);
+        await using var bench = await BenchApp.StartAsync(copyConfigs, workers: 4, postgres);
         var setup = Stopwatch.StartNew();
         var orgs = await bench.CreateOrgsAsync(orgCount);
         var now = bench.Time.GetUtcNow();
@@ -110,7 +116,9 @@ internal static class SchedulerBench
             "SELECT COUNT(*) FROM org_pipeline_execution_queue WHERE status = 'QUEUED' AND queue_id = pipeline_logging_id AND idempotency_key LIKE 'schedule:%'",
             "SELECT COUNT(*) FROM org_meta_pipeline_runs WHERE \"trigger\" = 'SCHEDULER'",
             "SELECT COUNT(*) FROM org_scheduled_pipeline_runs",
-            $"SELECT COUNT(*) FROM org_pipeline_configs WHERE is_active = 1 AND next_run_time <= '{Stamp(now)}'",
+            postgres is null
+                ? $"SELECT COUNT(*) FROM org_pipeline_configs WHERE is_active = 1 AND next_run_time <= '{Stamp(now)}'"
+                : $"SELECT COUNT(*) FROM org_pipeline_configs WHERE is_active AND next_run_time <= '{Stamp(now)}'::timestamptz",
             "SELECT SUM(pipelines_run_today) FROM org_usage_quotas");
         Console.WriteLine($"verify:     queue entries {counts[0]}, run rows {counts[1]} (created at claim), tick rows {counts[2]}, still due {counts[3]}, runs counted on quotas {counts[4]}");
         if (result.Due != expected || result.Queued != expected || counts[0] != expected || counts[1] != 0 || counts[2] != 0 || counts[3] != 0 || counts[4] != expected)
@@ -437,6 +445,12 @@ internal static class SchedulerBench
         /// </summary>
         public async Task CreateDueSchedulesAsync(IReadOnlyList<OrgSlug> orgs, int perOrg, DateTimeOffset now)
         {
+            if (Settings.StoreConnection is { } postgres)
+            {
+                await CreateDueSchedulesOnPostgresAsync(postgres, orgs, perOrg, now);
+                return;
+            }
+
             var files = Services.GetRequiredService<SqliteDatasetFiles>();
             await using var connection = new SqliteConnection(files.ConnectionString(DatasetRef.Central));
             await connection.OpenAsync();
@@ -453,16 +467,7 @@ internal static class SchedulerBench
             var cron = insert.Parameters.Add("$cron", SqliteType.Text);
             var next = insert.Parameters.Add("$next", SqliteType.Text);
             insert.Parameters.AddWithValue("$created", Stamp(now.AddDays(-1)));
-            var crons = Enumerable.Range(0, perOrg).Select(s =>
-            {
-                var expression = $"{s * 60 / perOrg % 60} * * * *";
-                if (!CronSchedule.TryCreate(expression, "Etc/UTC", out var schedule, out _) || schedule is null)
-                {
-                    throw new InvalidOperationException($"Bad bench cron {expression}.");
-                }
-
-                return (expression, Due: Stamp(schedule.Next(now.AddHours(-1))));
-            }).ToList();
+            var crons = DueCrons(perOrg, now).Select(c => (expression: c.Expression, due: Stamp(c.Due))).ToList();
             foreach (var slug in orgs)
             {
                 foreach (var (expression, due) in crons)
@@ -477,6 +482,42 @@ internal static class SchedulerBench
 
             await transaction.CommitAsync();
         }
+
+        /// <summary>The same schedules in the PostgreSQL control plane, one statement.</summary>
+        private static async Task CreateDueSchedulesOnPostgresAsync(string connectionString, IReadOnlyList<OrgSlug> orgs, int perOrg, DateTimeOffset now)
+        {
+            var crons = DueCrons(perOrg, now);
+            var rows = orgs.SelectMany(o => crons.Select(c => (Org: o.Value, c.Expression, c.Due))).ToList();
+            await using var connection = new Npgsql.NpgsqlConnection(connectionString);
+            await connection.OpenAsync();
+            await using var insert = new Npgsql.NpgsqlCommand(
+                """
+                INSERT INTO organizations.org_pipeline_configs (config_id, org_slug, pipeline, cron_schedule, timezone, parameters, is_active, next_run_time, last_run_time, created_at, updated_at)
+                SELECT r.id, r.org, @pipeline, r.cron, 'Etc/UTC', '{}'::jsonb, true, r.due, NULL, @created, @created
+                FROM unnest(@ids, @orgs, @crons, @dues) AS r(id, org, cron, due)
+                """,
+                connection);
+            insert.Parameters.AddWithValue("pipeline", NoopPipeline);
+            insert.Parameters.AddWithValue("created", now.AddDays(-1).UtcDateTime);
+            insert.Parameters.AddWithValue("ids", rows.Select(_ => Guid.CreateVersion7(now).ToString()).ToArray());
+            insert.Parameters.AddWithValue("orgs", rows.Select(r => r.Org).ToArray());
+            insert.Parameters.AddWithValue("crons", rows.Select(r => r.Expression).ToArray());
+            insert.Parameters.AddWithValue("dues", rows.Select(r => r.Due.UtcDateTime).ToArray());
+            await insert.ExecuteNonQueryAsync();
+        }
+
+        /// <summary>perOrg hourly crons at distinct minutes, each with its latest occurrence before now (due now).</summary>
+        private static List<(string Expression, DateTimeOffset Due)> DueCrons(int perOrg, DateTimeOffset now) =>
+            [.. Enumerable.Range(0, perOrg).Select(s =>
+            {
+                var expression = $"{s * 60 / perOrg % 60} * * * *";
+                if (!CronSchedule.TryCreate(expression, "Etc/UTC", out var schedule, out _) || schedule is null)
+                {
+                    throw new InvalidOperationException($"Bad bench cron {expression}.");
+                }
+
+                return (expression, schedule.Next(now.AddHours(-1)));
+            })];
 
         public async Task<long[]> CountAsync(params string[] queries)
         {
