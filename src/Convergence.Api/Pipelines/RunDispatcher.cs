@@ -189,11 +189,13 @@ public sealed partial class RunDispatcher(
             var actor = new Actor(run.OrgApiKeyId is null ? Actor.RootType : Actor.OrgKeyType, run.OrgApiKeyId, run.OrgSlug, run.TriggeredBy, run.RequestId);
             try
             {
-                await executor.ExecuteAsync(run, actor, _stopping);
+                // A run that ends without an exception was saved COMPLETED by the executor: the entry takes that status.
+                status = (await executor.ExecuteAsync(run, actor, _stopping)).Status;
+                return;
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !_stopping.IsCancellationRequested)
             {
-                // The executor recorded the failure on the run; the entry takes the run's final status below.
+                // The executor recorded the failure on the run (or could not): the entry takes the run's final status.
                 LogRunEnded(logger, run.PipelineLoggingId, ex.GetType().Name);
             }
 
