@@ -470,11 +470,20 @@ public abstract class WarehouseContractTests(IWarehouse warehouse) : IAsyncLifet
             .ShouldBe(["a ", "a ", "b eu"]);
     }
 
-    /// <summary>The table's columns as the adapter's catalogue describes them: <c>name type required|nullable</c>, in order.</summary>
-    protected abstract Task<IReadOnlyList<string>> ColumnsAsync();
+    /// <summary>
+    /// The table's columns as the adapter's catalogue describes them: <c>name type required|nullable</c>, in order. By
+    /// <see cref="IWarehouse.Kind"/>: the SQLite subclass runs on PostgreSQL under <c>CONVERGENCE_TEST_BACKEND=postgres</c>.
+    /// </summary>
+    private async Task<IReadOnlyList<string>> ColumnsAsync() => Warehouse.Kind == "postgres"
+        ? [.. (await QueryAsync("SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'contract_costs' ORDER BY ordinal_position"))
+            .Select(r => $"{r.Text("column_name")} {r.Text("data_type")} {(r.Text("is_nullable") == "NO" ? "required" : "nullable")}")]
+        : [.. (await QueryAsync("SELECT name, type, \"notnull\" FROM pragma_table_info('contract_costs') ORDER BY cid"))
+            .Select(r => $"{r.Text("name")} {r.Text("type")} {(r.Long("notnull") == 1 ? "required" : "nullable")}")];
 
     /// <summary>The names of the table's indexes, from the adapter's catalogue.</summary>
-    protected abstract Task<IReadOnlyList<string>> IndexesAsync();
+    private async Task<IReadOnlyList<string>> IndexesAsync() => Warehouse.Kind == "postgres"
+        ? [.. (await QueryAsync("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'contract_costs'")).Select(r => r.RequireText("indexname"))]
+        : [.. (await QueryAsync("SELECT name FROM pragma_index_list('contract_costs')")).Select(r => r.RequireText("name"))];
 
     /// <summary>A timestamp as the adapter returns it: a UTC <see cref="DateTimeOffset"/> or ISO 8601 text.</summary>
     private static DateTimeOffset ReadTimestamp(object? value) => value switch
@@ -518,13 +527,6 @@ public abstract class WarehouseContractTests(IWarehouse warehouse) : IAsyncLifet
 public sealed class SqliteWarehouseContractTests(SqliteWarehouseContractTests.Fixture fixture)
     : WarehouseContractTests(fixture.Warehouse), IClassFixture<SqliteWarehouseContractTests.Fixture>
 {
-    protected override async Task<IReadOnlyList<string>> ColumnsAsync() =>
-        [.. (await QueryAsync("SELECT name, type, \"notnull\" FROM pragma_table_info('contract_costs') ORDER BY cid"))
-            .Select(r => $"{r.Text("name")} {r.Text("type")} {(r.Long("notnull") == 1 ? "required" : "nullable")}")];
-
-    protected override async Task<IReadOnlyList<string>> IndexesAsync() =>
-        [.. (await QueryAsync("SELECT name FROM pragma_index_list('contract_costs')")).Select(r => r.RequireText("name"))];
-
     public sealed class Fixture : IDisposable
     {
         private readonly ConvergenceApiFactory _factory = new();
@@ -539,13 +541,6 @@ public sealed class SqliteWarehouseContractTests(SqliteWarehouseContractTests.Fi
 public sealed class PostgresWarehouseContractTests(PostgresWarehouseContractTests.Fixture fixture)
     : WarehouseContractTests(fixture.Warehouse), IClassFixture<PostgresWarehouseContractTests.Fixture>
 {
-    protected override async Task<IReadOnlyList<string>> ColumnsAsync() =>
-        [.. (await QueryAsync("SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'contract_costs' ORDER BY ordinal_position"))
-            .Select(r => $"{r.Text("column_name")} {r.Text("data_type")} {(r.Text("is_nullable") == "NO" ? "required" : "nullable")}")];
-
-    protected override async Task<IReadOnlyList<string>> IndexesAsync() =>
-        [.. (await QueryAsync("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'contract_costs'")).Select(r => r.RequireText("indexname"))];
-
     [Fact]
     public async Task Query_ReturnsNativeTypes()
     {
