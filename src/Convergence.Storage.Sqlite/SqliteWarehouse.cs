@@ -131,7 +131,8 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
     /// <remarks>
     /// SQLite adds a column in place but cannot drop a NOT NULL: a relaxed column rebuilds the table in the schema's
     /// shape under a temporary name, copies the rows, drops the old table, renames the new one and recreates the
-    /// schema's indexes.
+    /// schema's indexes. The new shape carries the schema's keys: rows that break them fail the copy, and the
+    /// transaction leaves the old table as it was.
     /// </remarks>
     internal static async Task<bool> EnsureTableAsync(SqliteConnection connection, SqliteTransaction transaction, DatasetRef dataset, TableSchema schema, CancellationToken cancellationToken)
     {
