@@ -11,9 +11,6 @@ namespace Convergence.Storage.Postgres;
 /// </remarks>
 internal static class PostgresSchema
 {
-    /// <summary>PostgreSQL truncates identifiers longer than this.</summary>
-    public const int MaxIdentifierLength = 63;
-
     public static string Quote(string identifier) => "\"" + SqlIdentifier.Require(identifier, "identifier") + "\"";
 
     /// <summary>The qualified name <c>"dataset"."table"</c>.</summary>
@@ -39,10 +36,24 @@ internal static class PostgresSchema
 
         foreach (var index in schema.Indexes)
         {
-            var name = $"ix_{schema.Name}_{string.Join("_", index)}";
-            yield return $"CREATE INDEX IF NOT EXISTS {Quote(name.Length > MaxIdentifierLength ? name[..MaxIdentifierLength] : name)} ON {Qualified(dataset, schema.Name)} ({string.Join(", ", index.Select(Quote))})";
+            yield return CreateIndex(dataset, schema, index);
         }
     }
+
+    /// <summary><c>CREATE INDEX IF NOT EXISTS</c> of the schema's index on <paramref name="columns"/>.</summary>
+    public static string CreateIndex(DatasetRef dataset, TableSchema schema, IReadOnlyList<string> columns) =>
+        $"CREATE INDEX IF NOT EXISTS {Quote(schema.IndexName(columns))} ON {Qualified(dataset, schema.Name)} ({string.Join(", ", columns.Select(Quote))})";
+
+    /// <summary><c>ALTER TABLE … ADD COLUMN</c> for a NULLABLE column.</summary>
+    public static string AddColumn(DatasetRef dataset, TableSchema schema, ColumnSchema column) =>
+        $"ALTER TABLE {Qualified(dataset, schema.Name)} ADD COLUMN {Quote(column.Name)} {TypeOf(column.Type)}";
+
+    /// <summary><c>ALTER TABLE … ALTER COLUMN … DROP NOT NULL</c>: a REQUIRED column made NULLABLE.</summary>
+    public static string DropNotNull(DatasetRef dataset, TableSchema schema, ColumnSchema column) =>
+        $"ALTER TABLE {Qualified(dataset, schema.Name)} ALTER COLUMN {Quote(column.Name)} DROP NOT NULL";
+
+    /// <summary>The type as <c>information_schema.columns.data_type</c> names it (which spells out <c>timestamptz</c>).</summary>
+    public static string CatalogTypeOf(ColumnType type) => type == ColumnType.Timestamp ? "timestamp with time zone" : TypeOf(type);
 
     public static string TypeOf(ColumnType type) => type switch
     {

@@ -67,7 +67,7 @@ internal sealed class PostgresWarehouse(PostgresWarehouseSource source) : IWareh
     {
         await using var connection = await OpenExistingAsync(dataset, cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        var created = await CreateTableAsync(connection, transaction, dataset, schema, cancellationToken);
+        var created = await EnsureTableAsync(connection, transaction, dataset, schema, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return created;
     }
@@ -84,10 +84,10 @@ internal sealed class PostgresWarehouse(PostgresWarehouseSource source) : IWareh
         var connection = await OpenExistingAsync(dataset, cancellationToken);
         try
         {
-            // The table is created in its own short transaction, so the creation lock is not held for the whole write.
+            // The table is created or evolved in its own short transaction, so the DDL lock is not held for the whole write.
             await using (var create = await connection.BeginTransactionAsync(cancellationToken))
             {
-                await CreateTableAsync(connection, create, dataset, schema, cancellationToken);
+                await EnsureTableAsync(connection, create, dataset, schema, cancellationToken);
                 await create.CommitAsync(cancellationToken);
             }
 
@@ -165,10 +165,13 @@ internal sealed class PostgresWarehouse(PostgresWarehouseSource source) : IWareh
     }
 
     /// <summary>
-    /// Creates the table and its indexes unless it exists, under a transaction-scoped advisory lock on its name: two
-    /// concurrent <c>CREATE TABLE IF NOT EXISTS</c> can otherwise both pass the check and one fail on the catalog.
+    /// Creates the table and its indexes unless it exists, or brings it up to <paramref name="schema"/> as
+    /// <see cref="TableSchemaDiff"/> decides (columns added, NOT NULL dropped, indexes created; PostgreSQL DDL is
+    /// transactional, so a failure leaves the table as it was). Runs under a transaction-scoped advisory lock on the
+    /// table's name: two concurrent <c>CREATE TABLE IF NOT EXISTS</c> can otherwise both pass the check and one fail on
+    /// the catalog, and two instances would evolve the same table at once.
     /// </summary>
-    internal static async Task<bool> CreateTableAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, DatasetRef dataset, TableSchema schema, CancellationToken cancellationToken)
+    internal static async Task<bool> EnsureTableAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, DatasetRef dataset, TableSchema schema, CancellationToken cancellationToken)
     {
         var qualified = PostgresSchema.Qualified(dataset, schema.Name);
         await using (var command = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtextextended(@name, 0))", connection, transaction))
@@ -190,9 +193,47 @@ internal sealed class PostgresWarehouse(PostgresWarehouseSource source) : IWareh
             {
                 await ExecuteAsync(connection, transaction, statement, cancellationToken);
             }
+
+            return true;
         }
 
-        return !exists;
+        var columns = new List<ExistingColumn>();
+        await using (var command = new NpgsqlCommand(
+            "SELECT column_name, data_type, is_nullable = 'NO' FROM information_schema.columns WHERE table_schema = @schema AND table_name = @table ORDER BY ordinal_position",
+            connection,
+            transaction))
+        {
+            command.Parameters.AddWithValue("schema", dataset.Name);
+            command.Parameters.AddWithValue("table", schema.Name);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                columns.Add(new ExistingColumn(reader.GetString(0), reader.GetString(1), reader.GetBoolean(2)));
+            }
+        }
+
+        var indexes = new List<string>();
+        await using (var command = new NpgsqlCommand(
+            "SELECT c.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = to_regclass(@name)", connection, transaction))
+        {
+            command.Parameters.AddWithValue("name", qualified);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                indexes.Add(reader.GetString(0));
+            }
+        }
+
+        var diff = TableSchemaDiff.Compute(dataset, schema, columns, indexes, PostgresSchema.CatalogTypeOf);
+        var statements = diff.ColumnsToAdd.Select(c => PostgresSchema.AddColumn(dataset, schema, c))
+            .Concat(diff.ColumnsToRelax.Select(c => PostgresSchema.DropNotNull(dataset, schema, c)))
+            .Concat(diff.IndexesToCreate.Select(i => PostgresSchema.CreateIndex(dataset, schema, i)));
+        foreach (var statement in statements)
+        {
+            await ExecuteAsync(connection, transaction, statement, cancellationToken);
+        }
+
+        return false;
     }
 
     /// <summary>Points unqualified names of the current transaction at the dataset's schema.</summary>

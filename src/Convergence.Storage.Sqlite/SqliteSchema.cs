@@ -18,8 +18,18 @@ internal static class SqliteSchema
 
     public static IEnumerable<string> CreateStatements(TableSchema schema)
     {
+        yield return CreateTable(schema, schema.Name);
+        foreach (var (_, create) in Indexes(schema))
+        {
+            yield return create;
+        }
+    }
+
+    /// <summary><c>CREATE TABLE IF NOT EXISTS</c> of <paramref name="schema"/>'s shape under <paramref name="name"/>.</summary>
+    public static string CreateTable(TableSchema schema, string name)
+    {
         var sql = new StringBuilder();
-        sql.Append("CREATE TABLE IF NOT EXISTS ").Append(Quote(schema.Name)).Append(" (");
+        sql.Append("CREATE TABLE IF NOT EXISTS ").Append(Quote(name)).Append(" (");
         sql.AppendJoin(", ", schema.Columns.Select(c => $"{Quote(c.Name)} {TypeOf(c.Type)}{(c.Required ? " NOT NULL" : string.Empty)}"));
         if (schema.PrimaryKey.Count > 0)
         {
@@ -32,24 +42,22 @@ internal static class SqliteSchema
         }
 
         sql.Append(')');
-        yield return sql.ToString();
-
-        foreach (var (_, create) in Indexes(schema))
-        {
-            yield return create;
-        }
+        return sql.ToString();
     }
 
     /// <summary>The schema's secondary indexes: each one's quoted name and its <c>CREATE INDEX IF NOT EXISTS</c>.</summary>
-    public static IEnumerable<(string Name, string Create)> Indexes(TableSchema schema)
+    public static IEnumerable<(string Name, string Create)> Indexes(TableSchema schema) => schema.Indexes.Select(i => Index(schema, i));
+
+    /// <summary>The quoted name of the index on <paramref name="columns"/> and its <c>CREATE INDEX IF NOT EXISTS</c>.</summary>
+    public static (string Name, string Create) Index(TableSchema schema, IReadOnlyList<string> columns)
     {
-        foreach (var index in schema.Indexes)
-        {
-            var name = $"ix_{schema.Name}_{string.Join("_", index)}";
-            var quoted = Quote(name.Length > 63 ? name[..63] : name);
-            yield return (quoted, $"CREATE INDEX IF NOT EXISTS {quoted} ON {Quote(schema.Name)} ({string.Join(", ", index.Select(Quote))})");
-        }
+        var quoted = Quote(schema.IndexName(columns));
+        return (quoted, $"CREATE INDEX IF NOT EXISTS {quoted} ON {Quote(schema.Name)} ({string.Join(", ", columns.Select(Quote))})");
     }
+
+    /// <summary><c>ALTER TABLE … ADD COLUMN</c> for a NULLABLE column (SQLite adds a column only at the end).</summary>
+    public static string AddColumn(TableSchema schema, ColumnSchema column) =>
+        $"ALTER TABLE {Quote(schema.Name)} ADD COLUMN {Quote(column.Name)} {TypeOf(column.Type)}";
 
     public static string TypeOf(ColumnType type) => type switch
     {

@@ -47,17 +47,9 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
     {
         await using var connection = await OpenExistingAsync(dataset, cancellationToken);
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
-        var exists = await TableExistsAsync(connection, transaction, schema.Name, cancellationToken);
-        if (!exists)
-        {
-            foreach (var statement in SqliteSchema.CreateStatements(schema))
-            {
-                await connection.ExecuteAsync(new CommandDefinition(statement, transaction: transaction, cancellationToken: cancellationToken));
-            }
-        }
-
+        var created = await EnsureTableAsync(connection, transaction, dataset, schema, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
-        return !exists;
+        return created;
     }
 
     public async Task DropTableAsync(DatasetRef dataset, string table, CancellationToken cancellationToken)
@@ -74,7 +66,7 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
         {
             // BEGIN IMMEDIATE: the write lock is taken now, so the slice cannot change between delete and insert.
             var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
-            var write = new SqliteWarehouseWrite(connection, transaction, schema, spec);
+            var write = new SqliteWarehouseWrite(connection, transaction, dataset, schema, spec);
             await write.PrepareAsync(cancellationToken);
             return write;
         }
@@ -130,6 +122,68 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
         {
             return Task.FromResult(new WarehouseProbe(Directory.Exists(files.DatasetsDirectory), false, $"cannot write to {files.DatasetsDirectory}: {ex.Message}"));
         }
+    }
+
+    /// <summary>
+    /// Creates the table unless it exists, or brings it up to <paramref name="schema"/> as <see cref="TableSchemaDiff"/>
+    /// decides, inside <paramref name="transaction"/>: a failure rolls back to the table as it was.
+    /// </summary>
+    /// <remarks>
+    /// SQLite adds a column in place but cannot drop a NOT NULL: a relaxed column rebuilds the table in the schema's
+    /// shape under a temporary name, copies the rows, drops the old table, renames the new one and recreates the
+    /// schema's indexes. The new shape carries the schema's keys: rows that break them fail the copy, and the
+    /// transaction leaves the old table as it was.
+    /// </remarks>
+    internal static async Task<bool> EnsureTableAsync(SqliteConnection connection, SqliteTransaction transaction, DatasetRef dataset, TableSchema schema, CancellationToken cancellationToken)
+    {
+        Task Execute(string sql) => connection.ExecuteAsync(new CommandDefinition(sql, transaction: transaction, cancellationToken: cancellationToken));
+
+        if (!await TableExistsAsync(connection, transaction, schema.Name, cancellationToken))
+        {
+            foreach (var statement in SqliteSchema.CreateStatements(schema))
+            {
+                await Execute(statement);
+            }
+
+            return true;
+        }
+
+        var columns = await connection.QueryAsync<(string Name, string Type, long NotNull)>(new CommandDefinition(
+            "SELECT name, type, \"notnull\" FROM pragma_table_info(@table) ORDER BY cid", new { table = schema.Name }, transaction, cancellationToken: cancellationToken));
+        var indexes = await connection.QueryAsync<string>(new CommandDefinition(
+            "SELECT name FROM pragma_index_list(@table)", new { table = schema.Name }, transaction, cancellationToken: cancellationToken));
+        var diff = TableSchemaDiff.Compute(
+            dataset, schema, [.. columns.Select(c => new ExistingColumn(c.Name, c.Type, c.NotNull != 0))], [.. indexes], SqliteSchema.TypeOf);
+        if (diff.ColumnsToRelax.Count > 0)
+        {
+            var table = SqliteSchema.Quote(schema.Name);
+            var temporary = $"_evolving_{schema.Name}";
+            temporary = temporary.Length > SqlIdentifier.MaxLength ? temporary[..SqlIdentifier.MaxLength] : temporary;
+            var kept = string.Join(", ", columns.Select(c => SqliteSchema.Quote(c.Name)));
+            await Execute($"DROP TABLE IF EXISTS {SqliteSchema.Quote(temporary)}");
+            await Execute(SqliteSchema.CreateTable(schema, temporary));
+            await Execute($"INSERT INTO {SqliteSchema.Quote(temporary)} ({kept}) SELECT {kept} FROM {table}");
+            await Execute($"DROP TABLE {table}");
+            await Execute($"ALTER TABLE {SqliteSchema.Quote(temporary)} RENAME TO {table}");
+            foreach (var (_, create) in SqliteSchema.Indexes(schema))
+            {
+                await Execute(create);
+            }
+
+            return false;
+        }
+
+        foreach (var column in diff.ColumnsToAdd)
+        {
+            await Execute(SqliteSchema.AddColumn(schema, column));
+        }
+
+        foreach (var index in diff.IndexesToCreate)
+        {
+            await Execute(SqliteSchema.Index(schema, index).Create);
+        }
+
+        return false;
     }
 
     internal static async Task<bool> TableExistsAsync(SqliteConnection connection, SqliteTransaction? transaction, string table, CancellationToken cancellationToken) =>

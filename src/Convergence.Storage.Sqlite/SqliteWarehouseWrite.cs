@@ -1,4 +1,5 @@
 using System.Globalization;
+using Convergence.Core.Organizations;
 using Convergence.Core.Pipelines;
 using Convergence.Core.Storage;
 using Microsoft.Data.Sqlite;
@@ -9,7 +10,7 @@ namespace Convergence.Storage.Sqlite;
 /// One write transaction on a dataset file: the write mode's delete runs first, rows or a query's result follow,
 /// data-quality checks see the uncommitted result, and only <see cref="CommitAsync"/> makes it visible.
 /// </summary>
-internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTransaction transaction, TableSchema schema, WriteSpec spec) : IWarehouseWrite
+internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTransaction transaction, DatasetRef dataset, TableSchema schema, WriteSpec spec) : IWarehouseWrite
 {
     private readonly SqliteTransactionScope _scope = new(connection, transaction);
 
@@ -20,13 +21,10 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
 
     private string Table => SqliteSchema.Quote(schema.Name);
 
-    /// <summary>Creates the table if needed and applies the mode's replacement: all rows, or the run's slice.</summary>
+    /// <summary>Creates or evolves the table and applies the mode's replacement: all rows, or the run's slice.</summary>
     public async Task PrepareAsync(CancellationToken cancellationToken)
     {
-        foreach (var statement in SqliteSchema.CreateStatements(schema))
-        {
-            await ExecuteAsync(new SqlQuery(statement, Empty), cancellationToken);
-        }
+        await SqliteWarehouse.EnsureTableAsync(connection, transaction, dataset, schema, cancellationToken);
 
         switch (spec.Mode)
         {

@@ -62,6 +62,7 @@ internal sealed partial class ConvergenceExceptionHandler(ILogger<ConvergenceExc
         BadHttpRequestException b => (b.StatusCode, "Bad request", Sanitize(b.Message), null),
         JsonException json => (400, "Malformed JSON", DescribeJson(json, fieldType), JsonLocation(json)),
         ConfigurationErrorException c => (500, "Pipeline configuration error", c.Message, null),
+        Core.Storage.TableSchemaConflictException t => (500, "Warehouse table differs from its schema", t.Message, new() { ["dataset_id"] = t.Dataset, ["table"] = t.Table }),
         _ => (500, "Internal error", "An unexpected error occurred; quote the X-Request-ID when reporting it.", null),
     };
 

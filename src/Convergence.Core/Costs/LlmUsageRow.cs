@@ -11,7 +11,7 @@ namespace Convergence.Core.Costs;
 /// <param name="Batch">True for Batch API usage, priced with the batch rates.</param>
 /// <param name="CacheWrite5mTokens">Cache creation with the default 5-minute lifetime (Anthropic).</param>
 /// <param name="CacheWrite1hTokens">Cache creation with the 1-hour lifetime (Anthropic).</param>
-/// <param name="Requests">Model requests counted by the provider; informative, never priced.</param>
+/// <param name="Requests">Model requests counted by the provider, or null when it does not count them (Anthropic's usage report); informative, never priced.</param>
 /// <param name="WebSearches">Server-side web searches (Anthropic); counted, not priced by the token price list.</param>
 public sealed record LlmUsageRow(
     DateOnly Day,
@@ -25,7 +25,7 @@ public sealed record LlmUsageRow(
     long CacheWrite5mTokens,
     long CacheWrite1hTokens,
     long OutputTokens,
-    long Requests = 0,
+    long? Requests = null,
     long WebSearches = 0)
 {
     /// <summary>Every token the row counts, across input, cache and output.</summary>

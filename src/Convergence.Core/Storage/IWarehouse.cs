@@ -26,14 +26,22 @@ public interface IWarehouse
 
     Task<IReadOnlyList<string>> ListTablesAsync(DatasetRef dataset, CancellationToken cancellationToken);
 
-    /// <summary>Creates the table (and its keys and indexes) unless it exists; returns <c>true</c> when created.</summary>
+    /// <summary>
+    /// Creates the table (and its keys and indexes) unless it exists, or brings an existing table up to
+    /// <paramref name="schema"/> (see <see cref="TableSchemaDiff"/>: missing NULLABLE columns added, REQUIRED columns
+    /// the schema makes NULLABLE relaxed, missing indexes created); returns <c>true</c> only when the table was created.
+    /// </summary>
+    /// <exception cref="TableSchemaConflictException">
+    /// The existing table differs in a way evolution does not apply (a type change, a tightening, a dropped or a new
+    /// REQUIRED column); nothing was changed.
+    /// </exception>
     Task<bool> EnsureTableAsync(DatasetRef dataset, TableSchema schema, CancellationToken cancellationToken);
 
     Task DropTableAsync(DatasetRef dataset, string table, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Starts an atomic write to <paramref name="schema"/>'s table (created if missing) under <paramref name="spec"/>'s
-    /// write mode. Dialect: the adapter runs the portable SQL of <see cref="IWarehouseWrite.WriteQueryAsync"/>.
+    /// Starts an atomic write to <paramref name="schema"/>'s table (created if missing, evolved as by
+    /// <see cref="EnsureTableAsync"/> if it exists) under <paramref name="spec"/>'s write mode. Dialect: the adapter runs the portable SQL of <see cref="IWarehouseWrite.WriteQueryAsync"/>.
     /// </summary>
     Task<IWarehouseWrite> BeginWriteAsync(DatasetRef dataset, TableSchema schema, WriteSpec spec, CancellationToken cancellationToken);
 

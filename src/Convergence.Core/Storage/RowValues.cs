@@ -24,6 +24,10 @@ public static class RowValues
         _ => Convert.ToInt64(v, CultureInfo.InvariantCulture),
     } : 0;
 
+    /// <summary>The integer in <paramref name="column"/>, or null when the column is null or missing.</summary>
+    public static long? LongOrNull(this IReadOnlyDictionary<string, object?> row, string column) =>
+        row.TryGetValue(column, out var v) && v is not null ? row.Long(column) : null;
+
     public static decimal Decimal(this IReadOnlyDictionary<string, object?> row, string column) => row.TryGetValue(column, out var v) ? v switch
     {
         null => 0m,

@@ -10,9 +10,12 @@ public static class SqlIdentifier
 {
     public const string Pattern = "^[a-z_][a-z0-9_]{0,62}$";
 
+    /// <summary>The longest identifier: PostgreSQL truncates longer ones.</summary>
+    public const int MaxLength = 63;
+
     public static bool IsValid([NotNullWhen(true)] string? name)
     {
-        if (string.IsNullOrEmpty(name) || name.Length > 63 || name[0] is >= '0' and <= '9')
+        if (string.IsNullOrEmpty(name) || name.Length > MaxLength || name[0] is >= '0' and <= '9')
         {
             return false;
         }

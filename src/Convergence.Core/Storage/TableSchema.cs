@@ -33,6 +33,16 @@ public sealed record TableSchema(
 {
     public ColumnSchema? FindColumn(string name) => Columns.FirstOrDefault(c => c.Name == name);
 
+    /// <summary>
+    /// The name every adapter gives the secondary index on <paramref name="columns"/>: <c>ix_{table}_{columns}</c>, cut
+    /// to <see cref="SqlIdentifier.MaxLength"/>.
+    /// </summary>
+    public string IndexName(IReadOnlyList<string> columns)
+    {
+        var name = $"ix_{Name}_{string.Join("_", columns)}";
+        return name.Length > SqlIdentifier.MaxLength ? name[..SqlIdentifier.MaxLength] : name;
+    }
+
     /// <summary>Loads and validates the schema in <paramref name="path"/>; errors name the file and the field.</summary>
     public static TableSchema Load(string path)
     {

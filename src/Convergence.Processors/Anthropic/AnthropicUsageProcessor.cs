@@ -15,7 +15,8 @@ namespace Convergence.Processors.Anthropic;
 /// <c>uncached_input_tokens</c>, <c>cache_read_input_tokens</c> → cached, <c>cache_creation.ephemeral_5m/1h_input_tokens</c>
 /// → the cache-write columns, <c>output_tokens</c>, <c>server_tool_use.web_search_requests</c>; <c>project_id</c> is the
 /// workspace (null for the default workspace); <c>batch</c> is <c>service_tier = batch</c>. The report has no request
-/// count, so <c>requests</c> is 0. Grouping by service tier as well keeps batch usage apart (priced at batch rates), so a
+/// count, so <c>requests</c> is NULL: 0 would claim the bucket had no requests, and a sum across providers would
+/// count Anthropic's unknown as none. Grouping by service tier as well keeps batch usage apart (priced at batch rates), so a
 /// key may have one row per tier on a day. A result without a model is stored as model <c>unknown</c>.
 /// </remarks>
 public sealed class AnthropicUsageProcessor(ProviderApiClient client, IControlPlaneStore store, TimeProvider time)
@@ -50,7 +51,7 @@ public sealed class AnthropicUsageProcessor(ProviderApiClient client, IControlPl
                     ["cache_write_5m_tokens"] = Count(item, "cache_creation", "ephemeral_5m_input_tokens"),
                     ["cache_write_1h_tokens"] = Count(item, "cache_creation", "ephemeral_1h_input_tokens"),
                     ["output_tokens"] = Count(item, "output_tokens"),
-                    ["requests"] = 0L,
+                    ["requests"] = null,
                     ["web_search_requests"] = Count(item, "server_tool_use", "web_search_requests"),
                     ["source"] = "usage_api",
                 });

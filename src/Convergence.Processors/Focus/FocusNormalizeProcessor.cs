@@ -135,7 +135,7 @@ public sealed class FocusNormalizeProcessor : IProcessor
                 var usage = new LlmUsageRow(
                     r.Date("usage_date"), llm, r.RequireText("model"), r.Text("project_id"), r.Text("api_key_id"), r.Bool("batch"),
                     r.Long("uncached_input_tokens"), r.Long("cached_input_tokens"), r.Long("cache_write_5m_tokens"), r.Long("cache_write_1h_tokens"),
-                    r.Long("output_tokens"), r.Long("requests"), r.Long("web_search_requests"));
+                    r.Long("output_tokens"), r.LongOrNull("requests"), r.Long("web_search_requests"));
                 var focus = LlmFocusMapper.Map(
                     usage, r.Decimal("total_cost"), r.Decimal("list_cost"), r.RequireText("currency"), r.Text("price_model_id") ?? usage.Model,
                     r.Text("price_effective_from") is null ? usage.Day : r.Date("price_effective_from"), $"{org}/{provider}");

@@ -102,7 +102,7 @@ public abstract class LlmCostProcessor(IWarehouse warehouse, IOrgPriceLists pric
     internal LlmUsageRow ToUsage(IReadOnlyDictionary<string, object?> r) => new(
         r.Date("usage_date"), Provider, r.RequireText("model"), r.Text("project_id"), r.Text("api_key_id"), r.Bool("batch"),
         r.Long("uncached_input_tokens"), r.Long("cached_input_tokens"), r.Long("cache_write_5m_tokens"), r.Long("cache_write_1h_tokens"),
-        r.Long("output_tokens"), r.Long("requests"), r.Long("web_search_requests"));
+        r.Long("output_tokens"), r.LongOrNull("requests"), r.Long("web_search_requests"));
 
     /// <summary>The <c>unpriced_reason</c> column's text for an unpriced cost.</summary>
     public static string ReasonText(LlmCost cost) => cost.Reason switch

@@ -201,6 +201,18 @@ public sealed class LlmCostCalculatorTests
     }
 
     [Fact]
+    public void Price_RequestsUnknown_PricesTheTokensAsWithACount()
+    {
+        // Anthropic's usage report has no request count: the row carries null, never priced either way.
+        var counted = Row("claude-sonnet-4", LlmProvider.Anthropic, uncached: 1_000_000, output: 10_000);
+
+        var cost = Calculator(Sonnet).Price(counted with { Requests = null });
+
+        cost.ShouldBe(Calculator(Sonnet).Price(counted));
+        cost.Reason.ShouldBe(UnpricedReason.None);
+    }
+
+    [Fact]
     public void Price_NegativeTokens_IsRejected()
     {
         Calculator(Gpt4o).Price(Row("gpt-4o", uncached: -1)).Reason.ShouldBe(UnpricedReason.NegativeTokens);

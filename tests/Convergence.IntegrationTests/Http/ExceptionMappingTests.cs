@@ -1,6 +1,8 @@
 using Convergence.Api.Http;
 using Convergence.Core.Errors;
 using Convergence.Core.Kms;
+using Convergence.Core.Organizations;
+using Convergence.Core.Storage;
 
 namespace Convergence.IntegrationTests.Http;
 
@@ -31,5 +33,20 @@ public sealed class ExceptionMappingTests
         {
             detail.ShouldNotContain("bug", Case.Sensitive, "unexpected errors keep their details in the log");
         }
+    }
+
+    [Fact]
+    public void Map_TableSchemaConflict_Is500NamingTheTableAndTheFix()
+    {
+        var dataset = DatasetRef.ForOrg(OrgSlug.From("acme"), DeploymentEnvironment.Development);
+        var exception = new TableSchemaConflictException(dataset, "usage", [new TableSchemaConflict("requests", "INT64 NULLABLE", "TEXT NULL", "a type change")]);
+
+        var (status, title, detail, extensions) = ConvergenceExceptionHandler.Map(exception);
+
+        (status, title).ShouldBe((500, "Warehouse table differs from its schema"));
+        detail.ShouldBe(exception.Message);
+        detail.ShouldContain("acme_local.usage");
+        detail.ShouldContain("Migrate the table by hand");
+        extensions.ShouldNotBeNull()["table"].ShouldBe("usage");
     }
 }

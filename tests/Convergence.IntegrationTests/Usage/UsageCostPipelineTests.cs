@@ -144,11 +144,12 @@ public abstract class UsageCostPipelineTests : IDisposable
         var run = await RunAsync(client, org, "anthropic");
 
         run.Str("status").ShouldBe("COMPLETED", run.ToString());
+        // The usage report has no request count: requests is NULL (the empty field), not a claimed 0.
         UsageRows(org, "anthropic_usage_daily_raw").ShouldBe(
         [
-            "2025-11-20|claude-haiku-4-5-20251001|||0|2000|0|0|0|300|0|0",
-            "2025-11-20|claude-sonnet-4-20250514|wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ|apikey_01Rj2N8SVvo6BePZj99NhmiT|0|1500|200|500|1000|500|0|10",
-            "2025-11-21|claude-sonnet-4-20250514|wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ|apikey_01Rj2N8SVvo6BePZj99NhmiT|1|10000|0|0|0|4000|0|0",
+            "2025-11-20|claude-haiku-4-5-20251001|||0|2000|0|0|0|300||0",
+            "2025-11-20|claude-sonnet-4-20250514|wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ|apikey_01Rj2N8SVvo6BePZj99NhmiT|0|1500|200|500|1000|500||10",
+            "2025-11-21|claude-sonnet-4-20250514|wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ|apikey_01Rj2N8SVvo6BePZj99NhmiT|1|10000|0|0|0|4000||0",
         ]);
         // "123.78912" cents = $1.2378912, "48211.5" cents = $482.115, "1000" cents = $10.
         CostRows(org, "anthropic_billed_cost_daily", "description").ShouldBe(
@@ -167,6 +168,56 @@ public abstract class UsageCostPipelineTests : IDisposable
         Uri.UnescapeDataString(Fake.RequestsTo(AnthropicMessages)[0].Query).ShouldBe(
             "?starting_at=2025-11-20T00:00:00Z&ending_at=2025-11-22T00:00:00Z&bucket_width=1d&group_by[]=model&group_by[]=workspace_id&group_by[]=api_key_id&group_by[]=service_tier&limit=31");
         Uri.UnescapeDataString(Fake.RequestsTo(AnthropicCostReport)[1].Query).ShouldEndWith("&page=page_MjAyNS0wNS0xNFQwMDowMDowMFo=");
+    }
+
+    /// <summary>
+    /// A dataset from an earlier release has <c>requests</c> REQUIRED in both Anthropic tables; the run's writes relax the
+    /// column (the SQLite adapter rebuilds the table), keep the rows already there and price exactly as on a new dataset.
+    /// </summary>
+    [Fact]
+    public async Task Anthropic_UsageCost_OnTablesWithRequiredRequests_RelaxesThemAndWritesNullRequests()
+    {
+        var (fresh, freshClient) = await SetUpAsync("anthropic");
+        var (legacy, legacyClient) = await SetUpAsync("anthropic");
+        var warehouse = Api.Factory.Services.GetRequiredService<IWarehouse>();
+        var configs = Api.Factory.Services.GetRequiredService<Convergence.Core.Configuration.ConfigsFolder>();
+        var dataset = Convergence.Core.Organizations.DatasetRef.ForOrg(Convergence.Core.Organizations.OrgSlug.From(legacy), Convergence.Core.Organizations.DeploymentEnvironment.Development);
+        TableSchema Old(string table)
+        {
+            var schema = TableSchema.Load(configs.Resolve($"anthropic/schemas/{table}.json"));
+            return schema with { Columns = [.. schema.Columns.Select(c => c.Name == "requests" ? c with { Required = true } : c)] };
+        }
+
+        var oldRaw = Old("anthropic_usage_daily_raw");
+        (await warehouse.EnsureTableAsync(dataset, Old("anthropic_cost_daily"), CancellationToken.None)).ShouldBeTrue();
+        (await warehouse.EnsureTableAsync(dataset, oldRaw, CancellationToken.None)).ShouldBeTrue();
+        await using (var write = await warehouse.BeginWriteAsync(dataset, oldRaw, WriteSpec.Append, CancellationToken.None))
+        {
+            await write.WriteRecordsAsync(
+                ["usage_date", "provider", "model", "batch", "uncached_input_tokens", "cached_input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "output_tokens", "requests", "source", "ingested_at", "pipeline_logging_id"],
+                [[new DateOnly(2025, 11, 19), "anthropic", "claude-haiku-4-5-20251001", false, 10L, 0L, 0L, 0L, 5L, 0L, "usage_api", new DateTimeOffset(2025, 11, 19, 1, 0, 0, TimeSpan.Zero), "earlier_release"]],
+                CancellationToken.None);
+            await write.CommitAsync(CancellationToken.None);
+        }
+
+        var freshRun = await RunAsync(freshClient, fresh, "anthropic");
+        var legacyRun = await RunAsync(legacyClient, legacy, "anthropic");
+
+        (freshRun.Str("status"), legacyRun.Str("status")).ShouldBe(("COMPLETED", "COMPLETED"), legacyRun.ToString());
+        UsageRows(legacy, "anthropic_usage_daily_raw").ShouldBe(
+        [
+            "2025-11-19|claude-haiku-4-5-20251001|||0|10|0|0|0|5|0|",
+            .. UsageRows(fresh, "anthropic_usage_daily_raw"),
+        ]);
+        Db(legacy).Rows("SELECT COUNT(*) AS n FROM anthropic_usage_daily_raw WHERE requests IS NULL").Single()["n"].ShouldBe(3L);
+        Db(legacy).Rows("SELECT COUNT(*) AS n FROM anthropic_cost_daily WHERE requests IS NULL").Single()["n"].ShouldBe(3L);
+        const string Costs = "SELECT usage_date, model, batch, requests, priced, total_cost, list_cost FROM anthropic_cost_daily ORDER BY usage_date, model, batch";
+        var legacyCosts = Db(legacy).Rows(Costs);
+        legacyCosts.ShouldBe(Db(fresh).Rows(Costs));
+        legacyCosts.ShouldAllBe(r => (long)r["priced"]! == 1L);
+        legacyCosts.Sum(r => decimal.Parse((string)r["total_cost"]!, CultureInfo.InvariantCulture)).ShouldBeGreaterThan(0m);
+        const string Focus = "SELECT charge_date, billed_cost, effective_cost FROM cost_focus_daily ORDER BY charge_date, billed_cost";
+        Db(legacy).Rows(Focus).ShouldBe(Db(fresh).Rows(Focus));
     }
 
     [Theory]

@@ -393,6 +393,114 @@ public abstract class WarehouseContractTests(IWarehouse warehouse) : IAsyncLifet
         expression.FailingSample.ShouldHaveSingleItem().Decimal("amount").ShouldBe(3m);
     }
 
+    [Fact]
+    public async Task EnsureTable_SchemaAddsANullableColumn_AddsItAndKeepsTheRows()
+    {
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 3));
+        var evolved = Costs with { Columns = [.. Costs.Columns, new ColumnSchema("region", ColumnType.String, false, null)] };
+
+        (await Warehouse.EnsureTableAsync(Dataset, evolved, CancellationToken.None)).ShouldBeFalse();
+
+        (await CountsAsync()).ShouldBe(["a 2020-11-01 3"]);
+        (await QueryAsync("SELECT region FROM contract_costs")).Select(r => r["region"]).ShouldBe([null, null, null]);
+        (await Warehouse.EnsureTableAsync(Dataset, evolved, CancellationToken.None)).ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task EnsureTable_RequiredColumnMadeNullable_RelaxesItKeepingRowsAndIndexes()
+    {
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 3));
+        var relaxed = Costs with { Columns = [.. Costs.Columns.Select(c => c.Name == "line" ? c with { Required = false } : c)] };
+
+        (await Warehouse.EnsureTableAsync(Dataset, relaxed, CancellationToken.None)).ShouldBeFalse();
+        await using (var write = await Warehouse.BeginWriteAsync(Dataset, relaxed, WriteSpec.Append, CancellationToken.None))
+        {
+            await write.WriteRecordsAsync(Columns, [["b", Nov2, 1.5m, null]], CancellationToken.None);
+            await write.CommitAsync(CancellationToken.None);
+        }
+
+        (await CountsAsync()).ShouldBe(["a 2020-11-01 3", "b 2020-11-02 1"]);
+        (await QueryAsync("SELECT line FROM contract_costs ORDER BY account, line")).Select(r => r["line"]).ShouldBe([1L, 2L, 3L, null]);
+        (await ColumnsAsync()).ShouldContain(c => c.StartsWith("line ", StringComparison.Ordinal) && !c.EndsWith(" required", StringComparison.Ordinal));
+        (await IndexesAsync()).ShouldContain("ix_contract_costs_account_day");
+    }
+
+    [Fact]
+    public async Task EnsureTable_TypeChange_IsRefusedNamingTheColumnAndLeavesTheTable()
+    {
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 3));
+        var before = await ColumnsAsync();
+        var changed = Costs with
+        {
+            Columns = [.. Costs.Columns.Select(c => c.Name == "line" ? c with { Type = ColumnType.String } : c), new ColumnSchema("region", ColumnType.String, false, null)],
+            Indexes = [.. Costs.Indexes, ["line"]],
+        };
+
+        var error = await Should.ThrowAsync<TableSchemaConflictException>(() => Warehouse.EnsureTableAsync(Dataset, changed, CancellationToken.None));
+
+        error.Message.ShouldContain($"{Dataset.Name}.contract_costs");
+        error.Message.ShouldContain("column 'line' is STRING REQUIRED in the schema");
+        error.Conflicts.ShouldHaveSingleItem().Column.ShouldBe("line");
+        (await ColumnsAsync()).ShouldBe(before, "nothing changed: no column added");
+        (await IndexesAsync()).ShouldNotContain("ix_contract_costs_line");
+        (await CountsAsync()).ShouldBe(["a 2020-11-01 3"]);
+        await Should.ThrowAsync<TableSchemaConflictException>(() => Warehouse.BeginWriteAsync(Dataset, changed, WriteSpec.Append, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task EnsureTable_NewRequiredColumn_IsRefusedAndLeavesTheTable()
+    {
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 2));
+        var before = await ColumnsAsync();
+        var required = Costs with { Columns = [.. Costs.Columns, new ColumnSchema("region", ColumnType.String, true, null)] };
+
+        var error = await Should.ThrowAsync<TableSchemaConflictException>(() => Warehouse.EnsureTableAsync(Dataset, required, CancellationToken.None));
+
+        error.Message.ShouldContain("column 'region' is STRING REQUIRED in the schema but missing in the table");
+        (await ColumnsAsync()).ShouldBe(before);
+    }
+
+    [Fact]
+    public async Task EnsureTable_SchemaAddsAnIndex_CreatesIt()
+    {
+        var indexed = Costs with { Indexes = [.. Costs.Indexes, ["line"]] };
+
+        (await Warehouse.EnsureTableAsync(Dataset, indexed, CancellationToken.None)).ShouldBeFalse();
+
+        (await IndexesAsync()).ShouldContain("ix_contract_costs_line");
+    }
+
+    [Fact]
+    public async Task BeginWrite_SchemaAddsANullableColumn_EvolvesTheTableFirst()
+    {
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 2));
+        var evolved = Costs with { Columns = [.. Costs.Columns, new ColumnSchema("region", ColumnType.String, false, null)] };
+
+        await using (var write = await Warehouse.BeginWriteAsync(Dataset, evolved, WriteSpec.Append, CancellationToken.None))
+        {
+            await write.WriteRecordsAsync(["account", "day", "line", "region"], [["b", Nov2, 9L, "eu"]], CancellationToken.None);
+            await write.CommitAsync(CancellationToken.None);
+        }
+
+        (await QueryAsync("SELECT account, region FROM contract_costs ORDER BY account, line")).Select(r => $"{r.Text("account")} {r.Text("region")}")
+            .ShouldBe(["a ", "a ", "b eu"]);
+    }
+
+    /// <summary>
+    /// The table's columns as the adapter's catalogue describes them: <c>name type required|nullable</c>, in order. By
+    /// <see cref="IWarehouse.Kind"/>: the SQLite subclass runs on PostgreSQL under <c>CONVERGENCE_TEST_BACKEND=postgres</c>.
+    /// </summary>
+    private async Task<IReadOnlyList<string>> ColumnsAsync() => Warehouse.Kind == "postgres"
+        ? [.. (await QueryAsync("SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'contract_costs' ORDER BY ordinal_position"))
+            .Select(r => $"{r.Text("column_name")} {r.Text("data_type")} {(r.Text("is_nullable") == "NO" ? "required" : "nullable")}")]
+        : [.. (await QueryAsync("SELECT name, type, \"notnull\" FROM pragma_table_info('contract_costs') ORDER BY cid"))
+            .Select(r => $"{r.Text("name")} {r.Text("type")} {(r.Long("notnull") == 1 ? "required" : "nullable")}")];
+
+    /// <summary>The names of the table's indexes, from the adapter's catalogue.</summary>
+    private async Task<IReadOnlyList<string>> IndexesAsync() => Warehouse.Kind == "postgres"
+        ? [.. (await QueryAsync("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'contract_costs'")).Select(r => r.RequireText("indexname"))]
+        : [.. (await QueryAsync("SELECT name FROM pragma_index_list('contract_costs')")).Select(r => r.RequireText("name"))];
+
     /// <summary>A timestamp as the adapter returns it: a UTC <see cref="DateTimeOffset"/> or ISO 8601 text.</summary>
     private static DateTimeOffset ReadTimestamp(object? value) => value switch
     {
