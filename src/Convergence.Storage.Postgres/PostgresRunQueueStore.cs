@@ -403,22 +403,7 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
             new { orgs = orgs.ToArray() },
             transaction,
             cancellationToken: cancellationToken))).Select(r => r.ToRecord()).ToDictionary(r => r.OrgSlug.Value, StringComparer.Ordinal);
-        var usable = new Dictionary<string, DateOnly>(StringComparer.Ordinal);
-        foreach (var org in orgs)
-        {
-            if (!subscriptions.TryGetValue(org, out var subscription))
-            {
-                counters[org] = OrgQuotaCounters.Refused($"Organization '{org}' has no subscription.");
-            }
-            else if (!QuotaCalendar.IsUsable(subscription, now, out var reason))
-            {
-                counters[org] = OrgQuotaCounters.Refused(reason);
-            }
-            else
-            {
-                usable[org] = DateOnly.FromDateTime(subscription.SubscriptionStart.UtcDateTime);
-            }
-        }
+        var usable = OrgQuotaCounters.Usable(orgs, subscriptions, now, counters);
 
         if (usable.Count == 0)
         {

@@ -528,22 +528,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             }.ToRecord(),
             cancellationToken,
             ("orgs", SqliteJsonRows.SerializeValues(orgs)))).ToDictionary(s => s.OrgSlug.Value, StringComparer.Ordinal);
-        var usable = new Dictionary<string, DateOnly>(StringComparer.Ordinal);
-        foreach (var org in orgs)
-        {
-            if (!subscriptions.TryGetValue(org, out var subscription))
-            {
-                counters[org] = OrgQuotaCounters.Refused($"Organization '{org}' has no subscription.");
-            }
-            else if (!QuotaCalendar.IsUsable(subscription, now, out var reason))
-            {
-                counters[org] = OrgQuotaCounters.Refused(reason);
-            }
-            else
-            {
-                usable[org] = DateOnly.FromDateTime(subscription.SubscriptionStart.UtcDateTime);
-            }
-        }
+        var usable = OrgQuotaCounters.Usable(orgs, subscriptions, now, counters);
 
         foreach (var (org, usage) in await EnsureTodayAsync(statements, usable, now, cancellationToken))
         {

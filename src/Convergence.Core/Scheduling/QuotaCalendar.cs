@@ -93,6 +93,34 @@ public sealed class OrgQuotaCounters(OrgSubscription? subscription, string? inac
 
     public static OrgQuotaCounters Refused(string reason) => new(null, reason, default, 0, 0, default);
 
+    /// <summary>
+    /// Sorts a batch's orgs by their subscriptions: an org with none, or with one that cannot run anything now, gets a
+    /// refusing entry in <paramref name="counters"/>; the others are returned with their subscription's start day, for
+    /// the store to read (or create) their counters.
+    /// </summary>
+    public static Dictionary<string, DateOnly> Usable(
+        IEnumerable<string> orgs, IReadOnlyDictionary<string, OrgSubscription> subscriptions, DateTimeOffset now, IDictionary<string, OrgQuotaCounters> counters)
+    {
+        var usable = new Dictionary<string, DateOnly>(StringComparer.Ordinal);
+        foreach (var org in orgs)
+        {
+            if (!subscriptions.TryGetValue(org, out var subscription))
+            {
+                counters[org] = Refused($"Organization '{org}' has no subscription.");
+            }
+            else if (!QuotaCalendar.IsUsable(subscription, now, out var reason))
+            {
+                counters[org] = Refused(reason);
+            }
+            else
+            {
+                usable[org] = DateOnly.FromDateTime(subscription.SubscriptionStart.UtcDateTime);
+            }
+        }
+
+        return usable;
+    }
+
     /// <summary>The limit the next run would exceed, or null.</summary>
     public QuotaLimit? Exceeded() => subscription is null ? null : QuotaRules.Exceeded(subscription, start, today + Added, month + Added, now);
 

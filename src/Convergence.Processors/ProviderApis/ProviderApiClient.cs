@@ -125,15 +125,7 @@ public sealed partial class ProviderApiClient
 
     private static JsonDocument Parse(ProviderApiCall call, int page, string body)
     {
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(body);
-        }
-        catch (JsonException ex)
-        {
-            throw new ProviderMalformedResponseException($"{Describe(call, page)}: the body is not valid JSON ({ex.Message})", ex);
-        }
+        var document = ProviderRequestRetry.ParseJson(body, Describe(call, page));
 
         if (document.RootElement.ValueKind != JsonValueKind.Object
             || !document.RootElement.TryGetProperty("data", out var data)

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
+using System.Text.Json;
 using Polly;
 using Polly.Retry;
 
@@ -115,6 +116,19 @@ internal sealed class ProviderRequestRetry(ProviderApiOptions options, TimeProvi
         catch (IOException ex)
         {
             throw new ProviderUnavailableException($"{description}: the response was cut off.", ex);
+        }
+    }
+
+    /// <summary>A response body as JSON; text that is not JSON is a <see cref="ProviderMalformedResponseException"/> (retried once).</summary>
+    public static JsonDocument ParseJson(string body, string description)
+    {
+        try
+        {
+            return JsonDocument.Parse(body);
+        }
+        catch (JsonException ex)
+        {
+            throw new ProviderMalformedResponseException($"{description}: the body is not valid JSON ({ex.Message})", ex);
         }
     }
 

@@ -304,15 +304,7 @@ public sealed partial class BigQueryClient
 
     private static JsonDocument Parse(Session session, string what, string text)
     {
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(text);
-        }
-        catch (JsonException ex)
-        {
-            throw new ProviderMalformedResponseException($"{Describe(session, what)}: the body is not valid JSON ({ex.Message})", ex);
-        }
+        var document = ProviderRequestRetry.ParseJson(text, Describe(session, what));
 
         if (document.RootElement.ValueKind != JsonValueKind.Object)
         {
