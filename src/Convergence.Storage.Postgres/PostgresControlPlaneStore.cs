@@ -387,14 +387,17 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
 
     public async Task<PipelineRunRecord?> FindRunAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken)
     {
+        // The run row or, for a scheduled run whose claiming worker has not created it yet, its queue entry (whose queue_id
+        // is the run's id), in one statement: two reads could miss the run in between, when the row is created after the
+        // first and the entry stops standing for it before the second.
         await using var connection = await OpenAsync(cancellationToken);
         var row = await connection.QuerySingleOrDefaultAsync<RunRow>(new CommandDefinition(
-            $"SELECT {RunColumns} FROM org_meta_pipeline_runs WHERE pipeline_logging_id = @pipelineLoggingId AND (CAST(@org AS text) IS NULL OR org_slug = @org)",
-            new { pipelineLoggingId, org = org?.Value }, cancellationToken: cancellationToken));
-
-        // A scheduled run not yet claimed has only its queue entry, whose queue_id is the run's id.
-        row ??= await connection.QuerySingleOrDefaultAsync<RunRow>(new CommandDefinition(
-            $"SELECT * FROM ({DeferredRunsSql}) AS d WHERE queue_id = @pipelineLoggingId AND pipeline_logging_id = @pipelineLoggingId AND (CAST(@org AS text) IS NULL OR org_slug = @org)",
+            $"""
+            SELECT {RunColumns} FROM org_meta_pipeline_runs WHERE pipeline_logging_id = @pipelineLoggingId AND (CAST(@org AS text) IS NULL OR org_slug = @org)
+            UNION ALL
+            SELECT {RunColumns} FROM ({DeferredRunsSql}) AS d
+            WHERE queue_id = @pipelineLoggingId AND pipeline_logging_id = @pipelineLoggingId AND (CAST(@org AS text) IS NULL OR org_slug = @org)
+            """,
             new { pipelineLoggingId, org = org?.Value }, cancellationToken: cancellationToken));
         return row?.ToRecord();
     }

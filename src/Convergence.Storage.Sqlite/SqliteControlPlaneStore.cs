@@ -350,16 +350,21 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
         _ => throw new ArgumentOutOfRangeException(nameof(table), table, "not a ciphertext table"),
     };
 
+    /// <summary>The run table's columns, which <see cref="DeferredRunsSql"/> also selects (besides queue_id).</summary>
+    private static readonly string FoundRunColumns = string.Join(", ", RunRows.Columns.Append("cancel_requested_at").Select(SqliteSchema.Quote));
+
     public async Task<PipelineRunRecord?> FindRunAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken)
     {
+        // The run row or, for a scheduled run whose claiming worker has not created it yet, its queue entry (whose queue_id
+        // is the run's id), in one statement (one snapshot): two reads could miss the run in between.
         await using var connection = await OpenAsync(cancellationToken);
         var row = await connection.QuerySingleOrDefaultAsync<RunRow>(new CommandDefinition(
-            "SELECT * FROM org_meta_pipeline_runs WHERE pipeline_logging_id = @pipelineLoggingId AND (@org IS NULL OR org_slug = @org)",
-            new { pipelineLoggingId, org = org?.Value }, cancellationToken: cancellationToken));
-
-        // A scheduled run not yet claimed has only its queue entry, whose queue_id is the run's id.
-        row ??= await connection.QuerySingleOrDefaultAsync<RunRow>(new CommandDefinition(
-            $"SELECT * FROM ({DeferredRunsSql}) WHERE queue_id = @pipelineLoggingId AND pipeline_logging_id = @pipelineLoggingId AND (@org IS NULL OR org_slug = @org)",
+            $"""
+            SELECT {FoundRunColumns} FROM org_meta_pipeline_runs WHERE pipeline_logging_id = @pipelineLoggingId AND (@org IS NULL OR org_slug = @org)
+            UNION ALL
+            SELECT {FoundRunColumns} FROM ({DeferredRunsSql})
+            WHERE queue_id = @pipelineLoggingId AND pipeline_logging_id = @pipelineLoggingId AND (@org IS NULL OR org_slug = @org)
+            """,
             new { pipelineLoggingId, org = org?.Value }, cancellationToken: cancellationToken));
         return row?.ToRecord();
     }
@@ -383,7 +388,7 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
             'scheduler' AS triggered_by, NULL AS org_api_key_id, NULL AS request_id,
             CASE q.status WHEN 'CANCELLED' THEN 'CANCELLED' WHEN 'FAILED' THEN 'FAILED' ELSE 'PENDING' END AS status,
             q.parameters, NULL AS resolved_config, NULL AS start_time,
-            CASE WHEN q.status IN ('CANCELLED', 'FAILED') THEN q.updated_at END AS end_time,
+            CASE WHEN q.status IN ('CANCELLED', 'FAILED') THEN q.updated_at END AS end_time, NULL AS duration_ms,
             CASE q.status WHEN 'CANCELLED' THEN 'Cancelled' WHEN 'FAILED' THEN 'RunNotStarted' END AS error_class,
             CASE WHEN q.status IN ('CANCELLED', 'FAILED') THEN q.last_error END AS error_message,
             MAX(q.attempts, 1) AS attempt, q.created_at, NULL AS idempotency_key, q.lease_owner AS worker_id, NULL AS heartbeat_at, NULL AS cancel_requested_at
