@@ -40,9 +40,15 @@ internal static class PostgresSchema
         }
     }
 
-    /// <summary><c>CREATE INDEX IF NOT EXISTS</c> of the schema's index on <paramref name="columns"/>.</summary>
+    /// <summary>
+    /// <c>CREATE INDEX IF NOT EXISTS</c> of the schema's index on <paramref name="columns"/>: a B-tree, or for a
+    /// block-range index a BRIN index whose page ranges are summarised by autovacuum as they fill (a range not yet
+    /// summarised is simply scanned, so results never depend on it).
+    /// </summary>
     public static string CreateIndex(DatasetRef dataset, TableSchema schema, IReadOnlyList<string> columns) =>
-        $"CREATE INDEX IF NOT EXISTS {Quote(schema.IndexName(columns))} ON {Qualified(dataset, schema.Name)} ({string.Join(", ", columns.Select(Quote))})";
+        schema.IsBlockRange(columns)
+            ? $"CREATE INDEX IF NOT EXISTS {Quote(schema.IndexName(columns))} ON {Qualified(dataset, schema.Name)} USING brin ({string.Join(", ", columns.Select(Quote))}) WITH (autosummarize = on)"
+            : $"CREATE INDEX IF NOT EXISTS {Quote(schema.IndexName(columns))} ON {Qualified(dataset, schema.Name)} ({string.Join(", ", columns.Select(Quote))})";
 
     /// <summary><c>ALTER TABLE … ADD COLUMN</c> for a NULLABLE column.</summary>
     public static string AddColumn(DatasetRef dataset, TableSchema schema, ColumnSchema column) =>

@@ -220,7 +220,15 @@ internal sealed class PostgresWarehouseWrite(NpgsqlConnection connection, Npgsql
         var match = string.Join(" AND ", keys.Select(k =>
             k.Required ? $"t.{PostgresSchema.Quote(k.Name)} = s.{PostgresSchema.Quote(k.Name)}" : $"t.{PostgresSchema.Quote(k.Name)} IS NOT DISTINCT FROM s.{PostgresSchema.Quote(k.Name)}"));
         var keyList = string.Join(", ", keys.Select(k => PostgresSchema.Quote(k.Name)));
-        await ExecuteAsync(new SqlQuery($"DELETE FROM {Table} AS t USING (SELECT DISTINCT {keyList} FROM {StagingTable}) AS s WHERE {match}", Empty), cancellationToken);
+
+        // A key column that leads a block-range (BRIN) index is also bounded by the staged rows' least and greatest
+        // value: the planner cannot use a BRIN index for the join alone, and would scan the whole table.
+        var ranged = keys.Where(k => schema.BlockRangeIndexes.Any(i => i[0] == k.Name)).Select(k => PostgresSchema.Quote(k.Name)).ToList();
+        var bounds = ranged.Count == 0
+            ? string.Empty
+            : $"WITH bounds AS MATERIALIZED (SELECT {string.Join(", ", ranged.Select((k, i) => $"MIN({k}) AS lo{i}, MAX({k}) AS hi{i}"))} FROM {StagingTable}) ";
+        var within = string.Concat(ranged.Select((k, i) => $" AND t.{k} >= (SELECT lo{i} FROM bounds) AND t.{k} <= (SELECT hi{i} FROM bounds)"));
+        await ExecuteAsync(new SqlQuery($"{bounds}DELETE FROM {Table} AS t USING (SELECT DISTINCT {keyList} FROM {StagingTable}) AS s WHERE {match}{within}", Empty), cancellationToken);
 
         var columns = string.Join(", ", schema.Columns.Select(c => PostgresSchema.Quote(c.Name)));
         var select = spec.Mode == WriteMode.Upsert

@@ -23,6 +23,7 @@ public sealed record ColumnSchema(string Name, ColumnType Type, bool Required, s
 /// <summary>
 /// A table defined by a JSON file under <c>configs/</c>: the one definition every storage backend creates.
 /// </summary>
+/// <param name="Indexes">Every secondary index (column lists), ordinary and <see cref="BlockRangeIndexes"/> alike.</param>
 public sealed record TableSchema(
     string Name,
     string? Description,
@@ -31,7 +32,18 @@ public sealed record TableSchema(
     IReadOnlyList<IReadOnlyList<string>> UniqueKeys,
     IReadOnlyList<IReadOnlyList<string>> Indexes)
 {
+    /// <summary>
+    /// The <see cref="Indexes"/> declared under <c>block_range_indexes</c>: on columns whose values follow the order rows
+    /// are loaded in (the usage day of a raw table loaded day by day or month by month). PostgreSQL makes them BRIN
+    /// indexes, which keep a summary per range of pages rather than an entry per row, so a bulk load does no per-row
+    /// index work; backends without block-range indexes make them ordinary ones.
+    /// </summary>
+    public IReadOnlyList<IReadOnlyList<string>> BlockRangeIndexes { get; init; } = [];
+
     public ColumnSchema? FindColumn(string name) => Columns.FirstOrDefault(c => c.Name == name);
+
+    /// <summary>Whether the index on <paramref name="columns"/> is one of the <see cref="BlockRangeIndexes"/>.</summary>
+    public bool IsBlockRange(IReadOnlyList<string> columns) => BlockRangeIndexes.Any(i => i.SequenceEqual(columns, StringComparer.Ordinal));
 
     /// <summary>
     /// The name every adapter gives the secondary index on <paramref name="columns"/>: <c>ix_{table}_{columns}</c>, cut
@@ -95,6 +107,9 @@ public sealed record TableSchema(
 
         [JsonPropertyName("indexes")]
         public List<List<string>>? Indexes { get; set; }
+
+        [JsonPropertyName("block_range_indexes")]
+        public List<List<string>>? BlockRangeIndexes { get; set; }
 
         public TableSchema ToSchema(string path)
         {
@@ -162,13 +177,28 @@ public sealed record TableSchema(
                 return key;
             }
 
+            var indexes = (Indexes ?? []).Select((k, i) => CheckKey(k, $"indexes[{i}]")).ToList();
+            var blockRange = (BlockRangeIndexes ?? []).Select((k, i) => CheckKey(k, $"block_range_indexes[{i}]")).ToList();
+            var all = indexes.Concat(blockRange).ToList();
+            for (var i = 0; i < all.Count; i++)
+            {
+                if (all.Take(i).Any(earlier => earlier.SequenceEqual(all[i], StringComparer.Ordinal)))
+                {
+                    var where = i < indexes.Count ? $"indexes[{i}]" : $"block_range_indexes[{i - indexes.Count}]";
+                    throw new ConfigurationErrorException(path, null, where, $"an index on ({string.Join(", ", all[i])}) is declared twice");
+                }
+            }
+
             return new TableSchema(
                 Table!,
                 Description,
                 columns,
                 PrimaryKey is null ? [] : CheckKey(PrimaryKey, "primary_key"),
                 [.. (Unique ?? []).Select((k, i) => CheckKey(k, $"unique[{i}]"))],
-                [.. (Indexes ?? []).Select((k, i) => CheckKey(k, $"indexes[{i}]"))]);
+                all)
+            {
+                BlockRangeIndexes = blockRange,
+            };
         }
     }
 

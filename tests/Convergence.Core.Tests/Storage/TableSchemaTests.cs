@@ -114,6 +114,27 @@ public sealed class TableSchemaTests : IDisposable
     }
 
     [Fact]
+    public void Load_BlockRangeIndexes_AreIndexesMarkedBlockRange()
+    {
+        var path = _temp.WriteFile("t.json", """
+            {
+              "table": "t",
+              "columns": [{ "name": "a", "type": "STRING" }, { "name": "day", "type": "DATE" }],
+              "indexes": [["a"]],
+              "block_range_indexes": [["day"]]
+            }
+            """);
+
+        var schema = TableSchema.Load(path);
+
+        schema.Indexes.ShouldBe([["a"], ["day"]]);
+        schema.BlockRangeIndexes.ShouldBe([["day"]]);
+        schema.IsBlockRange(["day"]).ShouldBeTrue();
+        schema.IsBlockRange(["a"]).ShouldBeFalse();
+        schema.IndexName(["day"]).ShouldBe("ix_t_day");
+    }
+
+    [Fact]
     public void Load_UnknownRootProperty_FieldNamesTheProperty()
     {
         var path = _temp.WriteFile("t.json", $$"""
@@ -205,6 +226,16 @@ public sealed class TableSchemaTests : IDisposable
             "index naming a missing column",
             $$"""{ "table": "t", "columns": {{ValidColumns}}, "indexes": [["zzz"]] }""",
             "indexes[0]"
+        },
+        {
+            "block-range index naming a missing column",
+            $$"""{ "table": "t", "columns": {{ValidColumns}}, "block_range_indexes": [["zzz"]] }""",
+            "block_range_indexes[0]"
+        },
+        {
+            "index declared both ordinary and block-range",
+            $$"""{ "table": "t", "columns": {{ValidColumns}}, "indexes": [["a"]], "block_range_indexes": [["a"]] }""",
+            "block_range_indexes[0]"
         },
         {
             "invalid table name",

@@ -163,6 +163,32 @@ public abstract class WarehouseContractTests(IWarehouse warehouse) : IAsyncLifet
     }
 
     [Fact]
+    public async Task ReplacePartitions_OnABlockRangeIndexedDay_ReplacesOnlyThePartitionsWritten()
+    {
+        // A BRIN index on PostgreSQL (an ordinary one elsewhere); the replacement is bounded by the staged days.
+        var ranged = Costs with { Name = "contract_costs_by_day", Indexes = [["day"]], BlockRangeIndexes = [["day"]] };
+        (await Warehouse.EnsureTableAsync(Dataset, ranged, CancellationToken.None)).ShouldBeTrue();
+        var replace = new WriteSpec(WriteMode.ReplacePartitions, ["account", "day"], null, null, null);
+        async Task Write(IEnumerable<object?[]> rows)
+        {
+            await using var write = await Warehouse.BeginWriteAsync(Dataset, ranged, replace, CancellationToken.None);
+            await write.WriteRecordsAsync(Columns, rows, CancellationToken.None);
+            await write.CommitAsync(CancellationToken.None);
+        }
+
+        await Write(Rows(Nov1, "a", 10).Concat(Rows(Nov2, "a", 10)).Concat(Rows(Nov3, "b", 5)));
+        await Write(Rows(Nov2, "a", 3).Concat(Rows(Nov3, "c", 2)));
+
+        (await QueryAsync("SELECT account, day, COUNT(*) AS n FROM contract_costs_by_day GROUP BY account, day ORDER BY account, day"))
+            .Select(r => $"{r.Text("account")} {r.Date("day"):yyyy-MM-dd} {r.Long("n")}")
+            .ShouldBe(["a 2020-11-01 10", "a 2020-11-02 3", "b 2020-11-03 5", "c 2020-11-03 2"]);
+        var index = Warehouse.Kind == "postgres"
+            ? (await QueryAsync("SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'ix_contract_costs_by_day_day'")).Single().RequireText("indexdef")
+            : (await QueryAsync("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'ix_contract_costs_by_day_day'")).Single().RequireText("sql");
+        index.ShouldContain(Warehouse.Kind == "postgres" ? "USING brin (day)" : "(\"day\")");
+    }
+
+    [Fact]
     public async Task FailingLoad_IntoAFilledTable_LeavesThePreviousRows()
     {
         var replace = new WriteSpec(WriteMode.ReplacePartitions, ["account", "day"], null, null, null);
