@@ -27,7 +27,7 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
         "org_meta_step_logs", "org_meta_dq_results", "org_audit_logs",
     ];
 
-    private const string RunColumns =
+    internal const string RunColumns =
         """
         pipeline_logging_id, org_slug, pipeline_id, pipeline_path, "trigger", triggered_by, org_api_key_id, request_id, status,
         parameters::text AS parameters, resolved_config::text AS resolved_config, start_time, end_time, error_class, error_message,
@@ -730,7 +730,7 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
             details is null ? null : JsonSerializer.Deserialize<Dictionary<string, object?>>(details));
     }
 
-    private sealed class RunRow
+    internal sealed class RunRow
     {
         public string pipeline_logging_id { get; set; } = "";
         public string org_slug { get; set; } = "";

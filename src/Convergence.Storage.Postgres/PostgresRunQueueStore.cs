@@ -33,82 +33,84 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
     public async Task<QueueLease?> ClaimAsync(string owner, DateTimeOffset now, TimeSpan lease, CancellationToken cancellationToken)
     {
         await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var at = PostgresValues.Timestamp(now);
+        var expires = now + lease;
         var full = new List<string>();
         while (true)
         {
-            // One candidate at a time, so parallel claimers lock different entries instead of one claimer locking them all.
-            // The order is exactly the index's (status, priority, created_at): a tie-break column the index lacks would add
-            // an incremental sort that reads (and checks the org's slots of) at least 32 entries before returning one.
-            var candidate = await connection.QuerySingleOrDefaultAsync<ClaimRow>(new CommandDefinition(
-                $"""
-                SELECT q.queue_id, q.org_slug, q.pipeline_logging_id, q.attempts, q.pipeline, q.parameters::text AS parameters, q.scheduled_for
-                FROM org_pipeline_execution_queue q
-                WHERE q.status = 'QUEUED' AND NOT (q.org_slug = ANY(@full))
-                  AND (SELECT COUNT(*) FROM org_pipeline_execution_queue r
-                       WHERE r.org_slug = q.org_slug AND r.status IN {Active} AND r.lease_expires_at > @at)
-                      < COALESCE((SELECT concurrent_limit FROM org_subscriptions s WHERE s.org_slug = q.org_slug), 1)
-                ORDER BY q.priority, q.created_at
-                LIMIT 1
-                FOR UPDATE OF q SKIP LOCKED
-                """,
-                new { at, full = full.ToArray() },
-                transaction,
+            var token = Guid.NewGuid().ToString("N");
+            using var results = await connection.QueryMultipleAsync(new CommandDefinition(
+                ClaimSql,
+                new { at, full = full.ToArray(), owner, token, expires = PostgresValues.Timestamp(expires) },
                 cancellationToken: cancellationToken));
-            if (candidate is null)
+            var candidate = await results.ReadSingleAsync<CandidateRow>();
+            if (candidate.org_slug is null)
             {
-                break;
+                return null;
             }
 
-            var token = Guid.NewGuid().ToString("N");
-            var expires = now + lease;
-            var attempt = (int)candidate.attempts + 1;
-            if (!await TryClaimAsync(connection, transaction, candidate, owner, token, attempt, PostgresValues.Timestamp(expires), at, cancellationToken))
+            await results.ReadAsync();
+            var claimed = await results.ReadSingleOrDefaultAsync<ClaimRow>();
+            var run = await results.ReadSingleOrDefaultAsync<PostgresControlPlaneStore.RunRow>();
+            if (claimed is null)
             {
+                // The org's slots filled between the candidate's pre-check and the count under its lock.
                 full.Add(candidate.org_slug);
                 continue;
             }
 
-            await transaction.CommitAsync(cancellationToken);
-            return new QueueLease(candidate.queue_id, OrgSlug.From(candidate.org_slug), candidate.pipeline_logging_id, owner, token, attempt, expires, candidate.Deferred());
+            return new QueueLease(claimed.queue_id, OrgSlug.From(claimed.org_slug), claimed.pipeline_logging_id, owner, token, (int)claimed.attempts, expires, claimed.Deferred())
+            {
+                Run = run?.ToRecord(),
+            };
         }
-
-        await transaction.CommitAsync(cancellationToken);
-        return null;
     }
 
     /// <summary>
-    /// Claims the locked <paramref name="candidate"/> if its org has a free slot, in one round trip: the statements of a
-    /// batch run in order, each on its own snapshot, so the slot count is taken after the org's advisory lock is held
-    /// (claims of one org are serialized across instances) and sees every committed claim. The run row and the quota
-    /// recount change only if the entry was claimed.
+    /// A claim in one round trip: a batch without an explicit transaction runs in one implicit transaction, and its
+    /// statements in order, each on its own snapshot. The first locks one candidate (<c>FOR UPDATE SKIP LOCKED</c>, so
+    /// parallel claimers lock different entries) and keeps its id in a transaction-local setting for the others; the
+    /// second takes the org's advisory lock, so the slot count of the third, on a snapshot taken after the lock is held,
+    /// sees every committed claim of that org (claims of one org are serial across instances). The run row (returned, so
+    /// the worker need not read it) and the quota recount change only if the entry was claimed.
     /// </summary>
-    private static async Task<bool> TryClaimAsync(
-        NpgsqlConnection connection, NpgsqlTransaction transaction, ClaimRow candidate, string owner, string token, int attempt, DateTime? expires, DateTime? at,
-        CancellationToken cancellationToken)
-    {
-        const string Claimed = "EXISTS (SELECT 1 FROM org_pipeline_execution_queue WHERE queue_id = @id AND lease_token = @token)";
-        using var results = await connection.QueryMultipleAsync(new CommandDefinition(
-            $"""
-            SELECT pg_advisory_xact_lock(hashtext('claim:' || @org));
-            UPDATE org_pipeline_execution_queue SET status = 'CLAIMED', lease_owner = @owner, lease_token = @token, lease_expires_at = @expires,
-                attempts = @attempt, updated_at = @at
-            WHERE queue_id = @id
+    /// <remarks>
+    /// The candidate's order is exactly the index's (status, priority, created_at): a tie-break column the index lacks
+    /// would add an incremental sort that reads (and checks the org's slots of) at least 32 entries before returning one.
+    /// </remarks>
+    private const string ClaimSql =
+        $"""
+        WITH candidate AS (
+            SELECT q.queue_id, q.org_slug
+            FROM org_pipeline_execution_queue q
+            WHERE q.status = 'QUEUED' AND NOT (q.org_slug = ANY(@full))
               AND (SELECT COUNT(*) FROM org_pipeline_execution_queue r
-                   WHERE r.org_slug = @org AND r.status IN {Active} AND r.lease_expires_at > @at)
-                  < COALESCE((SELECT concurrent_limit FROM org_subscriptions WHERE org_slug = @org), 1)
-            RETURNING 1;
-            UPDATE org_meta_pipeline_runs SET attempt = @attempt, worker_id = @owner, heartbeat_at = @at
-            WHERE pipeline_logging_id = @run AND status = 'PENDING' AND {Claimed};
-            {RecountSql} AND {Claimed}
-            """,
-            new { org = candidate.org_slug, owner, token, expires, attempt = (long)attempt, at, id = candidate.queue_id, run = candidate.pipeline_logging_id },
-            transaction,
-            cancellationToken: cancellationToken));
-        await results.ReadAsync();
-        return (await results.ReadAsync<int>()).Any();
-    }
+                   WHERE r.org_slug = q.org_slug AND r.status IN {Active} AND r.lease_expires_at > @at)
+                  < COALESCE((SELECT concurrent_limit FROM org_subscriptions s WHERE s.org_slug = q.org_slug), 1)
+            ORDER BY q.priority, q.created_at
+            LIMIT 1
+            FOR UPDATE OF q SKIP LOCKED)
+        SELECT set_config('convergence.claim', COALESCE((SELECT queue_id FROM candidate), ''), true) AS queue_id, (SELECT org_slug FROM candidate) AS org_slug;
+        SELECT pg_advisory_xact_lock(hashtext('claim:' || org_slug)) FROM org_pipeline_execution_queue WHERE queue_id = {ClaimedId};
+        UPDATE org_pipeline_execution_queue q SET status = 'CLAIMED', lease_owner = @owner, lease_token = @token, lease_expires_at = @expires,
+            attempts = q.attempts + 1, updated_at = @at
+        WHERE q.queue_id = {ClaimedId} AND q.status = 'QUEUED'
+          AND (SELECT COUNT(*) FROM org_pipeline_execution_queue r
+               WHERE r.org_slug = q.org_slug AND r.status IN {Active} AND r.lease_expires_at > @at)
+              < COALESCE((SELECT concurrent_limit FROM org_subscriptions s WHERE s.org_slug = q.org_slug), 1)
+        RETURNING q.queue_id, q.org_slug, q.pipeline_logging_id, q.attempts, q.pipeline, q.parameters::text AS parameters, q.scheduled_for;
+        UPDATE org_meta_pipeline_runs SET attempt = c.attempts, worker_id = @owner, heartbeat_at = @at
+        FROM (SELECT pipeline_logging_id AS run_id, attempts FROM org_pipeline_execution_queue WHERE queue_id = {ClaimedId} AND lease_token = @token) AS c
+        WHERE pipeline_logging_id = c.run_id AND status = 'PENDING'
+        RETURNING {PostgresControlPlaneStore.RunColumns};
+        UPDATE org_usage_quotas o SET concurrent_running = (SELECT COUNT(*) FROM org_pipeline_execution_queue r
+            WHERE r.org_slug = o.org_slug AND r.status IN {Active} AND r.lease_expires_at > @at)
+        WHERE o.org_slug = (SELECT c.org_slug FROM org_pipeline_execution_queue c WHERE c.queue_id = {ClaimedId} AND c.lease_token = @token)
+          AND o.usage_date = (SELECT MAX(m.usage_date) FROM org_usage_quotas m WHERE m.org_slug = o.org_slug)
+        """;
+
+    /// <summary>The id of the entry the claim batch's first statement locked (empty when there was none).</summary>
+    private const string ClaimedId = "current_setting('convergence.claim')";
 
     public async Task<bool> MarkRunningAsync(QueueLease lease, DateTimeOffset now, CancellationToken cancellationToken)
     {
@@ -640,6 +642,12 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
             cancellationToken: cancellationToken));
 
 #pragma warning disable IDE1006, SA1300 // Row classes mirror the snake_case columns they are read from.
+    private sealed class CandidateRow
+    {
+        public string? queue_id { get; set; }
+        public string? org_slug { get; set; }
+    }
+
     private sealed class ClaimRow
     {
         public string queue_id { get; set; } = "";

@@ -164,7 +164,7 @@ public sealed partial class RunDispatcher(
                 }
             }
 
-            run ??= await store.FindRunAsync(lease.PipelineLoggingId, lease.Org, _stopping);
+            run ??= lease.Run ?? await store.FindRunAsync(lease.PipelineLoggingId, lease.Org, _stopping);
             if (run is null || run.IsFinished)
             {
                 status = run?.Status ?? RunStatus.Failed;

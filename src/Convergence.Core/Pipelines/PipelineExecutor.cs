@@ -159,6 +159,10 @@ public sealed partial class PipelineExecutor(
         await journal.SaveAsync(run, stepLogs, cancellationToken);
         LogRunStarted(logger, run.PipelineLoggingId, pipeline.Path, run.OrgSlug?.Value);
 
+        // A finished step is saved at once, except the last: the run's final save, which follows it directly, writes it
+        // with the run (one round trip fewer a run).
+        Task SaveUnlessLastAsync(int index) => index == steps.Count - 1 ? Task.CompletedTask : journal.SaveStepAsync(stepLogs[index]);
+
         using var runCancellation = cancellations.Register(run.PipelineLoggingId, cancellationToken);
         var token = runCancellation.Token;
         Exception? failure = null;
@@ -170,7 +174,7 @@ public sealed partial class PipelineExecutor(
                 if (failure is not null || token.IsCancellationRequested)
                 {
                     stepLogs[i] = stepLogs[i] with { Status = RunStatus.Skipped };
-                    await journal.SaveStepAsync(stepLogs[i]);
+                    await SaveUnlessLastAsync(i);
                     failure ??= new OperationCanceledException(token);
                     continue;
                 }
@@ -197,7 +201,7 @@ public sealed partial class PipelineExecutor(
                     LogStepFailed(logger, run.PipelineLoggingId, step.StepId, step.PsType, ErrorClass(ex), ex.Message);
                 }
 
-                await journal.SaveStepAsync(stepLogs[i]);
+                await SaveUnlessLastAsync(i);
             }
         }
         finally

@@ -71,7 +71,14 @@ public sealed record QuotaLimit(string Name, int Limit, int Used, DateTimeOffset
 /// <summary>A claimed queue entry: the run it holds and the lease that fences every later change.</summary>
 /// <param name="Deferred">For a scheduled entry, what its run row is created from when the claimer finds none.</param>
 public sealed record QueueLease(
-    string QueueId, OrgSlug Org, string PipelineLoggingId, string Owner, string Token, int Attempt, DateTimeOffset ExpiresAt, DeferredRun? Deferred = null);
+    string QueueId, OrgSlug Org, string PipelineLoggingId, string Owner, string Token, int Attempt, DateTimeOffset ExpiresAt, DeferredRun? Deferred = null)
+{
+    /// <summary>
+    /// The run row as the claim left it (attempt and worker set), when the store read it in the claim's own round trip;
+    /// null when it did not (the worker reads it).
+    /// </summary>
+    public PipelineRunRecord? Run { get; init; }
+}
 
 /// <summary>
 /// The run of a scheduled queue entry, whose run row is created by the worker that claims it (the trigger writes only the

@@ -54,6 +54,8 @@ public sealed class PostgresRunQueueStoreTests : RunQueueStoreContract
 
     public override async Task DisposeAsync() => await _source!.DataSource.DisposeAsync();
 
+    protected override bool ClaimCarriesTheRunRow => true;
+
     protected override async Task ArrangeOrgAsync(string org, string plan)
     {
         SubscriptionPlan.TryGet(plan, out var limits).ShouldBeTrue();
@@ -108,6 +110,40 @@ public abstract class RunQueueStoreContract : IAsyncLifetime
     protected abstract Task ArrangeOrgAsync(string org, string plan);
 
     protected abstract long Scalar(string sql, params (string Name, object? Value)[] args);
+
+    /// <summary>Whether the store's claim returns the run row it updated (<see cref="QueueLease.Run"/>).</summary>
+    protected virtual bool ClaimCarriesTheRunRow => false;
+
+    [Fact]
+    public async Task Claim_TheRunRowItCarries_IsTheStoredRowAsTheClaimLeftIt()
+    {
+        var org = await OrgAsync("carry", "SCALE");
+        var admitted = (await Queue.AdmitAsync(Admission(org, maxAttempts: 2), CancellationToken.None)).ShouldBeOfType<AdmissionOutcome.Admitted>();
+
+        var first = (await Queue.ClaimAsync("w-1", Now, TimeSpan.FromSeconds(60), CancellationToken.None)).ShouldNotBeNull();
+        await ShouldCarryTheStoredRowAsync(first, "w-1");
+        (await Queue.RescueExpiredAsync(Now.AddSeconds(60), CancellationToken.None)).ShouldBe(new RescueOutcome(1, 0));
+        var second = (await Queue.ClaimAsync("w-2", Now.AddSeconds(61), TimeSpan.FromSeconds(60), CancellationToken.None)).ShouldNotBeNull();
+        await ShouldCarryTheStoredRowAsync(second, "w-2");
+        second.Run?.Attempt.ShouldBe(2);
+
+        async Task ShouldCarryTheStoredRowAsync(QueueLease lease, string worker)
+        {
+            lease.PipelineLoggingId.ShouldBe(admitted.PipelineLoggingId);
+            if (!ClaimCarriesTheRunRow)
+            {
+                lease.Run.ShouldBeNull();
+                return;
+            }
+
+            static string Describe(PipelineRunRecord r) =>
+                $"{r.PipelineLoggingId} {r.OrgSlug} {r.PipelinePath} {r.Status} attempt {r.Attempt} worker {r.WorkerId} heartbeat {r.HeartbeatAt:O} created {r.CreatedAt:O} {string.Join(",", r.Parameters)}";
+            var carried = lease.Run.ShouldNotBeNull();
+            carried.Attempt.ShouldBe(lease.Attempt);
+            carried.WorkerId.ShouldBe(worker);
+            Describe(carried).ShouldBe(Describe((await Store.FindRunAsync(lease.PipelineLoggingId, lease.Org, CancellationToken.None)).ShouldNotBeNull()));
+        }
+    }
 
     [Fact]
     public async Task Admit_50InParallelForAStarterOrg_AdmitsExactly6()
