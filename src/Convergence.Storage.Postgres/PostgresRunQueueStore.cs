@@ -98,7 +98,7 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
           AND (SELECT COUNT(*) FROM org_pipeline_execution_queue r
                WHERE r.org_slug = q.org_slug AND r.status IN {Active} AND r.lease_expires_at > @at)
               < COALESCE((SELECT concurrent_limit FROM org_subscriptions s WHERE s.org_slug = q.org_slug), 1)
-        RETURNING q.queue_id, q.org_slug, q.pipeline_logging_id, q.attempts, q.pipeline, q.parameters::text AS parameters, q.scheduled_for;
+        RETURNING q.queue_id, q.org_slug, q.pipeline_logging_id, q.attempts, q.pipeline, q.parameters::text AS parameters, q.scheduled_for, q.created_at;
         UPDATE org_meta_pipeline_runs SET attempt = c.attempts, worker_id = @owner, heartbeat_at = @at
         FROM (SELECT pipeline_logging_id AS run_id, attempts FROM org_pipeline_execution_queue WHERE queue_id = {ClaimedId} AND lease_token = @token) AS c
         WHERE pipeline_logging_id = c.run_id AND status = 'PENDING'
@@ -657,12 +657,14 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
         public string pipeline { get; set; } = "";
         public string? parameters { get; set; }
         public DateTime? scheduled_for { get; set; }
+        public DateTime created_at { get; set; }
 
         /// <summary>What the run row of a scheduled entry is created from (scheduled entries have no run row until claimed).</summary>
         public DeferredRun? Deferred() => PostgresValues.FromTimestamp(scheduled_for) is not { } at ? null : new DeferredRun(
             pipeline,
             parameters is null ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(parameters) ?? [],
-            at);
+            at,
+            PostgresValues.FromTimestamp(created_at));
     }
 
     private sealed class ExpiredRow

@@ -45,7 +45,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         var at = SqliteSchema.Timestamp(now);
         var candidate = await connection.QuerySingleOrDefaultAsync<ClaimRow>(new CommandDefinition(
             $"""
-            SELECT q.queue_id, q.org_slug, q.pipeline_logging_id, q.attempts, q.pipeline, q.parameters, q.scheduled_for FROM org_pipeline_execution_queue q
+            SELECT q.queue_id, q.org_slug, q.pipeline_logging_id, q.attempts, q.pipeline, q.parameters, q.scheduled_for, q.created_at FROM org_pipeline_execution_queue q
             LEFT JOIN org_subscriptions s ON s.org_slug = q.org_slug
             WHERE q.status = 'QUEUED'
               AND (SELECT COUNT(*) FROM org_pipeline_execution_queue r
@@ -703,12 +703,14 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         public string pipeline { get; set; } = "";
         public string? parameters { get; set; }
         public string? scheduled_for { get; set; }
+        public string created_at { get; set; } = "";
 
         /// <summary>What the run row of a scheduled entry is created from (scheduled entries have no run row until claimed).</summary>
         public DeferredRun? Deferred() => scheduled_for is null ? null : new DeferredRun(
             pipeline,
             parameters is null ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(parameters) ?? [],
-            SqliteSchema.ParseTimestamp(scheduled_for));
+            SqliteSchema.ParseTimestamp(scheduled_for),
+            SqliteSchema.ParseTimestamp(created_at));
     }
 
     private sealed class ExpiredRow

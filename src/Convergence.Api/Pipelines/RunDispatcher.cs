@@ -239,7 +239,7 @@ public sealed partial class RunDispatcher(
         {
             var actor = new Actor(Actor.RootType, null, lease.Org, "scheduler", null);
             run = executor.Prepare(new PipelineRunRequest(deferred.Pipeline, lease.Org, deferred.Parameters, actor, RunTrigger.Scheduler), null, lease.PipelineLoggingId)
-                with { Attempt = lease.Attempt };
+                with { Attempt = lease.Attempt, CreatedAt = deferred.QueuedAt };
         }
         catch (Core.Errors.ConvergenceException ex)
         {

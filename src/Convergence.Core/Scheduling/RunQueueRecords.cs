@@ -82,9 +82,10 @@ public sealed record QueueLease(
 
 /// <summary>
 /// The run of a scheduled queue entry, whose run row is created by the worker that claims it (the trigger writes only the
-/// entry): its pipeline and parameters.
+/// entry): its pipeline and parameters, and when the trigger queued it (the run's <c>created_at</c>, as listed before the
+/// claim).
 /// </summary>
-public sealed record DeferredRun(string Pipeline, IReadOnlyDictionary<string, string> Parameters, DateTimeOffset ScheduledFor);
+public sealed record DeferredRun(string Pipeline, IReadOnlyDictionary<string, string> Parameters, DateTimeOffset ScheduledFor, DateTimeOffset QueuedAt);
 
 /// <summary>What a sweep of expired leases did.</summary>
 public sealed record RescueOutcome(int Requeued, int Failed);

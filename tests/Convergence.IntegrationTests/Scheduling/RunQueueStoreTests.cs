@@ -299,14 +299,17 @@ public abstract class RunQueueStoreContract : IAsyncLifetime
         var org = await OrgAsync("claim", "SCALE");
         var tick = Tick(await ScheduleAsync(org));
         await Queue.EnqueueTicksAsync([tick], Now, CancellationToken.None);
+        var listedBeforeTheClaim = (await Store.FindRunAsync(tick.RunId, org, CancellationToken.None)).ShouldNotBeNull();
 
-        var lease = (await Queue.ClaimAsync("w", Now, TimeSpan.FromMinutes(1), CancellationToken.None)).ShouldNotBeNull();
+        var lease = (await Queue.ClaimAsync("w", Now.AddMinutes(7), TimeSpan.FromMinutes(1), CancellationToken.None)).ShouldNotBeNull();
 
         lease.PipelineLoggingId.ShouldBe(tick.RunId);
         var deferred = lease.Deferred.ShouldNotBeNull();
         deferred.Pipeline.ShouldBe(TestPipelines.Rows);
         deferred.Parameters.ShouldBe(tick.Parameters);
         deferred.ScheduledFor.ShouldBe(tick.ScheduledFor);
+        deferred.QueuedAt.ShouldBe(Now, "when the trigger queued it, not when it was claimed");
+        listedBeforeTheClaim.CreatedAt.ShouldBe(deferred.QueuedAt);
         (await Store.FindRunAsync(tick.RunId, org, CancellationToken.None)).ShouldNotBeNull().Status.ShouldBe(RunStatus.Pending, "claimed, its row not yet created");
 
         var row = new PipelineRunRecord(
