@@ -403,6 +403,24 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
     }
 
     /// <summary>Cancels the QUEUED entry of a scheduled run that has no run row (<c>@pipelineLoggingId</c>, <c>@org</c>, <c>@at</c>).</summary>
+    /// <summary>
+    /// The run row of a scheduled run claimed by a worker that has not created it yet (<c>@pipelineLoggingId</c>,
+    /// <c>@org</c>, <c>@at</c>), created here PENDING with the cancel request: the worker's own insert then finds it, and
+    /// the worker cancels the run before it starts. When the worker created it first, only the request is added.
+    /// </summary>
+    private const string CancelClaimedDeferredSql =
+        """
+        INSERT INTO org_meta_pipeline_runs (pipeline_logging_id, org_slug, pipeline_id, pipeline_path, "trigger", triggered_by, status, parameters,
+            attempt, worker_id, created_at, cancel_requested_at)
+        SELECT q.pipeline_logging_id, q.org_slug, q.pipeline, q.pipeline, 'SCHEDULER', 'scheduler', 'PENDING', q.parameters,
+            GREATEST(q.attempts, 1), q.lease_owner, q.created_at, @at
+        FROM org_pipeline_execution_queue q
+        WHERE q.queue_id = @pipelineLoggingId AND q.pipeline_logging_id = @pipelineLoggingId AND (CAST(@org AS text) IS NULL OR q.org_slug = @org)
+          AND q.scheduled_for IS NOT NULL AND q.status IN ('CLAIMED', 'RUNNING')
+        ON CONFLICT (pipeline_logging_id) DO UPDATE SET cancel_requested_at = COALESCE(org_meta_pipeline_runs.cancel_requested_at, excluded.cancel_requested_at)
+        WHERE org_meta_pipeline_runs.status IN ('PENDING', 'RUNNING')
+        """;
+
     private const string CancelDeferredSql =
         """
         UPDATE org_pipeline_execution_queue SET status = 'CANCELLED', last_error = 'Cancelled before it started.', updated_at = @at
@@ -530,9 +548,12 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
                 new { pipelineLoggingId, org = org?.Value, at = PostgresValues.Timestamp(at) },
                 cancellationToken: cancellationToken));
 
-            // A scheduled run not yet claimed has no run row: its queued entry is cancelled instead.
+            // A scheduled run not yet claimed has no run row: its queued entry is cancelled instead. One claimed whose row
+            // its worker has not created yet gets the row, with the request.
             await connection.ExecuteAsync(new CommandDefinition(
                 CancelDeferredSql, new { pipelineLoggingId, org = org?.Value, at = PostgresValues.Timestamp(at) }, cancellationToken: cancellationToken));
+            await connection.ExecuteAsync(new CommandDefinition(
+                CancelClaimedDeferredSql, new { pipelineLoggingId, org = org?.Value, at = PostgresValues.Timestamp(at) }, cancellationToken: cancellationToken));
         }
 
         return await FindRunAsync(pipelineLoggingId, org, cancellationToken);

@@ -322,6 +322,49 @@ public abstract class RunQueueStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task CancelOfAScheduledRunClaimedBeforeItsRowExists_CreatesTheRowWithTheRequestForTheWorkerToFind()
+    {
+        var org = await OrgAsync("cancel", "SCALE");
+        var tick = Tick(await ScheduleAsync(org));
+        await Queue.EnqueueTicksAsync([tick], Now, CancellationToken.None);
+        var lease = (await Queue.ClaimAsync("w", Now.AddSeconds(1), TimeSpan.FromMinutes(1), CancellationToken.None)).ShouldNotBeNull();
+
+        var cancelled = (await Store.RequestCancelAsync(tick.RunId, org, Now.AddSeconds(2), CancellationToken.None)).ShouldNotBeNull();
+
+        cancelled.Status.ShouldBe(RunStatus.Pending);
+        cancelled.CancelRequestedAt.ShouldBe(Now.AddSeconds(2));
+        cancelled.CreatedAt.ShouldBe(Now, "the entry's created_at");
+        cancelled.Attempt.ShouldBe(lease.Attempt);
+        var row = new PipelineRunRecord(
+            tick.RunId, org, $"{org}-testing-rows", TestPipelines.Rows, RunTrigger.Scheduler, "scheduler", null, null, RunStatus.Pending,
+            tick.Parameters, "{}", null, null, null, null, lease.Attempt, Now);
+        await Should.ThrowAsync<DuplicateRowException>(() => Store.CreateRunAsync(row, CancellationToken.None));
+        (await Store.FindRunAsync(tick.RunId, org, CancellationToken.None)).ShouldNotBeNull().CancelRequestedAt.ShouldBe(Now.AddSeconds(2), "what the worker reads back");
+
+        // Asked again once the worker has started it: the request stays the first one.
+        (await Store.RequestCancelAsync(tick.RunId, org, Now.AddSeconds(3), CancellationToken.None)).ShouldNotBeNull().CancelRequestedAt.ShouldBe(Now.AddSeconds(2));
+    }
+
+    [Fact]
+    public async Task CancelOfAScheduledRunWhoseWorkerCreatedItsRow_RecordsTheRequestOnThatRow()
+    {
+        var org = await OrgAsync("cancel2", "SCALE");
+        var tick = Tick(await ScheduleAsync(org));
+        await Queue.EnqueueTicksAsync([tick], Now, CancellationToken.None);
+        var lease = (await Queue.ClaimAsync("w", Now.AddSeconds(1), TimeSpan.FromMinutes(1), CancellationToken.None)).ShouldNotBeNull();
+        await Store.CreateRunAsync(
+            new PipelineRunRecord(
+                tick.RunId, org, $"{org}-testing-rows", TestPipelines.Rows, RunTrigger.Scheduler, "scheduler", null, null, RunStatus.Pending,
+                tick.Parameters, "{}", null, null, null, null, lease.Attempt, Now),
+            CancellationToken.None);
+
+        var cancelled = (await Store.RequestCancelAsync(tick.RunId, org, Now.AddSeconds(2), CancellationToken.None)).ShouldNotBeNull();
+
+        cancelled.CancelRequestedAt.ShouldBe(Now.AddSeconds(2));
+        cancelled.ResolvedConfig.ShouldBe("{}", "the worker's row, not one made by the cancel");
+    }
+
+    [Fact]
     public async Task AdmitWithoutSchedule_ApiEntriesAreNotDeferred()
     {
         var org = await OrgAsync("api", "SCALE");
