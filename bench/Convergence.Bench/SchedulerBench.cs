@@ -360,7 +360,6 @@ internal static class SchedulerBench
             inner.ResetDailyQuotasAsync(now, purgeBefore, cancellationToken);
     }
 
-    /// <summary>The SqliteSchema timestamp text (<c>yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'</c>, UTC) that the stores write.</summary>
     /// <summary>A new empty database on the server BENCH_POSTGRES names (default: tools/pg/test-cluster.sh's).</summary>
     private static string FreshPostgresDatabase()
     {
@@ -376,6 +375,7 @@ internal static class SchedulerBench
         return new Npgsql.NpgsqlConnectionStringBuilder(server) { Database = name, MaxPoolSize = 50 }.ConnectionString;
     }
 
+    /// <summary>The SqliteSchema timestamp text (<c>yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'</c>, UTC) that the stores write.</summary>
     private static string Stamp(DateTimeOffset value) => value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
 
     /// <summary>The app's services on a fresh temporary data folder, bootstrapped through the real setup pipeline.</summary>
