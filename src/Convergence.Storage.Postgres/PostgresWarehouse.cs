@@ -16,6 +16,9 @@ internal sealed class PostgresWarehouse(PostgresWarehouseSource source) : IWareh
 
     public string Kind => "postgres";
 
+    /// <summary>The tables this instance verified against their schemas; a write to one of them reads no catalogue.</summary>
+    internal TableSchemaVerdicts Verdicts { get; } = new();
+
     public async Task<bool> DatasetExistsAsync(DatasetRef dataset, CancellationToken cancellationToken)
     {
         await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
@@ -33,6 +36,7 @@ internal sealed class PostgresWarehouse(PostgresWarehouseSource source) : IWareh
         try
         {
             await ExecuteAsync(connection, null, $"CREATE SCHEMA {PostgresSchema.Quote(dataset.Name)}", cancellationToken);
+            Verdicts.ForgetDataset(dataset);
             return true;
         }
         catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.DuplicateSchema or PostgresErrorCodes.UniqueViolation)
@@ -45,6 +49,7 @@ internal sealed class PostgresWarehouse(PostgresWarehouseSource source) : IWareh
     public async Task DropDatasetAsync(DatasetRef dataset, CancellationToken cancellationToken)
     {
         await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
+        Verdicts.ForgetDataset(dataset);
         await ExecuteAsync(connection, null, $"DROP SCHEMA IF EXISTS {PostgresSchema.Quote(dataset.Name)} CASCADE", cancellationToken);
     }
 
@@ -67,14 +72,17 @@ internal sealed class PostgresWarehouse(PostgresWarehouseSource source) : IWareh
     {
         await using var connection = await OpenExistingAsync(dataset, cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        Verdicts.CountCheck();
         var created = await EnsureTableAsync(connection, transaction, dataset, schema, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
+        Verdicts.Remember(dataset, schema);
         return created;
     }
 
     public async Task DropTableAsync(DatasetRef dataset, string table, CancellationToken cancellationToken)
     {
         await using var connection = await OpenExistingAsync(dataset, cancellationToken);
+        Verdicts.Forget(dataset, table);
         await ExecuteAsync(connection, null, $"DROP TABLE IF EXISTS {PostgresSchema.Qualified(dataset, table)}", cancellationToken);
     }
 
@@ -84,11 +92,18 @@ internal sealed class PostgresWarehouse(PostgresWarehouseSource source) : IWareh
         var connection = await OpenExistingAsync(dataset, cancellationToken);
         try
         {
-            // The table is created or evolved in its own short transaction, so the DDL lock is not held for the whole write.
-            await using (var create = await connection.BeginTransactionAsync(cancellationToken))
+            // The table is created or evolved in its own short transaction, so the DDL lock is not held for the whole
+            // write; a table this instance already verified against this schema is not checked again (see TableSchemaVerdicts).
+            if (!Verdicts.Matches(dataset, schema))
             {
-                await EnsureTableAsync(connection, create, dataset, schema, cancellationToken);
-                await create.CommitAsync(cancellationToken);
+                Verdicts.CountCheck();
+                await using (var create = await connection.BeginTransactionAsync(cancellationToken))
+                {
+                    await EnsureTableAsync(connection, create, dataset, schema, cancellationToken);
+                    await create.CommitAsync(cancellationToken);
+                }
+
+                Verdicts.Remember(dataset, schema);
             }
 
             var transaction = await connection.BeginTransactionAsync(cancellationToken);

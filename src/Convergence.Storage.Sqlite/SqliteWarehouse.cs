@@ -15,6 +15,9 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
 
     public string Kind => "sqlite";
 
+    /// <summary>The tables this instance verified against their schemas; a write to one of them reads no catalogue.</summary>
+    internal TableSchemaVerdicts Verdicts { get; } = new();
+
     public Task<bool> DatasetExistsAsync(DatasetRef dataset, CancellationToken cancellationToken) =>
         Task.FromResult(File.Exists(files.PathOf(dataset)));
 
@@ -26,11 +29,13 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
         }
 
         await using var connection = await files.OpenAsync(dataset, cancellationToken, SqliteOpenMode.ReadWriteCreate, SqliteDatasetFiles.WarehousePageSize);
+        Verdicts.ForgetDataset(dataset);
         return true;
     }
 
     public Task DropDatasetAsync(DatasetRef dataset, CancellationToken cancellationToken)
     {
+        Verdicts.ForgetDataset(dataset);
         files.Delete(dataset);
         return Task.CompletedTask;
     }
@@ -47,14 +52,17 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
     {
         await using var connection = await OpenExistingAsync(dataset, cancellationToken);
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+        Verdicts.CountCheck();
         var created = await EnsureTableAsync(connection, transaction, dataset, schema, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
+        Verdicts.Remember(dataset, schema);
         return created;
     }
 
     public async Task DropTableAsync(DatasetRef dataset, string table, CancellationToken cancellationToken)
     {
         await using var connection = await OpenExistingAsync(dataset, cancellationToken);
+        Verdicts.Forget(dataset, table);
         await connection.ExecuteAsync(new CommandDefinition($"DROP TABLE IF EXISTS {SqliteSchema.Quote(table)}", cancellationToken: cancellationToken));
     }
 
@@ -66,7 +74,7 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
         {
             // BEGIN IMMEDIATE: the write lock is taken now, so the slice cannot change between delete and insert.
             var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
-            var write = new SqliteWarehouseWrite(connection, transaction, dataset, schema, spec);
+            var write = new SqliteWarehouseWrite(connection, transaction, dataset, schema, spec, Verdicts);
             await write.PrepareAsync(cancellationToken);
             return write;
         }

@@ -486,6 +486,64 @@ public abstract class WarehouseContractTests(IWarehouse warehouse) : IAsyncLifet
             .ShouldBe(["a ", "a ", "b eu"]);
     }
 
+    [Fact]
+    public async Task BeginWrite_TableVerifiedBefore_ReadsNoCatalogueUntilTheSchemaChanges()
+    {
+        var checks = Verdicts.Checks;
+        for (var i = 0; i < 3; i++)
+        {
+            await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 1));
+        }
+
+        Verdicts.Checks.ShouldBe(checks);
+        var evolved = Costs with { Columns = [.. Costs.Columns, new ColumnSchema("region", ColumnType.String, false, null)] };
+        for (var i = 0; i < 2; i++)
+        {
+            await using var write = await Warehouse.BeginWriteAsync(Dataset, evolved, WriteSpec.Append, CancellationToken.None);
+            await write.WriteRecordsAsync(["account", "day", "line", "region"], [["b", Nov2, 9L, "eu"]], CancellationToken.None);
+            await write.CommitAsync(CancellationToken.None);
+        }
+
+        Verdicts.Checks.ShouldBe(checks + 1);
+        (await CountsAsync()).ShouldBe(["a 2020-11-01 3", "b 2020-11-02 2"]);
+    }
+
+    [Fact]
+    public async Task BeginWrite_TableDroppedByTheAdapter_ChecksAgainAndRecreatesIt()
+    {
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 2));
+        await Warehouse.DropTableAsync(Dataset, Costs.Name, CancellationToken.None);
+        var checks = Verdicts.Checks;
+
+        await WriteAsync(WriteSpec.Append, Rows(Nov2, "b", 1));
+        await WriteAsync(WriteSpec.Append, Rows(Nov2, "b", 1));
+
+        Verdicts.Checks.ShouldBe(checks + 1);
+        (await CountsAsync()).ShouldBe(["b 2020-11-02 2"]);
+    }
+
+    [Fact]
+    public async Task BeginWrite_SchemaConflict_IsNeverRemembered()
+    {
+        var changed = Costs with { Columns = [.. Costs.Columns.Select(c => c.Name == "line" ? c with { Type = ColumnType.String } : c)] };
+        var checks = Verdicts.Checks;
+
+        for (var i = 0; i < 2; i++)
+        {
+            await Should.ThrowAsync<TableSchemaConflictException>(() => Warehouse.BeginWriteAsync(Dataset, changed, WriteSpec.Append, CancellationToken.None));
+        }
+
+        Verdicts.Checks.ShouldBe(checks + 2);
+    }
+
+    /// <summary>The adapter's verdict cache, whose <see cref="TableSchemaVerdicts.Checks"/> counts catalogue checks.</summary>
+    private TableSchemaVerdicts Verdicts => (Warehouse is FaultyWarehouse faulty ? faulty.Inner : Warehouse) switch
+    {
+        Convergence.Storage.Sqlite.SqliteWarehouse sqlite => sqlite.Verdicts,
+        PostgresWarehouse postgres => postgres.Verdicts,
+        _ => throw new InvalidOperationException($"no verdict cache on {Warehouse.Kind}"),
+    };
+
     /// <summary>
     /// The table's columns as the adapter's catalogue describes them: <c>name type required|nullable</c>, in order. By
     /// <see cref="IWarehouse.Kind"/>: the SQLite subclass runs on PostgreSQL under <c>CONVERGENCE_TEST_BACKEND=postgres</c>.
