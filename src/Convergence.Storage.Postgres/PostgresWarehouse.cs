@@ -239,13 +239,58 @@ internal sealed class PostgresWarehouse(PostgresWarehouseSource source) : IWareh
             }
         }
 
-        var diff = TableSchemaDiff.Compute(dataset, schema, columns, indexes, PostgresSchema.CatalogTypeOf);
+        var primaryKey = new List<string>();
+        var uniqueKeys = new List<IReadOnlyList<string>>();
+        await using (var command = new NpgsqlCommand(
+            "SELECT i.indisprimary, ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.n) " +
+            "FROM pg_catalog.pg_index i WHERE i.indrelid = to_regclass(@name) AND i.indisunique",
+            connection,
+            transaction))
+        {
+            command.Parameters.AddWithValue("name", qualified);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var keyColumns = reader.GetFieldValue<string[]>(1);
+                if (reader.GetBoolean(0))
+                {
+                    primaryKey.AddRange(keyColumns);
+                }
+                else
+                {
+                    uniqueKeys.Add(keyColumns);
+                }
+            }
+        }
+
+        var diff = TableSchemaDiff.Compute(dataset, schema, columns, indexes, new ExistingKeys(primaryKey, uniqueKeys), PostgresSchema.CatalogTypeOf);
         var statements = diff.ColumnsToAdd.Select(c => PostgresSchema.AddColumn(dataset, schema, c))
             .Concat(diff.ColumnsToRelax.Select(c => PostgresSchema.DropNotNull(dataset, schema, c)))
             .Concat(diff.IndexesToCreate.Select(i => PostgresSchema.CreateIndex(dataset, schema, i)));
         foreach (var statement in statements)
         {
             await ExecuteAsync(connection, transaction, statement, cancellationToken);
+        }
+
+        // A key is added last: duplicates (or NULLs under a primary key) in the existing rows fail the statement, which
+        // aborts the transaction, so the caller's rollback leaves the table as it was.
+        var keys = new List<(string Kind, IReadOnlyList<string> Columns)>();
+        if (diff.AddPrimaryKey)
+        {
+            keys.Add(("PRIMARY KEY", schema.PrimaryKey));
+        }
+
+        keys.AddRange(diff.UniqueKeysToAdd.Select(k => ("UNIQUE", k)));
+        foreach (var (kind, keyColumns) in keys)
+        {
+            try
+            {
+                await ExecuteAsync(connection, transaction, $"ALTER TABLE {qualified} ADD {kind} ({string.Join(", ", keyColumns.Select(PostgresSchema.Quote))})", cancellationToken);
+            }
+            catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.UniqueViolation or PostgresErrorCodes.NotNullViolation)
+            {
+                throw TableSchemaDiff.DuplicatesFor(dataset, schema, kind, keyColumns, ex);
+            }
         }
 
         return false;

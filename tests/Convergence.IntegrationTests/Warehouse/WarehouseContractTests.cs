@@ -536,6 +536,72 @@ public abstract class WarehouseContractTests(IWarehouse warehouse) : IAsyncLifet
         Verdicts.Checks.ShouldBe(checks + 2);
     }
 
+    [Fact]
+    public async Task EnsureTable_SchemaAddsAPrimaryKey_AddsItAndThenRefusesASchemaWithoutIt()
+    {
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 3));
+        var keyed = Costs with { PrimaryKey = ["account", "day", "line"] };
+
+        (await Warehouse.EnsureTableAsync(Dataset, keyed, CancellationToken.None)).ShouldBeFalse();
+        (await Warehouse.EnsureTableAsync(Dataset, keyed, CancellationToken.None)).ShouldBeFalse();
+
+        (await CountsAsync()).ShouldBe(["a 2020-11-01 3"]);
+        var dropped = await Should.ThrowAsync<TableSchemaConflictException>(() => Warehouse.EnsureTableAsync(Dataset, Costs, CancellationToken.None));
+        dropped.Message.ShouldContain("PRIMARY KEY (account, day, line)");
+        var other = await Should.ThrowAsync<TableSchemaConflictException>(() => Warehouse.EnsureTableAsync(Dataset, Costs with { PrimaryKey = ["account", "line"] }, CancellationToken.None));
+        other.Message.ShouldContain("PRIMARY KEY (account, line)");
+        other.Message.ShouldContain("PRIMARY KEY (account, day, line)");
+    }
+
+    [Fact]
+    public async Task EnsureTable_PrimaryKeyOverDuplicates_IsRefusedAndNothingChanges()
+    {
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 2));
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 2));
+        var keyed = Costs with
+        {
+            Columns = [.. Costs.Columns, new ColumnSchema("region", ColumnType.String, false, null)],
+            PrimaryKey = ["account", "day", "line"],
+        };
+
+        var conflict = await Should.ThrowAsync<TableSchemaConflictException>(() => Warehouse.EnsureTableAsync(Dataset, keyed, CancellationToken.None));
+
+        conflict.Message.ShouldContain("PRIMARY KEY (account, day, line)");
+        conflict.Message.ShouldContain("duplicates");
+        (await ColumnsAsync()).ShouldNotContain(c => c.StartsWith("region ", StringComparison.Ordinal));
+        (await CountsAsync()).ShouldBe(["a 2020-11-01 4"]);
+    }
+
+    [Fact]
+    public async Task EnsureTable_SchemaAddsAUniqueKey_AddsItAndRefusesAKeyOnOtherColumns()
+    {
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 3));
+        var unique = Costs with { UniqueKeys = [["account", "day", "line"]] };
+
+        (await Warehouse.EnsureTableAsync(Dataset, unique, CancellationToken.None)).ShouldBeFalse();
+        (await Warehouse.EnsureTableAsync(Dataset, unique, CancellationToken.None)).ShouldBeFalse();
+
+        var changed = await Should.ThrowAsync<TableSchemaConflictException>(() => Warehouse.EnsureTableAsync(Dataset, Costs with { UniqueKeys = [["account", "line"]] }, CancellationToken.None));
+        changed.Message.ShouldContain("UNIQUE (account, line)");
+        changed.Message.ShouldContain("UNIQUE (account, day, line)");
+        await Should.ThrowAsync<TableSchemaConflictException>(() => Warehouse.EnsureTableAsync(Dataset, Costs, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task EnsureTable_UniqueKeyOverDuplicates_IsRefusedAndNothingChanges()
+    {
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 2));
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 2));
+        var unique = Costs with { UniqueKeys = [["account", "day", "line"]] };
+
+        var conflict = await Should.ThrowAsync<TableSchemaConflictException>(() => Warehouse.EnsureTableAsync(Dataset, unique, CancellationToken.None));
+
+        conflict.Message.ShouldContain("UNIQUE (account, day, line)");
+        conflict.Message.ShouldContain("duplicates");
+        (await Warehouse.EnsureTableAsync(Dataset, Costs, CancellationToken.None)).ShouldBeFalse();
+        (await CountsAsync()).ShouldBe(["a 2020-11-01 4"]);
+    }
+
     /// <summary>The adapter's verdict cache, whose <see cref="TableSchemaVerdicts.Checks"/> counts catalogue checks.</summary>
     private TableSchemaVerdicts Verdicts => (Warehouse is FaultyWarehouse faulty ? faulty.Inner : Warehouse) switch
     {
