@@ -16,6 +16,9 @@ internal sealed class PostgresWarehouse(PostgresWarehouseSource source) : IWareh
 
     public string Kind => "postgres";
 
+    /// <summary>The tables this instance verified against their schemas; a write to one of them reads no catalogue.</summary>
+    internal TableSchemaVerdicts Verdicts { get; } = new();
+
     public async Task<bool> DatasetExistsAsync(DatasetRef dataset, CancellationToken cancellationToken)
     {
         await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
@@ -33,6 +36,7 @@ internal sealed class PostgresWarehouse(PostgresWarehouseSource source) : IWareh
         try
         {
             await ExecuteAsync(connection, null, $"CREATE SCHEMA {PostgresSchema.Quote(dataset.Name)}", cancellationToken);
+            Verdicts.ForgetDataset(dataset);
             return true;
         }
         catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.DuplicateSchema or PostgresErrorCodes.UniqueViolation)
@@ -45,6 +49,7 @@ internal sealed class PostgresWarehouse(PostgresWarehouseSource source) : IWareh
     public async Task DropDatasetAsync(DatasetRef dataset, CancellationToken cancellationToken)
     {
         await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
+        Verdicts.ForgetDataset(dataset);
         await ExecuteAsync(connection, null, $"DROP SCHEMA IF EXISTS {PostgresSchema.Quote(dataset.Name)} CASCADE", cancellationToken);
     }
 
@@ -67,14 +72,17 @@ internal sealed class PostgresWarehouse(PostgresWarehouseSource source) : IWareh
     {
         await using var connection = await OpenExistingAsync(dataset, cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        Verdicts.CountCheck();
         var created = await EnsureTableAsync(connection, transaction, dataset, schema, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
+        Verdicts.Remember(dataset, schema);
         return created;
     }
 
     public async Task DropTableAsync(DatasetRef dataset, string table, CancellationToken cancellationToken)
     {
         await using var connection = await OpenExistingAsync(dataset, cancellationToken);
+        Verdicts.Forget(dataset, table);
         await ExecuteAsync(connection, null, $"DROP TABLE IF EXISTS {PostgresSchema.Qualified(dataset, table)}", cancellationToken);
     }
 
@@ -84,11 +92,18 @@ internal sealed class PostgresWarehouse(PostgresWarehouseSource source) : IWareh
         var connection = await OpenExistingAsync(dataset, cancellationToken);
         try
         {
-            // The table is created or evolved in its own short transaction, so the DDL lock is not held for the whole write.
-            await using (var create = await connection.BeginTransactionAsync(cancellationToken))
+            // The table is created or evolved in its own short transaction, so the DDL lock is not held for the whole
+            // write; a table this instance already verified against this schema is not checked again (see TableSchemaVerdicts).
+            if (!Verdicts.Matches(dataset, schema))
             {
-                await EnsureTableAsync(connection, create, dataset, schema, cancellationToken);
-                await create.CommitAsync(cancellationToken);
+                Verdicts.CountCheck();
+                await using (var create = await connection.BeginTransactionAsync(cancellationToken))
+                {
+                    await EnsureTableAsync(connection, create, dataset, schema, cancellationToken);
+                    await create.CommitAsync(cancellationToken);
+                }
+
+                Verdicts.Remember(dataset, schema);
             }
 
             var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -224,13 +239,58 @@ internal sealed class PostgresWarehouse(PostgresWarehouseSource source) : IWareh
             }
         }
 
-        var diff = TableSchemaDiff.Compute(dataset, schema, columns, indexes, PostgresSchema.CatalogTypeOf);
+        var primaryKey = new List<string>();
+        var uniqueKeys = new List<IReadOnlyList<string>>();
+        await using (var command = new NpgsqlCommand(
+            "SELECT i.indisprimary, ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.n) " +
+            "FROM pg_catalog.pg_index i WHERE i.indrelid = to_regclass(@name) AND i.indisunique",
+            connection,
+            transaction))
+        {
+            command.Parameters.AddWithValue("name", qualified);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var keyColumns = reader.GetFieldValue<string[]>(1);
+                if (reader.GetBoolean(0))
+                {
+                    primaryKey.AddRange(keyColumns);
+                }
+                else
+                {
+                    uniqueKeys.Add(keyColumns);
+                }
+            }
+        }
+
+        var diff = TableSchemaDiff.Compute(dataset, schema, columns, indexes, new ExistingKeys(primaryKey, uniqueKeys), PostgresSchema.CatalogTypeOf);
         var statements = diff.ColumnsToAdd.Select(c => PostgresSchema.AddColumn(dataset, schema, c))
             .Concat(diff.ColumnsToRelax.Select(c => PostgresSchema.DropNotNull(dataset, schema, c)))
             .Concat(diff.IndexesToCreate.Select(i => PostgresSchema.CreateIndex(dataset, schema, i)));
         foreach (var statement in statements)
         {
             await ExecuteAsync(connection, transaction, statement, cancellationToken);
+        }
+
+        // A key is added last: duplicates (or NULLs under a primary key) in the existing rows fail the statement, which
+        // aborts the transaction, so the caller's rollback leaves the table as it was.
+        var keys = new List<(string Kind, IReadOnlyList<string> Columns)>();
+        if (diff.AddPrimaryKey)
+        {
+            keys.Add(("PRIMARY KEY", schema.PrimaryKey));
+        }
+
+        keys.AddRange(diff.UniqueKeysToAdd.Select(k => ("UNIQUE", k)));
+        foreach (var (kind, keyColumns) in keys)
+        {
+            try
+            {
+                await ExecuteAsync(connection, transaction, $"ALTER TABLE {qualified} ADD {kind} ({string.Join(", ", keyColumns.Select(PostgresSchema.Quote))})", cancellationToken);
+            }
+            catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.UniqueViolation or PostgresErrorCodes.NotNullViolation)
+            {
+                throw TableSchemaDiff.DuplicatesFor(dataset, schema, kind, keyColumns, ex);
+            }
         }
 
         return false;

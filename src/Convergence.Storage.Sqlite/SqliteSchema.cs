@@ -55,6 +55,17 @@ internal static class SqliteSchema
         return (quoted, $"CREATE INDEX IF NOT EXISTS {quoted} ON {Quote(schema.Name)} ({string.Join(", ", columns.Select(Quote))})");
     }
 
+    /// <summary>
+    /// <c>CREATE UNIQUE INDEX</c> for a unique key added to an existing table, named <c>uq_{table}_{columns}</c>; its
+    /// catalogue entry reads like the <c>UNIQUE (…)</c> constraint a new table declares.
+    /// </summary>
+    public static string UniqueIndex(TableSchema schema, IReadOnlyList<string> columns)
+    {
+        var name = $"uq_{schema.Name}_{string.Join("_", columns)}";
+        name = name.Length > SqlIdentifier.MaxLength ? name[..SqlIdentifier.MaxLength] : name;
+        return $"CREATE UNIQUE INDEX IF NOT EXISTS {Quote(name)} ON {Quote(schema.Name)} ({string.Join(", ", columns.Select(Quote))})";
+    }
+
     /// <summary><c>ALTER TABLE … ADD COLUMN</c> for a NULLABLE column (SQLite adds a column only at the end).</summary>
     public static string AddColumn(TableSchema schema, ColumnSchema column) =>
         $"ALTER TABLE {Quote(schema.Name)} ADD COLUMN {Quote(column.Name)} {TypeOf(column.Type)}";

@@ -13,7 +13,13 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
     internal const int SqliteBusy = 5;
     internal const int SqliteLocked = 6;
 
+    /// <summary>SQLITE_CONSTRAINT: a row breaks a key or NOT NULL.</summary>
+    private const int SqliteConstraint = 19;
+
     public string Kind => "sqlite";
+
+    /// <summary>The tables this instance verified against their schemas; a write to one of them reads no catalogue.</summary>
+    internal TableSchemaVerdicts Verdicts { get; } = new();
 
     public Task<bool> DatasetExistsAsync(DatasetRef dataset, CancellationToken cancellationToken) =>
         Task.FromResult(File.Exists(files.PathOf(dataset)));
@@ -26,11 +32,13 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
         }
 
         await using var connection = await files.OpenAsync(dataset, cancellationToken, SqliteOpenMode.ReadWriteCreate, SqliteDatasetFiles.WarehousePageSize);
+        Verdicts.ForgetDataset(dataset);
         return true;
     }
 
     public Task DropDatasetAsync(DatasetRef dataset, CancellationToken cancellationToken)
     {
+        Verdicts.ForgetDataset(dataset);
         files.Delete(dataset);
         return Task.CompletedTask;
     }
@@ -47,14 +55,17 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
     {
         await using var connection = await OpenExistingAsync(dataset, cancellationToken);
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+        Verdicts.CountCheck();
         var created = await EnsureTableAsync(connection, transaction, dataset, schema, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
+        Verdicts.Remember(dataset, schema);
         return created;
     }
 
     public async Task DropTableAsync(DatasetRef dataset, string table, CancellationToken cancellationToken)
     {
         await using var connection = await OpenExistingAsync(dataset, cancellationToken);
+        Verdicts.Forget(dataset, table);
         await connection.ExecuteAsync(new CommandDefinition($"DROP TABLE IF EXISTS {SqliteSchema.Quote(table)}", cancellationToken: cancellationToken));
     }
 
@@ -66,7 +77,7 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
         {
             // BEGIN IMMEDIATE: the write lock is taken now, so the slice cannot change between delete and insert.
             var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
-            var write = new SqliteWarehouseWrite(connection, transaction, dataset, schema, spec);
+            var write = new SqliteWarehouseWrite(connection, transaction, dataset, schema, spec, Verdicts);
             await write.PrepareAsync(cancellationToken);
             return write;
         }
@@ -132,7 +143,8 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
     /// SQLite adds a column in place but cannot drop a NOT NULL: a relaxed column rebuilds the table in the schema's
     /// shape under a temporary name, copies the rows, drops the old table, renames the new one and recreates the
     /// schema's indexes. The new shape carries the schema's keys: rows that break them fail the copy, and the
-    /// transaction leaves the old table as it was.
+    /// transaction leaves the old table as it was. A missing primary key takes the same rebuild (SQLite adds none to an
+    /// existing table); a missing unique key becomes a unique index.
     /// </remarks>
     internal static async Task<bool> EnsureTableAsync(SqliteConnection connection, SqliteTransaction transaction, DatasetRef dataset, TableSchema schema, CancellationToken cancellationToken)
     {
@@ -152,9 +164,24 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
             "SELECT name, type, \"notnull\" FROM pragma_table_info(@table) ORDER BY cid", new { table = schema.Name }, transaction, cancellationToken: cancellationToken));
         var indexes = await connection.QueryAsync<string>(new CommandDefinition(
             "SELECT name FROM pragma_index_list(@table)", new { table = schema.Name }, transaction, cancellationToken: cancellationToken));
+        var primaryKey = await connection.QueryAsync<string>(new CommandDefinition(
+            "SELECT name FROM pragma_table_info(@table) WHERE pk > 0 ORDER BY pk", new { table = schema.Name }, transaction, cancellationToken: cancellationToken));
+        var uniqueKeys = new List<IReadOnlyList<string>>();
+        foreach (var index in await connection.QueryAsync<string>(new CommandDefinition(
+            "SELECT name FROM pragma_index_list(@table) WHERE \"unique\" = 1 AND origin <> 'pk'", new { table = schema.Name }, transaction, cancellationToken: cancellationToken)))
+        {
+            uniqueKeys.Add([.. await connection.QueryAsync<string>(new CommandDefinition(
+                "SELECT name FROM pragma_index_info(@index) ORDER BY seqno", new { index }, transaction, cancellationToken: cancellationToken))]);
+        }
+
         var diff = TableSchemaDiff.Compute(
-            dataset, schema, [.. columns.Select(c => new ExistingColumn(c.Name, c.Type, c.NotNull != 0))], [.. indexes], SqliteSchema.TypeOf);
-        if (diff.ColumnsToRelax.Count > 0)
+            dataset,
+            schema,
+            [.. columns.Select(c => new ExistingColumn(c.Name, c.Type, c.NotNull != 0))],
+            [.. indexes],
+            new ExistingKeys([.. primaryKey], uniqueKeys),
+            SqliteSchema.TypeOf);
+        if (diff.ColumnsToRelax.Count > 0 || diff.AddPrimaryKey)
         {
             var table = SqliteSchema.Quote(schema.Name);
             var temporary = $"_evolving_{schema.Name}";
@@ -162,7 +189,15 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
             var kept = string.Join(", ", columns.Select(c => SqliteSchema.Quote(c.Name)));
             await Execute($"DROP TABLE IF EXISTS {SqliteSchema.Quote(temporary)}");
             await Execute(SqliteSchema.CreateTable(schema, temporary));
-            await Execute($"INSERT INTO {SqliteSchema.Quote(temporary)} ({kept}) SELECT {kept} FROM {table}");
+            try
+            {
+                await Execute($"INSERT INTO {SqliteSchema.Quote(temporary)} ({kept}) SELECT {kept} FROM {table}");
+            }
+            catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteConstraint && diff.AddPrimaryKey)
+            {
+                throw TableSchemaDiff.DuplicatesFor(dataset, schema, "PRIMARY KEY", schema.PrimaryKey, ex);
+            }
+
             await Execute($"DROP TABLE {table}");
             await Execute($"ALTER TABLE {SqliteSchema.Quote(temporary)} RENAME TO {table}");
             foreach (var (_, create) in SqliteSchema.Indexes(schema))
@@ -181,6 +216,20 @@ internal sealed class SqliteWarehouse(SqliteDatasetFiles files) : IWarehouse
         foreach (var index in diff.IndexesToCreate)
         {
             await Execute(SqliteSchema.Index(schema, index).Create);
+        }
+
+        // A missing unique key becomes a unique index (SQLite adds no constraint to an existing table); duplicates in the
+        // existing rows fail it inside the caller's transaction, which then leaves the table as it was.
+        foreach (var key in diff.UniqueKeysToAdd)
+        {
+            try
+            {
+                await Execute(SqliteSchema.UniqueIndex(schema, key));
+            }
+            catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteConstraint)
+            {
+                throw TableSchemaDiff.DuplicatesFor(dataset, schema, "UNIQUE", key, ex);
+            }
         }
 
         return false;

@@ -10,21 +10,34 @@ namespace Convergence.Storage.Sqlite;
 /// One write transaction on a dataset file: the write mode's delete runs first, rows or a query's result follow,
 /// data-quality checks see the uncommitted result, and only <see cref="CommitAsync"/> makes it visible.
 /// </summary>
-internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTransaction transaction, DatasetRef dataset, TableSchema schema, WriteSpec spec) : IWarehouseWrite
+internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTransaction transaction, DatasetRef dataset, TableSchema schema, WriteSpec spec, TableSchemaVerdicts verdicts) : IWarehouseWrite
 {
     private readonly SqliteTransactionScope _scope = new(connection, transaction);
 
     private const int SampleSize = 5;
     private Dictionary<string, int>? _columnIndex;
+    private bool _checked;
 
     public TableSchema Schema => schema;
 
     private string Table => SqliteSchema.Quote(schema.Name);
 
-    /// <summary>Creates or evolves the table and applies the mode's replacement: all rows, or the run's slice.</summary>
+    /// <summary>
+    /// Creates or evolves the table, unless this adapter instance already verified it against this schema, and applies
+    /// the mode's replacement: all rows, or the run's slice.
+    /// </summary>
+    /// <remarks>
+    /// The check runs inside the write's transaction, so its verdict is remembered only once <see cref="CommitAsync"/>
+    /// committed: a rolled-back write may have rolled back an evolution too.
+    /// </remarks>
     public async Task PrepareAsync(CancellationToken cancellationToken)
     {
-        await SqliteWarehouse.EnsureTableAsync(connection, transaction, dataset, schema, cancellationToken);
+        if (!verdicts.Matches(dataset, schema))
+        {
+            verdicts.CountCheck();
+            await SqliteWarehouse.EnsureTableAsync(connection, transaction, dataset, schema, cancellationToken);
+            _checked = true;
+        }
 
         switch (spec.Mode)
         {
@@ -373,7 +386,14 @@ internal sealed class SqliteWarehouseWrite(SqliteConnection connection, SqliteTr
         }
     }
 
-    public Task CommitAsync(CancellationToken cancellationToken) => _scope.CommitAsync(cancellationToken);
+    public async Task CommitAsync(CancellationToken cancellationToken)
+    {
+        await _scope.CommitAsync(cancellationToken);
+        if (_checked)
+        {
+            verdicts.Remember(dataset, schema);
+        }
+    }
 
     public ValueTask DisposeAsync() => _scope.DisposeAsync();
 

@@ -111,4 +111,47 @@ public sealed class TableSchemaDiffTests
 
         error.Conflicts.Select(c => c.Column).ShouldBe(["day", "requests"]);
     }
+
+    private static readonly ExistingColumn[] UsageColumns = [new("day", "TEXT", true), new("requests", "INTEGER", false), new("note", "TEXT", false)];
+
+    [Fact]
+    public void Compute_KeysMissing_AddsThem()
+    {
+        var schema = Usage with { PrimaryKey = ["day"], UniqueKeys = [["day", "note"]] };
+
+        var diff = TableSchemaDiff.Compute(Dataset, schema, UsageColumns, ["ix_usage_day"], ExistingKeys.None, StoredType);
+
+        diff.AddPrimaryKey.ShouldBeTrue();
+        diff.UniqueKeysToAdd.ShouldBe([["day", "note"]]);
+        diff.IsEmpty.ShouldBeFalse();
+    }
+
+    [Fact]
+    public void Compute_KeysMatch_IsEmpty()
+    {
+        var schema = Usage with { PrimaryKey = ["day"], UniqueKeys = [["day", "note"]] };
+
+        TableSchemaDiff.Compute(Dataset, schema, UsageColumns, ["ix_usage_day"], new ExistingKeys(["day"], [["day", "note"]]), StoredType).IsEmpty.ShouldBeTrue();
+    }
+
+    [Fact]
+    public void Compute_PrimaryKeyOnOtherColumns_IsRefusedNamingBoth()
+    {
+        var conflict = Should.Throw<TableSchemaConflictException>(() =>
+            TableSchemaDiff.Compute(Dataset, Usage with { PrimaryKey = ["day", "note"] }, UsageColumns, [], new ExistingKeys(["day"], []), StoredType));
+
+        conflict.Message.ShouldContain("PRIMARY KEY (day, note)");
+        conflict.Message.ShouldContain("PRIMARY KEY (day)");
+    }
+
+    [Fact]
+    public void Compute_KeysTheSchemaNoLongerDeclares_AreRefused()
+    {
+        var conflict = Should.Throw<TableSchemaConflictException>(() =>
+            TableSchemaDiff.Compute(Dataset, Usage, UsageColumns, [], new ExistingKeys(["day"], [["note"]]), StoredType));
+
+        conflict.Message.ShouldContain("PRIMARY KEY (day)");
+        conflict.Message.ShouldContain("UNIQUE (note)");
+        conflict.Message.ShouldContain("upsert");
+    }
 }

@@ -192,6 +192,9 @@ internal sealed class FaultyWarehouse(IWarehouse inner, FaultPlan faults) : IWar
 {
     public string Kind => inner.Kind;
 
+    /// <summary>The real warehouse this one forwards to.</summary>
+    public IWarehouse Inner => inner;
+
     public Task<bool> DatasetExistsAsync(DatasetRef dataset, CancellationToken cancellationToken) => inner.DatasetExistsAsync(dataset, cancellationToken);
 
     public Task<bool> CreateDatasetAsync(DatasetRef dataset, CancellationToken cancellationToken) => inner.CreateDatasetAsync(dataset, cancellationToken);

@@ -21,14 +21,13 @@ public sealed class SqliteTableRebuildTests : IAsyncLifetime
             new ColumnSchema("day", ColumnType.Date, true, null),
             new ColumnSchema("requests", ColumnType.Int64, true, null),
         ],
-        ["account", "day", "requests"],
         [],
+        [["account", "day", "requests"]],
         [["day"]]);
 
     private static readonly TableSchema Relaxed = Schema with
     {
         Columns = [.. Schema.Columns.Select(c => c.Name == "requests" ? c with { Required = false } : c)],
-        PrimaryKey = [],
     };
 
     private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("convergence-rebuild-");
@@ -64,7 +63,7 @@ public sealed class SqliteTableRebuildTests : IAsyncLifetime
 
         (await RowsAsync()).ShouldBe(["a 2025-11-20 0", "a 2025-11-20 1", "b 2025-11-21 0"]);
         (await ColumnsAsync()).ShouldBe(["account TEXT 1", "day TEXT 1", "requests INTEGER 0"]);
-        (await QueryAsync("SELECT name FROM pragma_index_list('usage_rows')")).Select(r => r.Text("name")).ShouldBe(["ix_usage_rows_day"]);
+        (await QueryAsync("SELECT name FROM pragma_index_list('usage_rows') ORDER BY name")).Select(r => r.Text("name")).ShouldBe(["ix_usage_rows_day", "sqlite_autoindex_usage_rows_1"]);
         (await Warehouse.ListTablesAsync(_dataset, CancellationToken.None)).ShouldBe(["usage_rows"]);
         (await Warehouse.EnsureTableAsync(_dataset, Relaxed, CancellationToken.None)).ShouldBeFalse();
     }
@@ -72,8 +71,8 @@ public sealed class SqliteTableRebuildTests : IAsyncLifetime
     [Fact]
     public async Task EnsureTable_RebuildFailsCopyingTheRows_LeavesTheOldTableAsItWas()
     {
-        // Keys are not compared, but the rebuild creates the schema's shape: a unique key the rows break fails the copy.
-        var breaking = Relaxed with { UniqueKeys = [["account", "day"]] };
+        // The rebuild creates the schema's shape: a unique key added alongside that the rows break fails the copy.
+        var breaking = Relaxed with { UniqueKeys = [.. Relaxed.UniqueKeys, ["account", "day"]] };
         var before = await ColumnsAsync();
 
         await Should.ThrowAsync<Microsoft.Data.Sqlite.SqliteException>(() => Warehouse.EnsureTableAsync(_dataset, breaking, CancellationToken.None));

@@ -512,6 +512,130 @@ public abstract class WarehouseContractTests(IWarehouse warehouse) : IAsyncLifet
             .ShouldBe(["a ", "a ", "b eu"]);
     }
 
+    [Fact]
+    public async Task BeginWrite_TableVerifiedBefore_ReadsNoCatalogueUntilTheSchemaChanges()
+    {
+        var checks = Verdicts.Checks;
+        for (var i = 0; i < 3; i++)
+        {
+            await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 1));
+        }
+
+        Verdicts.Checks.ShouldBe(checks);
+        var evolved = Costs with { Columns = [.. Costs.Columns, new ColumnSchema("region", ColumnType.String, false, null)] };
+        for (var i = 0; i < 2; i++)
+        {
+            await using var write = await Warehouse.BeginWriteAsync(Dataset, evolved, WriteSpec.Append, CancellationToken.None);
+            await write.WriteRecordsAsync(["account", "day", "line", "region"], [["b", Nov2, 9L, "eu"]], CancellationToken.None);
+            await write.CommitAsync(CancellationToken.None);
+        }
+
+        Verdicts.Checks.ShouldBe(checks + 1);
+        (await CountsAsync()).ShouldBe(["a 2020-11-01 3", "b 2020-11-02 2"]);
+    }
+
+    [Fact]
+    public async Task BeginWrite_TableDroppedByTheAdapter_ChecksAgainAndRecreatesIt()
+    {
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 2));
+        await Warehouse.DropTableAsync(Dataset, Costs.Name, CancellationToken.None);
+        var checks = Verdicts.Checks;
+
+        await WriteAsync(WriteSpec.Append, Rows(Nov2, "b", 1));
+        await WriteAsync(WriteSpec.Append, Rows(Nov2, "b", 1));
+
+        Verdicts.Checks.ShouldBe(checks + 1);
+        (await CountsAsync()).ShouldBe(["b 2020-11-02 2"]);
+    }
+
+    [Fact]
+    public async Task BeginWrite_SchemaConflict_IsNeverRemembered()
+    {
+        var changed = Costs with { Columns = [.. Costs.Columns.Select(c => c.Name == "line" ? c with { Type = ColumnType.String } : c)] };
+        var checks = Verdicts.Checks;
+
+        for (var i = 0; i < 2; i++)
+        {
+            await Should.ThrowAsync<TableSchemaConflictException>(() => Warehouse.BeginWriteAsync(Dataset, changed, WriteSpec.Append, CancellationToken.None));
+        }
+
+        Verdicts.Checks.ShouldBe(checks + 2);
+    }
+
+    [Fact]
+    public async Task EnsureTable_SchemaAddsAPrimaryKey_AddsItAndThenRefusesASchemaWithoutIt()
+    {
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 3));
+        var keyed = Costs with { PrimaryKey = ["account", "day", "line"] };
+
+        (await Warehouse.EnsureTableAsync(Dataset, keyed, CancellationToken.None)).ShouldBeFalse();
+        (await Warehouse.EnsureTableAsync(Dataset, keyed, CancellationToken.None)).ShouldBeFalse();
+
+        (await CountsAsync()).ShouldBe(["a 2020-11-01 3"]);
+        var dropped = await Should.ThrowAsync<TableSchemaConflictException>(() => Warehouse.EnsureTableAsync(Dataset, Costs, CancellationToken.None));
+        dropped.Message.ShouldContain("PRIMARY KEY (account, day, line)");
+        var other = await Should.ThrowAsync<TableSchemaConflictException>(() => Warehouse.EnsureTableAsync(Dataset, Costs with { PrimaryKey = ["account", "line"] }, CancellationToken.None));
+        other.Message.ShouldContain("PRIMARY KEY (account, line)");
+        other.Message.ShouldContain("PRIMARY KEY (account, day, line)");
+    }
+
+    [Fact]
+    public async Task EnsureTable_PrimaryKeyOverDuplicates_IsRefusedAndNothingChanges()
+    {
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 2));
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 2));
+        var keyed = Costs with
+        {
+            Columns = [.. Costs.Columns, new ColumnSchema("region", ColumnType.String, false, null)],
+            PrimaryKey = ["account", "day", "line"],
+        };
+
+        var conflict = await Should.ThrowAsync<TableSchemaConflictException>(() => Warehouse.EnsureTableAsync(Dataset, keyed, CancellationToken.None));
+
+        conflict.Message.ShouldContain("PRIMARY KEY (account, day, line)");
+        conflict.Message.ShouldContain("duplicates");
+        (await ColumnsAsync()).ShouldNotContain(c => c.StartsWith("region ", StringComparison.Ordinal));
+        (await CountsAsync()).ShouldBe(["a 2020-11-01 4"]);
+    }
+
+    [Fact]
+    public async Task EnsureTable_SchemaAddsAUniqueKey_AddsItAndRefusesAKeyOnOtherColumns()
+    {
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 3));
+        var unique = Costs with { UniqueKeys = [["account", "day", "line"]] };
+
+        (await Warehouse.EnsureTableAsync(Dataset, unique, CancellationToken.None)).ShouldBeFalse();
+        (await Warehouse.EnsureTableAsync(Dataset, unique, CancellationToken.None)).ShouldBeFalse();
+
+        var changed = await Should.ThrowAsync<TableSchemaConflictException>(() => Warehouse.EnsureTableAsync(Dataset, Costs with { UniqueKeys = [["account", "line"]] }, CancellationToken.None));
+        changed.Message.ShouldContain("UNIQUE (account, line)");
+        changed.Message.ShouldContain("UNIQUE (account, day, line)");
+        await Should.ThrowAsync<TableSchemaConflictException>(() => Warehouse.EnsureTableAsync(Dataset, Costs, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task EnsureTable_UniqueKeyOverDuplicates_IsRefusedAndNothingChanges()
+    {
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 2));
+        await WriteAsync(WriteSpec.Append, Rows(Nov1, "a", 2));
+        var unique = Costs with { UniqueKeys = [["account", "day", "line"]] };
+
+        var conflict = await Should.ThrowAsync<TableSchemaConflictException>(() => Warehouse.EnsureTableAsync(Dataset, unique, CancellationToken.None));
+
+        conflict.Message.ShouldContain("UNIQUE (account, day, line)");
+        conflict.Message.ShouldContain("duplicates");
+        (await Warehouse.EnsureTableAsync(Dataset, Costs, CancellationToken.None)).ShouldBeFalse();
+        (await CountsAsync()).ShouldBe(["a 2020-11-01 4"]);
+    }
+
+    /// <summary>The adapter's verdict cache, whose <see cref="TableSchemaVerdicts.Checks"/> counts catalogue checks.</summary>
+    private TableSchemaVerdicts Verdicts => (Warehouse is FaultyWarehouse faulty ? faulty.Inner : Warehouse) switch
+    {
+        Convergence.Storage.Sqlite.SqliteWarehouse sqlite => sqlite.Verdicts,
+        PostgresWarehouse postgres => postgres.Verdicts,
+        _ => throw new InvalidOperationException($"no verdict cache on {Warehouse.Kind}"),
+    };
+
     /// <summary>
     /// The table's columns as the adapter's catalogue describes them: <c>name type required|nullable</c>, in order. By
     /// <see cref="IWarehouse.Kind"/>: the SQLite subclass runs on PostgreSQL under <c>CONVERGENCE_TEST_BACKEND=postgres</c>.
