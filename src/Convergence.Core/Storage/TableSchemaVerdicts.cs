@@ -72,6 +72,7 @@ public sealed class TableSchemaVerdicts
         Keys(text, "pk", [schema.PrimaryKey]);
         Keys(text, "uq", schema.UniqueKeys);
         Keys(text, "ix", schema.Indexes);
+        Keys(text, "brin", schema.BlockRangeIndexes);
         return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
     }
 }
