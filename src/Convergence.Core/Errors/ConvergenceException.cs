@@ -67,6 +67,12 @@ public sealed class DataQualityException(string message) : Exception(message);
 /// <summary>The run was stopped by a shutdown of its worker, not by a user; its step writes were rolled back.</summary>
 public sealed class RunInterruptedException(string message) : Exception(message);
 
+/// <summary>
+/// A queued run was not started: a step's processor refused the org (<see cref="Pipelines.IOrgRunRequestValidator"/>,
+/// such as a missing or INVALID integration). The run is FAILED with the reason and none of its steps executed.
+/// </summary>
+public sealed class RunRefusedException(string message) : Exception(message);
+
 /// <summary>A run limit of the org's plan is reached (429 with Retry-After until it resets).</summary>
 public sealed class QuotaExceededException(string limit, int value, int used, DateTimeOffset resetsAt, TimeSpan retryAfter, string message)
     : ConvergenceException(message)

@@ -21,6 +21,8 @@ namespace Convergence.Core.Pipelines;
 /// (<see cref="TransientException.IsTransient"/>) are retried with exponential backoff and jitter as the step's
 /// <c>retry</c> says; anything else fails the step at once, the remaining steps are SKIPPED and the processor's
 /// exception is rethrown unchanged for the caller to map.</para>
+/// <para>Before any step, the org checks of the API (<see cref="IOrgRunRequestValidator"/>) run again, so a scheduled or
+/// queued run whose org lacks what a step needs ends FAILED with the validator's reason and every step SKIPPED.</para>
 /// <para>Platform pipelines that run before bootstrap has created the run-log tables are recorded once they exist.</para>
 /// </remarks>
 public sealed partial class PipelineExecutor(
@@ -100,18 +102,46 @@ public sealed partial class PipelineExecutor(
     /// <exception cref="RequestValidationException">Something a step needs of the org is missing.</exception>
     public async Task ValidateOrgRequestAsync(PipelineRunRequest request, CancellationToken cancellationToken)
     {
-        if (request.Org is not { } org)
+        if (await OrgRefusalAsync(catalog.Get(request.PipelinePath), request.Org, cancellationToken) is { } refusal)
         {
-            return;
+            ExceptionDispatchInfo.Capture(refusal.Problem).Throw();
+        }
+    }
+
+    /// <summary>
+    /// The first of <paramref name="pipeline"/>'s steps whose processor refuses <paramref name="org"/>
+    /// (<see cref="IOrgRunRequestValidator"/>), with its reason; null when every step accepts or there is no org. The one
+    /// place both the API's 422 and the executor's check before a queued run's steps go through.
+    /// </summary>
+    private async Task<OrgRefusal?> OrgRefusalAsync(PipelineDefinition pipeline, OrgSlug? org, CancellationToken cancellationToken)
+    {
+        if (org is not { } o)
+        {
+            return null;
         }
 
-        foreach (var step in catalog.Get(request.PipelinePath).Steps)
+        foreach (var step in pipeline.Steps)
         {
             if (processors.TryGet(step.PsType, out var processor) && processor is IOrgRunRequestValidator validator)
             {
-                await validator.ValidateOrgRequestAsync(step, org, cancellationToken);
+                try
+                {
+                    await validator.ValidateOrgRequestAsync(step, o, cancellationToken);
+                }
+                catch (RequestValidationException ex)
+                {
+                    return new OrgRefusal(step, ex);
+                }
             }
         }
+
+        return null;
+    }
+
+    private sealed record OrgRefusal(StepDefinition Step, RequestValidationException Problem)
+    {
+        /// <summary>The refusal as a run's error: the step, its processor and the validator's own words (never secrets).</summary>
+        public string Message => $"Not run: step '{Step.StepId}' ({Step.PsType}) refused the organization: {string.Join(" ", Problem.Errors.SelectMany(e => e.Value))} No step was executed.";
     }
 
     /// <summary>Prepares and executes a run in the caller's flow (platform pipelines, synchronous admin calls).</summary>
@@ -168,6 +198,30 @@ public sealed partial class PipelineExecutor(
         Exception? failure = null;
         try
         {
+            // A queued run (scheduled, or admitted by the API before the org changed) gets the API's org checks again
+            // before any step: a refusal fails the run with the validator's reason and every step stays SKIPPED.
+            // (A check that cannot be made, such as the store being unreachable, fails the run the same way.)
+            try
+            {
+                if (await OrgRefusalAsync(pipeline, run.OrgSlug, token) is { } refusal)
+                {
+                    failure = new RunRefusedException(refusal.Message);
+                    for (var i = 0; i < steps.Count; i++)
+                    {
+                        if (steps[i].StepId == refusal.Step.StepId)
+                        {
+                            stepLogs[i] = stepLogs[i] with { ErrorClass = nameof(RunRefusedException), ErrorMessage = refusal.Message };
+                        }
+                    }
+
+                    LogRunRefused(logger, run.PipelineLoggingId, refusal.Step.StepId, refusal.Step.PsType, refusal.Message);
+                }
+            }
+            catch (Exception ex)
+            {
+                failure = ex;
+            }
+
             for (var i = 0; i < steps.Count; i++)
             {
                 var step = steps[i];
@@ -496,6 +550,9 @@ public sealed partial class PipelineExecutor(
 
     [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "Run {PipelineLoggingId} step {StepId}: attempt {NextAttempt} in {DelaySeconds:0.0} s after a transient failure: {Problem}")]
     private static partial void LogStepRetry(ILogger logger, string pipelineLoggingId, string stepId, int nextAttempt, double delaySeconds, string problem);
+
+    [LoggerMessage(EventId = 2007, Level = LogLevel.Warning, Message = "Run {PipelineLoggingId} not run: step {StepId} ({PsType}) refused the organization: {Reason}")]
+    private static partial void LogRunRefused(ILogger logger, string pipelineLoggingId, string stepId, string psType, string reason);
 
     [LoggerMessage(EventId = 2006, Level = LogLevel.Warning, Message = "Run {PipelineLoggingId} step {StepId}: data-quality check {CheckName} ({Severity}) failed: {Observed}")]
     private static partial void LogDqFailed(ILogger logger, string pipelineLoggingId, string stepId, string checkName, string severity, string observed);

@@ -100,6 +100,9 @@ public sealed class BigQueryBillingPipelineTests : IClassFixture<BigQueryFixture
 
     private static readonly Dictionary<string, string> Slice = new() { ["table"] = ExportTable, ["start_date"] = "2025-11-20", ["end_date"] = "2025-11-21" };
 
+    /// <summary>A schedule's parameters: the table (each scheduled run's date is its scheduled day).</summary>
+    private static readonly Dictionary<string, string> ScheduleParameters = new() { ["table"] = ExportTable };
+
     private readonly BigQueryFixture _fixture;
 
     public BigQueryBillingPipelineTests(BigQueryFixture fixture)
@@ -440,6 +443,77 @@ public sealed class BigQueryBillingPipelineTests : IClassFixture<BigQueryFixture
         Fake.Requests.ShouldBeEmpty();
     }
 
+    [Fact]
+    public async Task Schedule_ForAnOrgWithoutAGcpIntegration_IsAcceptedAsForAnyOrg()
+    {
+        var none = await Api.OnboardAsync("bqschedok");
+        var client = Api.Factory.OrgClient(none.ApiKey);
+        var body = new { pipeline = Pipeline, cron_schedule = "0 6 * * *", timezone = "UTC", parameters = ScheduleParameters };
+
+        using var created = await client.PostJsonAsync($"/api/v1/schedules/{none.Slug}", body);
+        var schedule = await created.ShouldBeJsonAsync(HttpStatusCode.Created);
+        (schedule.Str("pipeline"), schedule.Str("cron_schedule"), schedule.GetProperty("is_active").GetBoolean()).ShouldBe((Pipeline, "0 6 * * *", true));
+        schedule.GetProperty("next_run_time").ValueKind.ShouldBe(JsonValueKind.String, "the integration may be added before the schedule is due");
+
+        using var replaced = await System.Net.Http.Json.HttpClientJsonExtensions.PutAsJsonAsync(client, $"/api/v1/schedules/{none.Slug}/{schedule.Str("config_id")}", body with { cron_schedule = "30 7 * * *" }, ConvergenceApiFactory.Json);
+        (await replaced.ShouldBeJsonAsync(HttpStatusCode.OK)).Str("cron_schedule").ShouldBe("30 7 * * *");
+    }
+
+    [Fact]
+    public async Task ScheduledRun_OrgWithoutAGcpIntegration_FailsNamingTheStepBeforeAnyStep_ThenRunsOnceTheIntegrationIsAdded()
+    {
+        var org = await Api.OnboardAsync("bqsched");
+        var client = Api.Factory.OrgClient(org.ApiKey);
+        using (var created = await client.PostJsonAsync($"/api/v1/schedules/{org.Slug}", new { pipeline = Pipeline, cron_schedule = "* * * * *", timezone = "UTC", parameters = ScheduleParameters }))
+        {
+            await created.ShouldBeJsonAsync(HttpStatusCode.Created);
+        }
+
+        var tables = Db(org.Slug).Tables();
+        var refusedId = await TriggerNextTickAsync(org.Slug);
+        var refused = await Api.WaitForRunAsync(client, refusedId);
+
+        (refused.Str("status"), refused.Str("trigger"), refused.Str("error_class")).ShouldBe(("FAILED", "SCHEDULER", "RunRefusedException"), refused.ToString());
+        var message = refused.Str("error_message");
+        message.ShouldContain("step 'load_billing_export' (gcp.bq_etl) refused the organization");
+        message.ShouldContain($"organization '{org.Slug}' has no GCP integration");
+        message.ShouldContain($"POST /api/v1/integrations/{org.Slug}/gcp/setup");
+        message.ShouldContain("No step was executed.");
+        var steps = (await PipelineHarness.GetStepsAsync(client, refusedId)).GetProperty("steps").EnumerateArray().ToList();
+        steps.Select(s => s.Str("status")).ShouldAllBe(status => status == "SKIPPED", "no step executed");
+        steps.Single(s => s.Str("step_id") == "load_billing_export").Str("error_message").ShouldBe(message);
+        Db(org.Slug).Tables().ShouldBe(tables, "no warehouse table was touched");
+        Fake.Requests.ShouldBeEmpty();
+
+        // The entry is closed FAILED by its worker, not left to the rescuer: a lease expiring later retries nothing.
+        Api.ManualClock!.Advance(TimeSpan.FromHours(2));
+        using (var root = Api.Factory.RootClient())
+        using (var process = await root.PostAsync("/api/v1/scheduler/process-queue", null))
+        {
+            process.IsSuccessStatusCode.ShouldBeTrue();
+        }
+
+        var entry = Api.Factory.ControlPlane().Rows("SELECT status, attempts, last_error FROM org_pipeline_execution_queue WHERE queue_id = $id", ("$id", refusedId)).ShouldHaveSingleItem();
+        (entry["status"], Convert.ToInt64(entry["attempts"], CultureInfo.InvariantCulture)).ShouldBe(("FAILED", 1L));
+        ((string)entry["last_error"]!).ShouldBe(message);
+        (await Api.WaitForRunAsync(client, refusedId)).Str("status").ShouldBe("FAILED");
+
+        var email = $"billing-reader@{org.Slug.Replace('_', '-')}.iam.gserviceaccount.com";
+        using (var setup = await client.PostJsonAsync($"/api/v1/integrations/{org.Slug}/gcp/setup", new { credential = Fake.ServiceAccountJson(email, "acme-prod-1") }))
+        {
+            (await setup.ShouldBeJsonAsync(HttpStatusCode.Created)).Str("validation_status").ShouldBe("VALID");
+        }
+
+        Fake.SetResult("acme-prod-1", Rows());
+        var nextId = await TriggerNextTickAsync(org.Slug);
+        JsonElement next = default;
+        (await Api.DriveAsync(Task.Run(async () => next = await Api.WaitForRunAsync(client, nextId)), Horizon)).ShouldBeNull();
+
+        (next.Str("status"), next.Str("trigger")).ShouldBe(("COMPLETED", "SCHEDULER"), next.ToString());
+        (await PipelineHarness.GetStepsAsync(client, nextId)).GetProperty("steps").EnumerateArray().Select(s => s.Str("status")).ShouldAllBe(status => status == "COMPLETED");
+        Fake.RequestsFor("acme-prod-1").ShouldNotBeEmpty("the run queried the org's BigQuery with the new key");
+    }
+
     [Theory]
     [InlineData(null)]
     [InlineData("billing_export.gcp_billing_export_v1_X")]
@@ -600,6 +674,21 @@ public sealed class BigQueryBillingPipelineTests : IClassFixture<BigQueryFixture
         var failure = await Api.DriveAsync(Task.Run(async () => run = await Api.WaitForRunAsync(org.Client, id)), Horizon);
         failure.ShouldBeNull();
         return run;
+    }
+
+    /// <summary>Moves the clock to the org's next due tick, triggers the scheduler and returns the run id queued for it.</summary>
+    private async Task<string> TriggerNextTickAsync(string org)
+    {
+        var db = Api.Factory.ControlPlane();
+        var before = db.Rows("SELECT queue_id FROM org_pipeline_execution_queue WHERE org_slug = $org", ("$org", org)).Select(r => (string)r["queue_id"]!).ToHashSet();
+        Api.ManualClock!.Advance(TimeSpan.FromMinutes(1));
+        using (var root = Api.Factory.RootClient())
+        using (var trigger = await root.PostAsync("/api/v1/scheduler/trigger", null))
+        {
+            (await trigger.ShouldBeJsonAsync(HttpStatusCode.OK)).GetProperty("queued").GetInt32().ShouldBeGreaterThanOrEqualTo(1);
+        }
+
+        return db.Rows("SELECT queue_id FROM org_pipeline_execution_queue WHERE org_slug = $org", ("$org", org)).Select(r => (string)r["queue_id"]!).Single(id => !before.Contains(id));
     }
 
     private static async Task<JsonElement> StepAsync(BqOrg org, JsonElement run, string stepId) =>
