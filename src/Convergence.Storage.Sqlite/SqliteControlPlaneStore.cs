@@ -203,13 +203,21 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
         return [.. rows.Select(r => r.ToRecord())];
     }
 
+    /// <summary>
+    /// The run and its steps in one transaction: a reader never sees the run finished with its steps not yet saved (the
+    /// executor saves the last step only with the run).
+    /// </summary>
     public async Task SaveRunAsync(PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps, CancellationToken cancellationToken)
     {
-        await SaveRunAsync(run, cancellationToken);
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(InsertRunSql + RunRows.UpsertClause, RunArgs(run), transaction, cancellationToken: cancellationToken));
         foreach (var step in steps)
         {
-            await SaveStepAsync(step, cancellationToken);
+            await connection.ExecuteAsync(new CommandDefinition(SaveStepSql, StepArgs(step), transaction, cancellationToken: cancellationToken));
         }
+
+        await transaction.CommitAsync(cancellationToken);
     }
 
     public async Task SaveRunAsync(PipelineRunRecord run, CancellationToken cancellationToken)
@@ -567,35 +575,37 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
     public async Task SaveStepAsync(StepLogRecord step, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition(
-            """
-            INSERT INTO org_meta_step_logs (step_logging_id, pipeline_logging_id, org_slug, step_id, ps_type, status, start_time, end_time,
-                duration_ms, rows_processed, attempt, metadata, error_class, error_message)
-            VALUES (@StepLoggingId, @PipelineLoggingId, @Org, @StepId, @PsType, @Status, @StartTime, @EndTime,
-                @DurationMs, @RowsProcessed, @Attempt, @Metadata, @ErrorClass, @ErrorMessage)
-            ON CONFLICT (step_logging_id) DO UPDATE SET status = excluded.status, start_time = excluded.start_time, end_time = excluded.end_time,
-                duration_ms = excluded.duration_ms, rows_processed = excluded.rows_processed, attempt = excluded.attempt,
-                metadata = excluded.metadata, error_class = excluded.error_class, error_message = excluded.error_message
-            """,
-            new
-            {
-                step.StepLoggingId,
-                step.PipelineLoggingId,
-                Org = OrgColumn(step.OrgSlug),
-                step.StepId,
-                step.PsType,
-                step.Status,
-                StartTime = SqliteSchema.Timestamp(step.StartTime),
-                EndTime = SqliteSchema.Timestamp(step.EndTime),
-                step.DurationMs,
-                step.RowsProcessed,
-                step.Attempt,
-                Metadata = step.Metadata is null ? null : JsonSerializer.Serialize(step.Metadata),
-                step.ErrorClass,
-                step.ErrorMessage,
-            },
-            cancellationToken: cancellationToken));
+        await connection.ExecuteAsync(new CommandDefinition(SaveStepSql, StepArgs(step), cancellationToken: cancellationToken));
     }
+
+    private const string SaveStepSql =
+        """
+        INSERT INTO org_meta_step_logs (step_logging_id, pipeline_logging_id, org_slug, step_id, ps_type, status, start_time, end_time,
+            duration_ms, rows_processed, attempt, metadata, error_class, error_message)
+        VALUES (@StepLoggingId, @PipelineLoggingId, @Org, @StepId, @PsType, @Status, @StartTime, @EndTime,
+            @DurationMs, @RowsProcessed, @Attempt, @Metadata, @ErrorClass, @ErrorMessage)
+        ON CONFLICT (step_logging_id) DO UPDATE SET status = excluded.status, start_time = excluded.start_time, end_time = excluded.end_time,
+            duration_ms = excluded.duration_ms, rows_processed = excluded.rows_processed, attempt = excluded.attempt,
+            metadata = excluded.metadata, error_class = excluded.error_class, error_message = excluded.error_message
+        """;
+
+    private static object StepArgs(StepLogRecord step) => new
+    {
+        step.StepLoggingId,
+        step.PipelineLoggingId,
+        Org = OrgColumn(step.OrgSlug),
+        step.StepId,
+        step.PsType,
+        step.Status,
+        StartTime = SqliteSchema.Timestamp(step.StartTime),
+        EndTime = SqliteSchema.Timestamp(step.EndTime),
+        step.DurationMs,
+        step.RowsProcessed,
+        step.Attempt,
+        Metadata = step.Metadata is null ? null : JsonSerializer.Serialize(step.Metadata),
+        step.ErrorClass,
+        step.ErrorMessage,
+    };
 
     /// <summary>Platform runs (bootstrap) have no org; their run-log rows carry this in the NOT NULL org_slug column.</summary>
     private static string OrgColumn(OrgSlug? org) => org?.Value ?? RunRows.NoOrg;
