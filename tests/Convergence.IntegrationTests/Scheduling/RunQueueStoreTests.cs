@@ -324,10 +324,7 @@ public abstract class RunQueueStoreContract : IAsyncLifetime
     [Fact]
     public async Task CancelOfAScheduledRunClaimedBeforeItsRowExists_CreatesTheRowWithTheRequestForTheWorkerToFind()
     {
-        var org = await OrgAsync("cancel", "SCALE");
-        var tick = Tick(await ScheduleAsync(org));
-        await Queue.EnqueueTicksAsync([tick], Now, CancellationToken.None);
-        var lease = (await Queue.ClaimAsync("w", Now.AddSeconds(1), TimeSpan.FromMinutes(1), CancellationToken.None)).ShouldNotBeNull();
+        var (org, tick, lease) = await ClaimedScheduledRunAsync("cancel");
 
         var cancelled = (await Store.RequestCancelAsync(tick.RunId, org, Now.AddSeconds(2), CancellationToken.None)).ShouldNotBeNull();
 
@@ -348,10 +345,7 @@ public abstract class RunQueueStoreContract : IAsyncLifetime
     [Fact]
     public async Task CancelOfAScheduledRunWhoseWorkerCreatedItsRow_RecordsTheRequestOnThatRow()
     {
-        var org = await OrgAsync("cancel2", "SCALE");
-        var tick = Tick(await ScheduleAsync(org));
-        await Queue.EnqueueTicksAsync([tick], Now, CancellationToken.None);
-        var lease = (await Queue.ClaimAsync("w", Now.AddSeconds(1), TimeSpan.FromMinutes(1), CancellationToken.None)).ShouldNotBeNull();
+        var (org, tick, lease) = await ClaimedScheduledRunAsync("cancel2");
         await Store.CreateRunAsync(
             new PipelineRunRecord(
                 tick.RunId, org, $"{org}-testing-rows", TestPipelines.Rows, RunTrigger.Scheduler, "scheduler", null, null, RunStatus.Pending,
@@ -371,6 +365,15 @@ public abstract class RunQueueStoreContract : IAsyncLifetime
         await Queue.AdmitAsync(Admission(org), CancellationToken.None);
 
         (await Queue.ClaimAsync("w", Now, TimeSpan.FromMinutes(1), CancellationToken.None)).ShouldNotBeNull().Deferred.ShouldBeNull();
+    }
+
+    /// <summary>A SCALE org's scheduled tick, queued at <see cref="Now"/> and claimed a second later (its run row not created).</summary>
+    private async Task<(OrgSlug Org, ScheduledTick Tick, QueueLease Lease)> ClaimedScheduledRunAsync(string prefix)
+    {
+        var org = await OrgAsync(prefix, "SCALE");
+        var tick = Tick(await ScheduleAsync(org));
+        await Queue.EnqueueTicksAsync([tick], Now, CancellationToken.None);
+        return (org, tick, (await Queue.ClaimAsync("w", Now.AddSeconds(1), TimeSpan.FromMinutes(1), CancellationToken.None)).ShouldNotBeNull());
     }
 
     /// <summary>An active hourly schedule of <see cref="TestPipelines.Rows"/> at <paramref name="minute"/>, due at <see cref="Now"/> + minute.</summary>
