@@ -208,7 +208,12 @@ public sealed class RunQueueTests(QueueFixture fixture) : IClassFixture<QueueFix
         var done = await Api.WaitForRunAsync(client, run.PipelineLoggingId);
         done.Str("status").ShouldBe("COMPLETED");
         Api.TableRows(org.Slug).ShouldBe(cleanRows, "the retry replaced the day's rows: exactly the rows of a clean run");
-        var entry = Api.Factory.ControlPlane().Rows("SELECT * FROM org_pipeline_execution_queue WHERE pipeline_logging_id = $id", ("$id", run.PipelineLoggingId)).ShouldHaveSingleItem();
+        IReadOnlyDictionary<string, object?> Entry() =>
+            Api.Factory.ControlPlane().Rows("SELECT * FROM org_pipeline_execution_queue WHERE pipeline_logging_id = $id", ("$id", run.PipelineLoggingId)).ShouldHaveSingleItem();
+
+        // The worker closes the queue entry just after it writes the finished run row.
+        await WaitUntilAsync(() => (string)Entry()["status"]! is not ("CLAIMED" or "RUNNING"), "the queue entry to close");
+        var entry = Entry();
         entry["status"].ShouldBe("COMPLETED");
         entry["attempts"].ShouldBe(2L);
         ((string)entry["last_error"]!).ShouldContain("dead-worker");
