@@ -402,7 +402,6 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
         return row?.ToRecord();
     }
 
-    /// <summary>Cancels the QUEUED entry of a scheduled run that has no run row (<c>@pipelineLoggingId</c>, <c>@org</c>, <c>@at</c>).</summary>
     /// <summary>
     /// The run row of a scheduled run claimed by a worker that has not created it yet (<c>@pipelineLoggingId</c>,
     /// <c>@org</c>, <c>@at</c>), created here PENDING with the cancel request: the worker's own insert then finds it, and
@@ -421,6 +420,7 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
         WHERE org_meta_pipeline_runs.status IN ('PENDING', 'RUNNING')
         """;
 
+    /// <summary>Cancels the QUEUED entry of a scheduled run that has no run row (<c>@pipelineLoggingId</c>, <c>@org</c>, <c>@at</c>).</summary>
     private const string CancelDeferredSql =
         """
         UPDATE org_pipeline_execution_queue SET status = 'CANCELLED', last_error = 'Cancelled before it started.', updated_at = @at

@@ -378,12 +378,6 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
     }
 
     /// <summary>
-    /// Scheduled runs that have a queue entry but no run row yet (the trigger writes only the entry; the worker that claims
-    /// it creates the row), shaped as run rows: PENDING while queued or being claimed, CANCELLED or FAILED when the entry
-    /// ended without a run row (cancelled before any claim, or it could not be prepared). Also selects <c>queue_id</c>.
-    /// </summary>
-    /// <summary>Cancels the QUEUED entry of a scheduled run that has no run row (<c>@pipelineLoggingId</c>, <c>@org</c>, <c>@at</c>).</summary>
-    /// <summary>
     /// The run row of a scheduled run claimed by a worker that has not created it yet (<c>@pipelineLoggingId</c>,
     /// <c>@org</c>, <c>@at</c>), created here PENDING with the cancel request: the worker's own insert then finds it, and
     /// the worker cancels the run before it starts. When the worker created it first, only the request is added.
@@ -401,6 +395,7 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
         WHERE org_meta_pipeline_runs.status IN ('PENDING', 'RUNNING')
         """;
 
+    /// <summary>Cancels the QUEUED entry of a scheduled run that has no run row (<c>@pipelineLoggingId</c>, <c>@org</c>, <c>@at</c>).</summary>
     private const string CancelDeferredSql =
         """
         UPDATE org_pipeline_execution_queue SET status = 'CANCELLED', last_error = 'Cancelled before it started.', updated_at = @at
@@ -408,6 +403,11 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
           AND NOT EXISTS (SELECT 1 FROM org_meta_pipeline_runs r WHERE r.pipeline_logging_id = @pipelineLoggingId)
         """;
 
+    /// <summary>
+    /// Scheduled runs that have a queue entry but no run row yet (the trigger writes only the entry; the worker that claims
+    /// it creates the row), shaped as run rows: PENDING while queued or being claimed, CANCELLED or FAILED when the entry
+    /// ended without a run row (cancelled before any claim, or it could not be prepared). Also selects <c>queue_id</c>.
+    /// </summary>
     internal const string DeferredRunsSql =
         """
         SELECT q.queue_id, q.pipeline_logging_id, q.org_slug, q.pipeline AS pipeline_id, q.pipeline AS pipeline_path, 'SCHEDULER' AS "trigger",
