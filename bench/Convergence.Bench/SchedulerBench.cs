@@ -313,7 +313,8 @@ internal static class SchedulerBench
 
         public Task<QueueLease?> ClaimAsync(string owner, DateTimeOffset now, TimeSpan lease, CancellationToken cancellationToken) => inner.ClaimAsync(owner, now, lease, cancellationToken);
 
-        public Task<bool> MarkRunningAsync(QueueLease lease, DateTimeOffset now, CancellationToken cancellationToken) => inner.MarkRunningAsync(lease, now, cancellationToken);
+        public Task<bool> StartAsync(QueueLease lease, PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps, DateTimeOffset now, CancellationToken cancellationToken) =>
+            inner.StartAsync(lease, run, steps, now, cancellationToken);
 
         public Task<IReadOnlyList<QueueLease>> RenewAsync(IReadOnlyCollection<QueueLease> leases, DateTimeOffset expiresAt, DateTimeOffset now, CancellationToken cancellationToken) =>
             inner.RenewAsync(leases, expiresAt, now, cancellationToken);

@@ -61,23 +61,6 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
     private const string AuditColumns =
         "audit_id, occurred_at, actor_type, actor_key_id, user_id, action, org_slug, request_id, outcome, details::text AS details";
 
-    /// <summary>
-    /// Upserts a run row. Fencing: a finished run is final, and a stale attempt (an older lease's worker) never overwrites a newer one.
-    /// </summary>
-    private static readonly string SaveRunSql = PostgresRuns.InsertSql + RunRows.UpsertClause;
-
-    /// <summary>Upserts a step row from <see cref="StepArgs"/>.</summary>
-    private const string SaveStepSql =
-        """
-        INSERT INTO org_meta_step_logs (step_logging_id, pipeline_logging_id, org_slug, step_id, ps_type, status, start_time, end_time,
-            duration_ms, rows_processed, attempt, metadata, error_class, error_message)
-        VALUES (@StepLoggingId, @PipelineLoggingId, @Org, @StepId, @PsType, @Status, @StartTime, @EndTime,
-            @DurationMs, @RowsProcessed, @Attempt, CAST(@Metadata AS jsonb), @ErrorClass, @ErrorMessage)
-        ON CONFLICT (step_logging_id) DO UPDATE SET status = excluded.status, start_time = excluded.start_time, end_time = excluded.end_time,
-            duration_ms = excluded.duration_ms, rows_processed = excluded.rows_processed, attempt = excluded.attempt,
-            metadata = excluded.metadata, error_class = excluded.error_class, error_message = excluded.error_message
-        """;
-
     private const string BootstrapLock = "SELECT pg_advisory_xact_lock(hashtext('convergence:bootstrap:organizations'))";
 
     private volatile bool _bootstrapped;
@@ -254,26 +237,14 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
     public async Task SaveRunAsync(PipelineRunRecord run, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition(SaveRunSql, PostgresRuns.Args(run), cancellationToken: cancellationToken));
+        await connection.ExecuteAsync(new CommandDefinition(PostgresRuns.SaveSql, PostgresRuns.Args(run), cancellationToken: cancellationToken));
     }
 
     public async Task SaveRunAsync(PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps, CancellationToken cancellationToken)
     {
-        // One round trip: the run's upsert and each step's, every step with its own parameter names (@Name_0, @Name_1, ...).
-        var sql = new StringBuilder(SaveRunSql);
-        var args = new DynamicParameters(PostgresRuns.Args(run));
-        for (var i = 0; i < steps.Count; i++)
-        {
-            var suffix = "_" + i.ToString(CultureInfo.InvariantCulture);
-            sql.Append(";\n").Append(StepParameter().Replace(SaveStepSql, m => m.Value + suffix));
-            foreach (var (name, value) in StepArgs(steps[i]))
-            {
-                args.Add(name + suffix, value);
-            }
-        }
-
+        // One round trip: the run's upsert and each step's.
         await using var connection = await OpenAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition(sql.ToString(), args, cancellationToken: cancellationToken));
+        await connection.ExecuteAsync(PostgresRuns.SaveBatch(run, steps, cancellationToken));
     }
 
     public async Task CreateRunAsync(PipelineRunRecord run, CancellationToken cancellationToken)
@@ -613,36 +584,9 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
 
     public async Task SaveStepAsync(StepLogRecord step, CancellationToken cancellationToken)
     {
-        var args = new DynamicParameters();
-        foreach (var (name, value) in StepArgs(step))
-        {
-            args.Add(name, value);
-        }
-
         await using var connection = await OpenAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition(SaveStepSql, args, cancellationToken: cancellationToken));
+        await connection.ExecuteAsync(new CommandDefinition(PostgresRuns.SaveStepSql, PostgresRuns.StepArgs(step), cancellationToken: cancellationToken));
     }
-
-    private static IEnumerable<(string Name, object? Value)> StepArgs(StepLogRecord step) =>
-    [
-        ("StepLoggingId", step.StepLoggingId),
-        ("PipelineLoggingId", step.PipelineLoggingId),
-        ("Org", OrgColumn(step.OrgSlug)),
-        ("StepId", step.StepId),
-        ("PsType", step.PsType),
-        ("Status", step.Status),
-        ("StartTime", PostgresValues.Timestamp(step.StartTime)),
-        ("EndTime", PostgresValues.Timestamp(step.EndTime)),
-        ("DurationMs", step.DurationMs),
-        ("RowsProcessed", step.RowsProcessed),
-        ("Attempt", (long)step.Attempt),
-        ("Metadata", step.Metadata is null ? null : JsonSerializer.Serialize(step.Metadata)),
-        ("ErrorClass", step.ErrorClass),
-        ("ErrorMessage", step.ErrorMessage),
-    ];
-
-    [GeneratedRegex("@[A-Za-z]+")]
-    private static partial Regex StepParameter();
 
     private static string OrgColumn(OrgSlug? org) => org?.Value ?? RunRows.NoOrg;
 

@@ -112,13 +112,16 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
     /// <summary>The id of the entry the claim batch's first statement locked (empty when there was none).</summary>
     private const string ClaimedId = "current_setting('convergence.claim')";
 
-    public async Task<bool> MarkRunningAsync(QueueLease lease, DateTimeOffset now, CancellationToken cancellationToken)
+    public async Task<bool> StartAsync(QueueLease lease, PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        // One statement: the entry's move to RUNNING is the fence, and the run and step rows are written only if it held.
         await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
-        return await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE org_pipeline_execution_queue SET status = 'RUNNING', updated_at = @at WHERE queue_id = @QueueId AND lease_token = @Token AND status = 'CLAIMED'",
-            new { lease.QueueId, lease.Token, at = PostgresValues.Timestamp(now) },
-            cancellationToken: cancellationToken)) == 1;
+        return await connection.ExecuteScalarAsync<long>(PostgresRuns.FencedSave(
+            "UPDATE org_pipeline_execution_queue SET status = 'RUNNING', updated_at = @queue_at WHERE queue_id = @queue_id AND lease_token = @queue_token AND status = 'CLAIMED' RETURNING 1",
+            new { queue_id = lease.QueueId, queue_token = lease.Token, queue_at = PostgresValues.Timestamp(now) },
+            run,
+            steps,
+            cancellationToken)) == 1;
     }
 
     public async Task<IReadOnlyList<QueueLease>> RenewAsync(IReadOnlyCollection<QueueLease> leases, DateTimeOffset expiresAt, DateTimeOffset now, CancellationToken cancellationToken)

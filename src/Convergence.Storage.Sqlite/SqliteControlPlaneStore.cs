@@ -210,14 +210,20 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
     public async Task SaveRunAsync(PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+        await SaveRunAsync(connection, transaction, run, steps, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>Upserts a run row and then its step rows in the caller's transaction (the run queue's start writes them with its entry).</summary>
+    internal static async Task SaveRunAsync(
+        SqliteConnection connection, SqliteTransaction transaction, PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps, CancellationToken cancellationToken)
+    {
         await connection.ExecuteAsync(new CommandDefinition(InsertRunSql + RunRows.UpsertClause, RunArgs(run), transaction, cancellationToken: cancellationToken));
         foreach (var step in steps)
         {
             await connection.ExecuteAsync(new CommandDefinition(SaveStepSql, StepArgs(step), transaction, cancellationToken: cancellationToken));
         }
-
-        await transaction.CommitAsync(cancellationToken);
     }
 
     public async Task SaveRunAsync(PipelineRunRecord run, CancellationToken cancellationToken)

@@ -83,13 +83,22 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         return new QueueLease(candidate.queue_id, OrgSlug.From(candidate.org_slug), candidate.pipeline_logging_id, owner, token, attempt, expires, candidate.Deferred());
     }
 
-    public async Task<bool> MarkRunningAsync(QueueLease lease, DateTimeOffset now, CancellationToken cancellationToken)
+    public async Task<bool> StartAsync(QueueLease lease, PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        return await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE org_pipeline_execution_queue SET status = 'RUNNING', updated_at = @at WHERE queue_id = @QueueId AND lease_token = @Token AND status = 'CLAIMED'",
-            new { lease.QueueId, lease.Token, at = SqliteSchema.Timestamp(now) },
-            cancellationToken: cancellationToken)) == 1;
+        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+        if (await connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE org_pipeline_execution_queue SET status = 'RUNNING', updated_at = @at WHERE queue_id = @QueueId AND lease_token = @Token AND status = 'CLAIMED'",
+                new { lease.QueueId, lease.Token, at = SqliteSchema.Timestamp(now) },
+                transaction,
+                cancellationToken: cancellationToken)) != 1)
+        {
+            return false;
+        }
+
+        await SqliteControlPlaneStore.SaveRunAsync(connection, transaction, run, steps, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return true;
     }
 
     public async Task<IReadOnlyList<QueueLease>> RenewAsync(IReadOnlyCollection<QueueLease> leases, DateTimeOffset expiresAt, DateTimeOffset now, CancellationToken cancellationToken)

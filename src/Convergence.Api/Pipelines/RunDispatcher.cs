@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Convergence.Core.Audit;
+using Convergence.Core.Errors;
 using Convergence.Core.Organizations;
 using Convergence.Core.Pipelines;
 using Convergence.Core.Scheduling;
@@ -180,17 +181,16 @@ public sealed partial class RunDispatcher(
                 return;
             }
 
-            if (!await queue.MarkRunningAsync(lease, time.GetUtcNow(), _stopping))
-            {
-                status = string.Empty; // lost before it started: the new owner runs it
-                return;
-            }
-
             var actor = new Actor(run.OrgApiKeyId is null ? Actor.RootType : Actor.OrgKeyType, run.OrgApiKeyId, run.OrgSlug, run.TriggeredBy, run.RequestId);
             try
             {
                 // A run that ends without an exception was saved COMPLETED by the executor: the entry takes that status.
-                status = (await executor.ExecuteAsync(run, actor, _stopping)).Status;
+                status = (await executor.ExecuteAsync(run, actor, _stopping, lease: lease)).Status;
+                return;
+            }
+            catch (LeaseLostException)
+            {
+                status = string.Empty; // lost before it started: the new owner runs it
                 return;
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !_stopping.IsCancellationRequested)
@@ -241,7 +241,7 @@ public sealed partial class RunDispatcher(
             run = executor.Prepare(new PipelineRunRequest(deferred.Pipeline, lease.Org, deferred.Parameters, actor, RunTrigger.Scheduler), null, lease.PipelineLoggingId)
                 with { Attempt = lease.Attempt, CreatedAt = deferred.QueuedAt };
         }
-        catch (Core.Errors.ConvergenceException ex)
+        catch (ConvergenceException ex)
         {
             return (null, $"The scheduled run could not be prepared: {ex.Message}");
         }

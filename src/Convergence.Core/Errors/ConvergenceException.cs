@@ -73,6 +73,12 @@ public sealed class RunInterruptedException(string message) : Exception(message)
 /// </summary>
 public sealed class RunRefusedException(string message) : Exception(message);
 
+/// <summary>
+/// A queued run was not started because its worker's lease on the queue entry was lost first (it expired and the entry
+/// was re-queued or claimed by another worker): nothing was written, and the entry's new owner runs it.
+/// </summary>
+public sealed class LeaseLostException(string message) : Exception(message);
+
 /// <summary>A run limit of the org's plan is reached (429 with Retry-After until it resets).</summary>
 public sealed class QuotaExceededException(string limit, int value, int used, DateTimeOffset resetsAt, TimeSpan retryAfter, string message)
     : ConvergenceException(message)

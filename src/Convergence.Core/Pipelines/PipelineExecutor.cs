@@ -4,6 +4,7 @@ using System.Text.Json;
 using Convergence.Core.Audit;
 using Convergence.Core.Errors;
 using Convergence.Core.Organizations;
+using Convergence.Core.Scheduling;
 using Convergence.Core.Storage;
 using Microsoft.Extensions.Logging;
 using Polly;
@@ -29,6 +30,7 @@ public sealed partial class PipelineExecutor(
     PipelineCatalog catalog,
     ProcessorRegistry processors,
     IControlPlaneStore store,
+    IRunQueueStore queue,
     IWarehouse warehouse,
     TableSchemaCatalog tables,
     DeploymentEnvironment environment,
@@ -156,8 +158,13 @@ public sealed partial class PipelineExecutor(
         return await ExecuteAsync(run, request.Actor, cancellationToken, request.Secrets);
     }
 
-    /// <summary>Executes a prepared run (stored as PENDING, or not stored when bootstrap has not run yet).</summary>
-    public async Task<PipelineRunResult> ExecuteAsync(PipelineRunRecord pending, Actor actor, CancellationToken cancellationToken, RunSecrets? secrets = null)
+    /// <summary>
+    /// Executes a prepared run (stored as PENDING, or not stored when bootstrap has not run yet). A queued run starts under
+    /// its worker's <paramref name="lease"/>: the entry moves to RUNNING in the transaction that records the run's start.
+    /// </summary>
+    /// <exception cref="LeaseLostException">The lease was lost before the run started; nothing was written.</exception>
+    public async Task<PipelineRunResult> ExecuteAsync(
+        PipelineRunRecord pending, Actor actor, CancellationToken cancellationToken, RunSecrets? secrets = null, QueueLease? lease = null)
     {
         var pipeline = catalog.Get(pending.PipelinePath);
         var steps = StepOrder.Resolve(pipeline);
@@ -179,15 +186,13 @@ public sealed partial class PipelineExecutor(
             Secrets = secrets ?? new RunSecrets(),
         };
 
-        var journal = new RunJournal(store, logger, await store.IsBootstrappedAsync(cancellationToken));
+        var journal = new RunJournal(store, logger, lease is not null || await store.IsBootstrappedAsync(cancellationToken));
         var started = time.GetUtcNow();
         var run = pending with { Status = RunStatus.Running, StartTime = started, WorkerId = worker.Id, HeartbeatAt = started };
         // A retried run (its first worker's lease expired) logs its steps apart from the abandoned attempt's.
         var stepPrefix = pending.Attempt > 1 ? $"{pending.PipelineLoggingId}-a{pending.Attempt}" : pending.PipelineLoggingId;
         var stepLogs = steps.Select((s, i) => new StepLogRecord(
             $"{stepPrefix}-{i:D2}", pending.PipelineLoggingId, pending.OrgSlug, s.StepId, s.PsType, RunStatus.Pending, null, null, null, 0, null, null, null)).ToList();
-        await journal.SaveAsync(run, stepLogs, cancellationToken);
-        LogRunStarted(logger, run.PipelineLoggingId, pipeline.Path, run.OrgSlug?.Value);
 
         // A finished step is saved at once, except the last: the run's final save, which follows it directly, writes it
         // with the run (one round trip fewer a run).
@@ -200,7 +205,8 @@ public sealed partial class PipelineExecutor(
         {
             // A queued run (scheduled, or admitted by the API before the org changed) gets the API's org checks again
             // before any step: a refusal fails the run with the validator's reason and every step stays SKIPPED.
-            // (A check that cannot be made, such as the store being unreachable, fails the run the same way.)
+            // (A check that cannot be made, such as the store being unreachable, fails the run the same way.) The checks
+            // only read, so they come before the start is recorded.
             try
             {
                 if (await OrgRefusalAsync(pipeline, run.OrgSlug, token) is { } refusal)
@@ -222,12 +228,31 @@ public sealed partial class PipelineExecutor(
                 failure = ex;
             }
 
+            // The start records the first step's first attempt as RUNNING, so that attempt needs no save of its own.
+            var firstAttemptRecorded = failure is null && !token.IsCancellationRequested && steps.Count > 0;
+            if (firstAttemptRecorded)
+            {
+                stepLogs[0] = stepLogs[0] with { Status = RunStatus.Running, StartTime = started, Attempt = 1 };
+            }
+
+            if (lease is null)
+            {
+                await journal.SaveAsync(run, stepLogs, cancellationToken);
+            }
+            else if (!await queue.StartAsync(lease, run, stepLogs, started, cancellationToken))
+            {
+                throw new LeaseLostException($"Run {run.PipelineLoggingId} was not started: the lease on queue entry {lease.QueueId} was lost first; its new owner runs it.");
+            }
+
+            LogRunStarted(logger, run.PipelineLoggingId, pipeline.Path, run.OrgSlug?.Value);
+
             for (var i = 0; i < steps.Count; i++)
             {
                 var step = steps[i];
                 if (failure is not null || token.IsCancellationRequested)
                 {
-                    stepLogs[i] = stepLogs[i] with { Status = RunStatus.Skipped };
+                    // Never started (the first step may have been recorded RUNNING with the run's start).
+                    stepLogs[i] = stepLogs[i] with { Status = RunStatus.Skipped, StartTime = null, Attempt = 0 };
                     await SaveUnlessLastAsync(i);
                     failure ??= new OperationCanceledException(token);
                     continue;
@@ -236,7 +261,7 @@ public sealed partial class PipelineExecutor(
                 var index = i;
                 try
                 {
-                    var result = await ExecuteStepAsync(context, step, resolver, log => stepLogs[index] = log, stepLogs[index], journal, token);
+                    var result = await ExecuteStepAsync(context, step, resolver, log => stepLogs[index] = log, stepLogs[index], i == 0 && firstAttemptRecorded, journal, token);
                     context.CompletedSteps[step.StepId] = result;
                     stepLogs[i] = stepLogs[i] with { Status = RunStatus.Completed, EndTime = time.GetUtcNow(), RowsProcessed = result.RowsProcessed, Metadata = result.Metadata };
                 }
@@ -303,6 +328,7 @@ public sealed partial class PipelineExecutor(
         PlaceholderResolver resolver,
         Action<StepLogRecord> update,
         StepLogRecord log,
+        bool firstAttemptRecorded,
         RunJournal journal,
         CancellationToken cancellationToken)
     {
@@ -335,7 +361,11 @@ public sealed partial class PipelineExecutor(
                 attempt++;
                 log = log with { Status = RunStatus.Running, StartTime = log.StartTime ?? time.GetUtcNow(), Attempt = attempt, ErrorClass = null, ErrorMessage = null };
                 update(log);
-                await journal.SaveStepAsync(log);
+                if (attempt > 1 || !firstAttemptRecorded)
+                {
+                    await journal.SaveStepAsync(log);
+                }
+
                 return await ExecuteAttemptAsync(run, step, processor, config, log.StepLoggingId, attempt, token);
             },
             cancellationToken);

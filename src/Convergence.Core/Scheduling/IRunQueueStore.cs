@@ -24,8 +24,12 @@ public interface IRunQueueStore
     /// </summary>
     Task<QueueLease?> ClaimAsync(string owner, DateTimeOffset now, TimeSpan lease, CancellationToken cancellationToken);
 
-    /// <summary>Moves a claimed entry to RUNNING; false when the lease was lost.</summary>
-    Task<bool> MarkRunningAsync(QueueLease lease, DateTimeOffset now, CancellationToken cancellationToken);
+    /// <summary>
+    /// Starts the run of a claimed entry: moves the entry to RUNNING and saves <paramref name="run"/> (as started) and its
+    /// <paramref name="steps"/> as <see cref="Storage.IControlPlaneStore.SaveRunAsync(PipelineRunRecord, IReadOnlyList{StepLogRecord}, CancellationToken)"/>
+    /// would, in one transaction; false, and nothing changed, when the lease was lost.
+    /// </summary>
+    Task<bool> StartAsync(QueueLease lease, PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Extends the leases still held; returns those that were lost (expired and taken over, or finished).</summary>
     Task<IReadOnlyList<QueueLease>> RenewAsync(IReadOnlyCollection<QueueLease> leases, DateTimeOffset expiresAt, DateTimeOffset now, CancellationToken cancellationToken);

@@ -146,6 +146,41 @@ public abstract class RunQueueStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Start_UnderTheLease_WritesTheEntryTheRunAndItsStepsTogether_AndALostLeaseWritesNothing()
+    {
+        var org = await OrgAsync("start", "SCALE");
+        var admitted = (await Queue.AdmitAsync(Admission(org, maxAttempts: 2), CancellationToken.None)).ShouldBeOfType<AdmissionOutcome.Admitted>();
+        var id = admitted.PipelineLoggingId;
+        var first = (await Queue.ClaimAsync("w-1", Now, TimeSpan.FromSeconds(60), CancellationToken.None)).ShouldNotBeNull();
+        (await Queue.RescueExpiredAsync(Now.AddSeconds(60), CancellationToken.None)).ShouldBe(new RescueOutcome(1, 0));
+        var second = (await Queue.ClaimAsync("w-2", Now.AddSeconds(61), TimeSpan.FromSeconds(60), CancellationToken.None)).ShouldNotBeNull();
+        var pending = (await Store.FindRunAsync(id, org, CancellationToken.None)).ShouldNotBeNull();
+
+        (await Queue.StartAsync(first, Started(first), Steps(first), Now.AddSeconds(62), CancellationToken.None)).ShouldBeFalse("w-1's lease was lost");
+        Scalar("SELECT COUNT(*) FROM org_meta_pipeline_runs WHERE pipeline_logging_id = @id AND status = 'PENDING' AND attempt = 2", ("id", id)).ShouldBe(1);
+        Scalar("SELECT COUNT(*) FROM org_meta_step_logs WHERE pipeline_logging_id = @id", ("id", id)).ShouldBe(0, "a lost lease writes no step rows");
+        Scalar("SELECT COUNT(*) FROM org_pipeline_execution_queue WHERE queue_id = @id AND status = 'CLAIMED'", ("id", admitted.QueueId)).ShouldBe(1);
+
+        (await Queue.StartAsync(second, Started(second), Steps(second), Now.AddSeconds(62), CancellationToken.None)).ShouldBeTrue();
+        Scalar("SELECT COUNT(*) FROM org_pipeline_execution_queue WHERE queue_id = @id AND status = 'RUNNING'", ("id", admitted.QueueId)).ShouldBe(1);
+        var run = (await Store.FindRunAsync(id, org, CancellationToken.None)).ShouldNotBeNull();
+        (run.Status, run.Attempt, run.WorkerId, run.StartTime).ShouldBe((RunStatus.Running, 2, "w-2", Now.AddSeconds(62)));
+        (await Store.ListStepsAsync(id, org, CancellationToken.None)).Select(s => (s.StepLoggingId, s.Status, s.Attempt))
+            .ShouldBe([(id + "-a2-00", RunStatus.Running, 1), (id + "-a2-01", RunStatus.Pending, 0)]);
+
+        (await Queue.StartAsync(second, Started(second), Steps(second), Now.AddSeconds(63), CancellationToken.None)).ShouldBeFalse("the entry is RUNNING already");
+
+        PipelineRunRecord Started(QueueLease lease) =>
+            pending with { Status = RunStatus.Running, Attempt = lease.Attempt, WorkerId = lease.Owner, StartTime = Now.AddSeconds(62), HeartbeatAt = Now.AddSeconds(62) };
+
+        StepLogRecord[] Steps(QueueLease lease) =>
+        [
+            new($"{id}-a{lease.Attempt}-00", id, org, "load", "test.rows", RunStatus.Running, Now.AddSeconds(62), null, null, 1, null, null, null),
+            new($"{id}-a{lease.Attempt}-01", id, org, "check", "test.rows", RunStatus.Pending, null, null, null, 0, null, null, null),
+        ];
+    }
+
+    [Fact]
     public async Task Admit_50InParallelForAStarterOrg_AdmitsExactly6()
     {
         var org = await OrgAsync("burst", "STARTER");
@@ -197,7 +232,6 @@ public abstract class RunQueueStoreContract : IAsyncLifetime
         second.Attempt.ShouldBe(2);
         (await Queue.CompleteAsync(first, QueueStatus.Completed, null, Now.AddSeconds(122), CancellationToken.None)).ShouldBeFalse("the stale worker's token no longer holds");
         (await Queue.RenewAsync([first, second], Now.AddSeconds(240), Now.AddSeconds(122), CancellationToken.None)).ShouldBe([first]);
-        (await Queue.MarkRunningAsync(first, Now.AddSeconds(122), CancellationToken.None)).ShouldBeFalse();
 
         (await Queue.RescueExpiredAsync(Now.AddSeconds(241), CancellationToken.None)).ShouldBe(new RescueOutcome(0, 1));
         Scalar("SELECT COUNT(*) FROM org_pipeline_execution_queue WHERE queue_id = @id AND status = 'FAILED'", ("id", admitted.QueueId)).ShouldBe(1);
