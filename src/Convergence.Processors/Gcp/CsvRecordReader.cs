@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace Convergence.Processors.Gcp;
 
 /// <summary>
@@ -159,14 +161,16 @@ internal sealed class CsvRecordReader(TextReader reader)
         return added;
     }
 
+    /// <summary>What ends an unquoted field, and a quote (an error there): one scan finds either.</summary>
+    private static readonly SearchValues<char> UnquotedStops = SearchValues.Create(",\r\n\"");
+
     private void ReadUnquoted(int column)
     {
         while (Available())
         {
             var span = _buffer.AsSpan(_position, _length - _position);
-            var end = span.IndexOfAny(',', '\r', '\n');
-            var quote = (end < 0 ? span : span[..end]).IndexOf('"');
-            if (quote >= 0)
+            var end = span.IndexOfAny(UnquotedStops);
+            if (end >= 0 && span[end] == '"')
             {
                 throw new CsvFormatException(_line, column, "a quote inside an unquoted field; quote the whole field and double inner quotes");
             }

@@ -582,7 +582,52 @@ internal sealed class ListText
 
     /// <summary>Parses invariant decimal text with an optional exponent, exactly.</summary>
     public static bool TryDecimal(ReadOnlySpan<char> text, out decimal value) =>
-        decimal.TryParse(text, NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint | NumberStyles.AllowExponent, CultureInfo.InvariantCulture, out value);
+        TryPlainDecimal(text, out value)
+        || decimal.TryParse(text, NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint | NumberStyles.AllowExponent, CultureInfo.InvariantCulture, out value);
+
+    /// <summary>
+    /// The common shape of export amounts, <c>-?digits(.digits)?</c> with at most 19 digits and not negative zero, as
+    /// <see cref="decimal.TryParse(ReadOnlySpan{char}, NumberStyles, IFormatProvider?, out decimal)"/> reads it (the same
+    /// value and scale, trailing zeros kept) without its general number parser; false for anything else, which
+    /// <see cref="TryDecimal"/> leaves to that parser.
+    /// </summary>
+    internal static bool TryPlainDecimal(ReadOnlySpan<char> text, out decimal value)
+    {
+        value = 0m;
+        var negative = text.Length > 0 && text[0] == '-';
+        var i = negative ? 1 : 0;
+        ulong mantissa = 0;
+        int digits = 0, scale = -1;
+        for (; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (c == '.' && scale < 0 && digits > 0)
+            {
+                scale = 0;
+                continue;
+            }
+
+            var digit = (uint)(c - '0');
+            if (digit > 9 || ++digits > 19)
+            {
+                return false;
+            }
+
+            mantissa = (mantissa * 10) + digit;
+            if (scale >= 0)
+            {
+                scale++;
+            }
+        }
+
+        if (digits == 0 || scale == 0 || (negative && mantissa == 0))
+        {
+            return false;
+        }
+
+        value = new decimal((int)(uint)mantissa, (int)(uint)(mantissa >> 32), 0, negative, (byte)Math.Max(scale, 0));
+        return true;
+    }
 
     private void Expect(char c)
     {

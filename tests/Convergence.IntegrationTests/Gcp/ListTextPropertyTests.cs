@@ -35,6 +35,44 @@ public sealed class ListTextPropertyTests
     private static readonly Gen<Format> FormatGen = Gen.Elements(Format.Python, Format.Json, Format.PythonSpaced);
 
     [Fact]
+    public void Property_PlainDecimals_ReadAsTheFrameworkParserReadsThem()
+    {
+        // Digit runs around an optional sign and point, up to 22 digits (past the fast path's 19), and junk the fast path
+        // must refuse: what it accepts has decimal.TryParse's value and scale (trailing zeros and all), bit for bit.
+        var digits = Gen.Choose(0, 22).SelectMany(n => Gen.ArrayOf(Gen.Elements("0123456789".ToCharArray()), n)).Select(c => new string(c));
+        var gen = Gen.Zip(Gen.Zip(Gen.Elements("", "", "-", "+", " "), digits), Gen.Zip(Gen.Elements("", ".", ".", "e", "..", "x"), digits))
+            .Select(t => t.Item1.Item1 + t.Item1.Item2 + t.Item2.Item1 + t.Item2.Item2);
+        Prop.ForAll(Arb.From(gen), text =>
+            {
+                var styles = NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint | NumberStyles.AllowExponent;
+                var expected = decimal.TryParse(text, styles, CultureInfo.InvariantCulture, out var reference);
+                ListText.TryDecimal(text, out var value).ShouldBe(expected, text);
+                if (ListText.TryPlainDecimal(text, out var fast))
+                {
+                    expected.ShouldBeTrue(text);
+                    decimal.GetBits(fast).ShouldBe(decimal.GetBits(reference), text);
+                }
+
+                if (expected)
+                {
+                    decimal.GetBits(value).ShouldBe(decimal.GetBits(reference), text);
+                }
+            })
+            .Check(Checks);
+
+        foreach (var text in new[] { "1.308726", "53264264.0", "0.049606211483478546", "-0.517595", "1.0", "9999999999999999999", "-1234567890.123456789", "0.000" })
+        {
+            ListText.TryPlainDecimal(text, out var fast).ShouldBeTrue(text);
+            decimal.GetBits(fast).ShouldBe(decimal.GetBits(decimal.Parse(text, CultureInfo.InvariantCulture)), text);
+        }
+
+        foreach (var text in new[] { "-0", "-0.00", "+1", ".5", "5.", "1e3", "10000000000000000000", "", "-", "1,5" })
+        {
+            ListText.TryPlainDecimal(text, out _).ShouldBeFalse(text);
+        }
+    }
+
+    [Fact]
     public void Property_Credits_ParseBackToTheirAmountsAndSum()
     {
         var gen = Gen.Zip(Gen.Choose(0, 5).SelectMany(n => Gen.ArrayOf(CreditGen, n)), FormatGen);
