@@ -197,11 +197,19 @@ public sealed partial class RunDispatcher(
             {
                 // The executor recorded the failure on the run (or could not): the entry takes the run's final status.
                 LogRunEnded(logger, run.PipelineLoggingId, ex.GetType().Name);
-            }
+                var final = await store.FindRunAsync(lease.PipelineLoggingId, lease.Org, CancellationToken.None);
+                if (final is { IsFinished: false } && final.Attempt == lease.Attempt)
+                {
+                    // It failed before its start was recorded (such as a pipeline this instance's configs lack, admitted
+                    // by an instance that has it), or its end could not be: the run ends FAILED with the reason, not
+                    // PENDING or RUNNING for ever. (A row of a later attempt belongs to the entry's new owner.)
+                    final = final with { Status = RunStatus.Failed, EndTime = time.GetUtcNow(), ErrorClass = ex.GetType().Name, ErrorMessage = ex.Message };
+                    await store.SaveRunAsync(final, CancellationToken.None);
+                }
 
-            var final = await store.FindRunAsync(lease.PipelineLoggingId, lease.Org, CancellationToken.None);
-            status = final is { IsFinished: true } ? final.Status : RunStatus.Failed;
-            error = final?.ErrorMessage;
+                status = final is { IsFinished: true } ? final.Status : RunStatus.Failed;
+                error = final?.ErrorMessage ?? ex.Message;
+            }
         }
         catch (Exception ex)
         {

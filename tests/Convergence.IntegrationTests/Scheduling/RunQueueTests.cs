@@ -220,6 +220,34 @@ public sealed class RunQueueTests(QueueFixture fixture) : IClassFixture<QueueFix
     }
 
     [Fact]
+    public async Task QueuedRun_OfAPipelineThisInstanceLacks_EndsFailedWithTheReason_NotPendingForEver()
+    {
+        // Another instance, deployed with a pipeline this one's configs lack, admitted the run.
+        var org = await Api.Factory.OnboardAsync(PipelineHarness.NewSlug("gone"), "SCALE");
+        var slug = OrgSlug.From(org.Slug);
+        var run = Api.Executor.Prepare(new PipelineRunRequest(TestPipelines.Rows, slug, new Dictionary<string, string> { ["date"] = "2025-11-20" }, PipelineHarness.TestActor(org.Slug), RunTrigger.Api))
+            with { PipelinePath = "testing/removed_in_this_version" };
+        (await Queue.AdmitAsync(new RunAdmission(run, QueuePriority.Api, 2, null, true, Api.Factory.Clock.GetUtcNow()), CancellationToken.None))
+            .ShouldBeOfType<AdmissionOutcome.Admitted>();
+
+        using var root = Api.Factory.RootClient();
+        using (var process = await root.PostAsync("/api/v1/scheduler/process-queue", null))
+        {
+            await process.ShouldBeJsonAsync(HttpStatusCode.OK);
+        }
+
+        using var client = Api.Factory.OrgClient(org.ApiKey);
+        var done = await Api.WaitForRunAsync(client, run.PipelineLoggingId);
+        done.Str("status").ShouldBe("FAILED");
+        done.Str("error_message").ShouldContain("testing/removed_in_this_version");
+        IReadOnlyDictionary<string, object?> Entry() =>
+            Api.Factory.ControlPlane().Rows("SELECT * FROM org_pipeline_execution_queue WHERE pipeline_logging_id = $id", ("$id", run.PipelineLoggingId)).ShouldHaveSingleItem();
+        await WaitUntilAsync(() => (string)Entry()["status"]! is not ("CLAIMED" or "RUNNING"), "the queue entry to close");
+        Entry()["status"].ShouldBe("FAILED");
+        ((string)Entry()["last_error"]!).ShouldContain("testing/removed_in_this_version");
+    }
+
+    [Fact]
     public async Task LeaseExpiry_OnTheLastAttempt_FailsTheEntryAndTheRunWithTheReason()
     {
         var org = await Api.Factory.OnboardAsync(PipelineHarness.NewSlug("lost"), "SCALE");
