@@ -21,9 +21,16 @@ using Microsoft.Extensions.Logging;
 // Scheduler trigger and run queue (SchedulerBench.cs, issue #6):
 //   dotnet run -c Release --project bench/Convergence.Bench -- trigger [orgs=10000] [schedules=3]
 //   dotnet run -c Release --project bench/Convergence.Bench -- queue [runs=2000] [workers=4] [instances=1] [sqlite|postgres]
+//   dotnet run -c Release --project bench/Convergence.Bench -- queue-processes [runs=2000] [workers=4] [instances=2] [rounds=2]   (PostgreSQL, real service processes)
 if (args is ["trigger", .. var triggerArgs])
 {
     await SchedulerBench.TriggerAsync(triggerArgs, CopyConfigs);
+    return;
+}
+
+if (args is ["queue-processes", .. var processArgs])
+{
+    await SchedulerBench.QueueProcessesAsync(processArgs, CopyConfigs);
     return;
 }
 

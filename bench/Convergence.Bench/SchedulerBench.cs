@@ -25,7 +25,7 @@ using Microsoft.Extensions.Logging;
 /// With postgres (a fresh database on the server BENCH_POSTGRES names, default the loopback test cluster of
 /// tools/pg/test-cluster.sh), several instances share the queue, each with workers/instances workers.
 /// </summary>
-internal static class SchedulerBench
+internal static partial class SchedulerBench
 {
     /// <summary>The bench's one-step no-op pipeline (written by Program.CopyConfigs).</summary>
     public const string NoopPipeline = "bench/noop1";
