@@ -322,6 +322,9 @@ internal static partial class SchedulerBench
         public Task<bool> CompleteAsync(QueueLease lease, string status, string? error, DateTimeOffset now, CancellationToken cancellationToken) =>
             inner.CompleteAsync(lease, status, error, now, cancellationToken);
 
+        public Task<bool> FinishAsync(QueueLease lease, PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps, DateTimeOffset now, CancellationToken cancellationToken) =>
+            inner.FinishAsync(lease, run, steps, now, cancellationToken);
+
         public Task<RescueOutcome> RescueExpiredAsync(DateTimeOffset now, CancellationToken cancellationToken) => inner.RescueExpiredAsync(now, cancellationToken);
 
         public Task<bool> CancelQueuedAsync(string pipelineLoggingId, DateTimeOffset now, CancellationToken cancellationToken) => inner.CancelQueuedAsync(pipelineLoggingId, now, cancellationToken);

@@ -152,17 +152,37 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
         // One round trip: a batch without an explicit transaction runs in one implicit transaction, so the recount
         // commits with the entry's end (and is skipped when the lease was lost).
         await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
-        using var results = await connection.QueryMultipleAsync(new CommandDefinition(
-            $"""
-            UPDATE org_pipeline_execution_queue SET status = @status, last_error = COALESCE(CAST(@error AS text), last_error), lease_expires_at = NULL, updated_at = @at
-            WHERE queue_id = @id AND lease_token = @token AND status IN {Active}
-            RETURNING 1;
-            {RecountSql} AND EXISTS (SELECT 1 FROM org_pipeline_execution_queue WHERE queue_id = @id AND lease_token = @token AND status = @status)
-            """,
-            new { id = lease.QueueId, token = lease.Token, status, error, at = PostgresValues.Timestamp(now), org = lease.Org.Value },
-            cancellationToken: cancellationToken));
+        using var results = await connection.QueryMultipleAsync(new CommandDefinition(CloseSql, CloseArgs(lease, status, error, now), cancellationToken: cancellationToken));
         return (await results.ReadAsync<int>()).Any();
     }
+
+    public async Task<bool> FinishAsync(QueueLease lease, PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        // One round trip, one implicit transaction: the entry's close (and recount), then the run's and its steps' upserts.
+        var (sql, args) = PostgresRuns.SaveStatements(run, steps);
+        args.AddDynamicParams(CloseArgs(lease, run.Status, run.ErrorMessage, now));
+        await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
+        using var results = await connection.QueryMultipleAsync(new CommandDefinition(CloseSql + ";\n" + sql, args, cancellationToken: cancellationToken));
+        return (await results.ReadAsync<int>()).Any();
+    }
+
+    /// <summary>
+    /// Closes an entry under its lease with a final status (a row returned when it did; without an error the entry keeps
+    /// its <c>last_error</c>), then recounts the org's live leases if it did. Its parameter names (<see cref="CloseArgs"/>)
+    /// do not clash with a run's or its steps' (<see cref="PostgresRuns"/>), so a run's save can follow in the same batch.
+    /// </summary>
+    private const string CloseSql =
+        $"""
+        UPDATE org_pipeline_execution_queue SET status = @entry_status, last_error = COALESCE(CAST(@entry_error AS text), last_error), lease_expires_at = NULL, updated_at = @at
+        WHERE queue_id = @entry_id AND lease_token = @entry_token AND status IN {Active}
+        RETURNING 1;
+        {RecountSql} AND EXISTS (SELECT 1 FROM org_pipeline_execution_queue WHERE queue_id = @entry_id AND lease_token = @entry_token AND status = @entry_status)
+        """;
+
+    private static object CloseArgs(QueueLease lease, string status, string? error, DateTimeOffset now) => new
+    {
+        entry_id = lease.QueueId, entry_token = lease.Token, entry_status = status, entry_error = error, at = PostgresValues.Timestamp(now), org = lease.Org.Value,
+    };
 
     public async Task<RescueOutcome> RescueExpiredAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {

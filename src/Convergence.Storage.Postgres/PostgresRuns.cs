@@ -74,6 +74,13 @@ internal static class PostgresRuns
     /// </summary>
     public static CommandDefinition SaveBatch(PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps, CancellationToken cancellationToken)
     {
+        var (sql, args) = SaveStatements(run, steps);
+        return new CommandDefinition(sql, args, cancellationToken: cancellationToken);
+    }
+
+    /// <summary>The statements and parameters of <see cref="SaveBatch"/>, for a batch that sends more with them.</summary>
+    public static (string Sql, DynamicParameters Args) SaveStatements(PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps)
+    {
         var sql = new StringBuilder(SaveSql);
         var args = Args(run);
         for (var i = 0; i < steps.Count; i++)
@@ -83,7 +90,7 @@ internal static class PostgresRuns
             AddStepArgs(args, steps[i], suffix);
         }
 
-        return new CommandDefinition(sql.ToString(), args, cancellationToken: cancellationToken);
+        return (sql.ToString(), args);
     }
 
     /// <summary>

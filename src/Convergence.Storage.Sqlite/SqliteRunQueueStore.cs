@@ -136,6 +136,25 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
     {
         await using var connection = await OpenAsync(cancellationToken);
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+        var done = await CloseAsync(connection, transaction, lease, status, error, now, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return done;
+    }
+
+    public async Task<bool> FinishAsync(QueueLease lease, PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+        var done = await CloseAsync(connection, transaction, lease, run.Status, run.ErrorMessage, now, cancellationToken);
+        await SqliteControlPlaneStore.SaveRunAsync(connection, transaction, run, steps, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return done;
+    }
+
+    /// <summary>Closes an entry under its lease with a final status, and recounts the org's live leases if it did; false when the lease was lost.</summary>
+    private static async Task<bool> CloseAsync(
+        SqliteConnection connection, SqliteTransaction transaction, QueueLease lease, string status, string? error, DateTimeOffset now, CancellationToken cancellationToken)
+    {
         var done = await connection.ExecuteAsync(new CommandDefinition(
             $"""
             UPDATE org_pipeline_execution_queue SET status = @status, last_error = COALESCE(@error, last_error), lease_expires_at = NULL, updated_at = @at
@@ -149,7 +168,6 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             await RecountRunningAsync(connection, transaction, lease.Org.Value, now, cancellationToken);
         }
 
-        await transaction.CommitAsync(cancellationToken);
         return done;
     }
 

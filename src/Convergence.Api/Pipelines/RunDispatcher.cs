@@ -184,8 +184,27 @@ public sealed partial class RunDispatcher(
             var actor = new Actor(run.OrgApiKeyId is null ? Actor.RootType : Actor.OrgKeyType, run.OrgApiKeyId, run.OrgSlug, run.TriggeredBy, run.RequestId);
             try
             {
-                // A run that ends without an exception was saved COMPLETED by the executor: the entry takes that status.
-                status = (await executor.ExecuteAsync(run, actor, _stopping, lease: lease)).Status;
+                // The executor closes the entry with the run's end (or finds the lease lost); if it could not record the end,
+                // the entry is closed below with the run's status.
+                var outcome = await executor.ExecuteQueuedAsync(run, actor, lease, _stopping);
+                if (outcome.Failure is { } failure)
+                {
+                    LogRunEnded(logger, run.PipelineLoggingId, failure.GetType().Name);
+                }
+
+                if (outcome.EntryClosed is { } closed)
+                {
+                    if (!closed)
+                    {
+                        LogLeaseLost(logger, lease.QueueId, lease.PipelineLoggingId);
+                    }
+
+                    status = string.Empty;
+                    return;
+                }
+
+                status = outcome.Status;
+                error = outcome.Error;
                 return;
             }
             catch (LeaseLostException)
@@ -195,7 +214,6 @@ public sealed partial class RunDispatcher(
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !_stopping.IsCancellationRequested)
             {
-                // The executor recorded the failure on the run (or could not): the entry takes the run's final status.
                 LogRunEnded(logger, run.PipelineLoggingId, ex.GetType().Name);
                 var final = await store.FindRunAsync(lease.PipelineLoggingId, lease.Org, CancellationToken.None);
                 if (final is { IsFinished: false } && final.Attempt == lease.Attempt)

@@ -159,12 +159,61 @@ public sealed partial class PipelineExecutor(
     }
 
     /// <summary>
-    /// Executes a prepared run (stored as PENDING, or not stored when bootstrap has not run yet). A queued run starts under
-    /// its worker's <paramref name="lease"/>: the entry moves to RUNNING in the transaction that records the run's start.
+    /// Executes a prepared run (stored as PENDING, or not stored when bootstrap has not run yet) and records its end; a
+    /// failed or cancelled run's exception is rethrown unchanged after it is recorded.
+    /// </summary>
+    public async Task<PipelineRunResult> ExecuteAsync(PipelineRunRecord pending, Actor actor, CancellationToken cancellationToken, RunSecrets? secrets = null)
+    {
+        var ended = await RunStepsAsync(pending, actor, cancellationToken, secrets, lease: null);
+        var journal = ended.Journal;
+        if (!journal.Enabled && await store.IsBootstrappedAsync(CancellationToken.None))
+        {
+            journal = journal with { Enabled = true };
+        }
+
+        await journal.SaveAsync(ended.Run, ended.Steps, CancellationToken.None);
+        LogRunFinished(logger, ended.Run.PipelineLoggingId, ended.Run.PipelinePath, ended.Run.Status, ended.Run.DurationMs ?? 0);
+        if (ended.Failure is not null)
+        {
+            ExceptionDispatchInfo.Capture(ended.Failure).Throw();
+        }
+
+        return ended.Result;
+    }
+
+    /// <summary>
+    /// Executes the run of a claimed queue entry under its worker's <paramref name="lease"/>: the entry moves to RUNNING in
+    /// the transaction that records the run's start, and is closed with the run's final status in the one that records its
+    /// end (<see cref="IRunQueueStore.StartAsync"/>, <see cref="IRunQueueStore.FinishAsync"/>). A failed or cancelled run
+    /// is an outcome here, not an exception.
     /// </summary>
     /// <exception cref="LeaseLostException">The lease was lost before the run started; nothing was written.</exception>
-    public async Task<PipelineRunResult> ExecuteAsync(
-        PipelineRunRecord pending, Actor actor, CancellationToken cancellationToken, RunSecrets? secrets = null, QueueLease? lease = null)
+    public async Task<QueuedRunOutcome> ExecuteQueuedAsync(PipelineRunRecord pending, Actor actor, QueueLease lease, CancellationToken cancellationToken)
+    {
+        var ended = await RunStepsAsync(pending, actor, cancellationToken, secrets: null, lease);
+        bool? closed = null;
+        try
+        {
+            closed = await queue.FinishAsync(lease, ended.Run, ended.Steps, time.GetUtcNow(), CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            // The caller closes the entry (or the rescuer does, when its lease expires).
+            LogJournalFailed(logger, ended.Run.PipelineLoggingId, ex.Message);
+        }
+
+        LogRunFinished(logger, ended.Run.PipelineLoggingId, ended.Run.PipelinePath, ended.Run.Status, ended.Run.DurationMs ?? 0);
+        return new QueuedRunOutcome(ended.Run.Status, ended.Run.ErrorMessage, ended.Failure, closed);
+    }
+
+    /// <summary>A run's end as <see cref="RunStepsAsync"/> leaves it, not yet recorded.</summary>
+    private sealed record EndedRun(PipelineRunRecord Run, List<StepLogRecord> Steps, Exception? Failure, PipelineRunResult Result, RunJournal Journal);
+
+    /// <summary>
+    /// Records the run's start (under <paramref name="lease"/> for a queued run) and executes its steps, each step's
+    /// progress recorded as it goes; the run's end is the caller's to record.
+    /// </summary>
+    private async Task<EndedRun> RunStepsAsync(PipelineRunRecord pending, Actor actor, CancellationToken cancellationToken, RunSecrets? secrets, QueueLease? lease)
     {
         var pipeline = catalog.Get(pending.PipelinePath);
         var steps = StepOrder.Resolve(pipeline);
@@ -306,20 +355,7 @@ public sealed partial class PipelineExecutor(
                 ErrorMessage = failure.Message,
             };
 
-        if (!journal.Enabled && await store.IsBootstrappedAsync(CancellationToken.None))
-        {
-            journal = journal with { Enabled = true };
-        }
-
-        await journal.SaveAsync(run, stepLogs, CancellationToken.None);
-        LogRunFinished(logger, run.PipelineLoggingId, pipeline.Path, run.Status, run.DurationMs ?? 0);
-
-        if (failure is not null)
-        {
-            ExceptionDispatchInfo.Capture(failure).Throw();
-        }
-
-        return new PipelineRunResult(run.PipelineLoggingId, run.PipelineId, run.Status, context.CompletedSteps);
+        return new EndedRun(run, stepLogs, failure, new PipelineRunResult(run.PipelineLoggingId, run.PipelineId, run.Status, context.CompletedSteps), journal);
     }
 
     private async Task<StepResult> ExecuteStepAsync(

@@ -18,6 +18,16 @@ public sealed record PipelineRunRequest(
 }
 
 /// <summary>The outcome of a completed run.</summary>
+/// <summary>How a queued run ended (<see cref="PipelineExecutor.ExecuteQueuedAsync"/>).</summary>
+/// <param name="Status">The run's final status.</param>
+/// <param name="Error">The run's error message; null when it completed.</param>
+/// <param name="Failure">What failed or cancelled it; null when it completed.</param>
+/// <param name="EntryClosed">
+/// Whether recording the end closed the queue entry: true; false when the lease had been lost (the entry's new owner
+/// closes it); null when the end could not be recorded (the caller closes the entry, or the rescuer when its lease expires).
+/// </param>
+public sealed record QueuedRunOutcome(string Status, string? Error, Exception? Failure, bool? EntryClosed);
+
 public sealed record PipelineRunResult(string PipelineLoggingId, string PipelineId, string Status, IReadOnlyDictionary<string, StepResult> Steps)
 {
     /// <summary>The output of the step <paramref name="stepId"/>, as the processor returned it.</summary>

@@ -31,6 +31,15 @@ public interface IRunQueueStore
     /// </summary>
     Task<bool> StartAsync(QueueLease lease, PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps, DateTimeOffset now, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Ends the run of a claimed entry: saves <paramref name="run"/> (finished) and its <paramref name="steps"/> as
+    /// <see cref="Storage.IControlPlaneStore.SaveRunAsync(PipelineRunRecord, IReadOnlyList{StepLogRecord}, CancellationToken)"/>
+    /// would and, in the same transaction, closes the entry with the run's status and error as
+    /// <see cref="CompleteAsync"/> would; false when the lease was lost (the entry is left to its new owner; the rows are
+    /// saved either way, under the run row's own fencing of attempts and finished runs).
+    /// </summary>
+    Task<bool> FinishAsync(QueueLease lease, PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps, DateTimeOffset now, CancellationToken cancellationToken);
+
     /// <summary>Extends the leases still held; returns those that were lost (expired and taken over, or finished).</summary>
     Task<IReadOnlyList<QueueLease>> RenewAsync(IReadOnlyCollection<QueueLease> leases, DateTimeOffset expiresAt, DateTimeOffset now, CancellationToken cancellationToken);
 

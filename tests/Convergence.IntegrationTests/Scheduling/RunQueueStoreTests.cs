@@ -146,6 +146,41 @@ public abstract class RunQueueStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Finish_UnderTheLease_ClosesTheEntryWithTheRunsEnd_AndALostLeaseLeavesTheEntryToItsNewOwner()
+    {
+        var org = await OrgAsync("finish", "SCALE");
+        var admitted = (await Queue.AdmitAsync(Admission(org, maxAttempts: 2), CancellationToken.None)).ShouldBeOfType<AdmissionOutcome.Admitted>();
+        var id = admitted.PipelineLoggingId;
+        var first = (await Queue.ClaimAsync("w-1", Now, TimeSpan.FromSeconds(60), CancellationToken.None)).ShouldNotBeNull();
+        (await Queue.RescueExpiredAsync(Now.AddSeconds(60), CancellationToken.None)).ShouldBe(new RescueOutcome(1, 0));
+        var second = (await Queue.ClaimAsync("w-2", Now.AddSeconds(61), TimeSpan.FromSeconds(60), CancellationToken.None)).ShouldNotBeNull();
+        var pending = (await Store.FindRunAsync(id, org, CancellationToken.None)).ShouldNotBeNull();
+        var step = new StepLogRecord($"{id}-a2-00", id, org, "load", "test.rows", RunStatus.Running, Now.AddSeconds(62), null, null, 1, null, null, null);
+        (await Queue.StartAsync(second, pending with { Status = RunStatus.Running, Attempt = 2, WorkerId = "w-2", StartTime = Now.AddSeconds(62) }, [step], Now.AddSeconds(62), CancellationToken.None)).ShouldBeTrue();
+        Scalar("SELECT concurrent_running FROM org_usage_quotas WHERE org_slug = @org", ("org", org.Value)).ShouldBe(1);
+
+        // The stale worker's end: its run row is refused (an older attempt), and the entry stays the new owner's.
+        var stale = pending with { Status = RunStatus.Failed, Attempt = 1, WorkerId = "w-1", EndTime = Now.AddSeconds(63), ErrorClass = "Boom", ErrorMessage = "stale" };
+        (await Queue.FinishAsync(first, stale, [], Now.AddSeconds(63), CancellationToken.None)).ShouldBeFalse();
+        Scalar("SELECT COUNT(*) FROM org_pipeline_execution_queue WHERE queue_id = @id AND status = 'RUNNING'", ("id", admitted.QueueId)).ShouldBe(1);
+        (await Store.FindRunAsync(id, org, CancellationToken.None)).ShouldNotBeNull().Status.ShouldBe(RunStatus.Running);
+
+        var failed = pending with
+        {
+            Status = RunStatus.Failed, Attempt = 2, WorkerId = "w-2", StartTime = Now.AddSeconds(62), EndTime = Now.AddSeconds(64), ErrorClass = "Boom", ErrorMessage = "it broke",
+        };
+        (await Queue.FinishAsync(second, failed, [step with { Status = RunStatus.Failed, EndTime = Now.AddSeconds(64), ErrorClass = "Boom", ErrorMessage = "it broke" }], Now.AddSeconds(64), CancellationToken.None))
+            .ShouldBeTrue();
+        Scalar("SELECT COUNT(*) FROM org_pipeline_execution_queue WHERE queue_id = @id AND status = 'FAILED' AND last_error = 'it broke' AND lease_expires_at IS NULL", ("id", admitted.QueueId))
+            .ShouldBe(1);
+        var run = (await Store.FindRunAsync(id, org, CancellationToken.None)).ShouldNotBeNull();
+        (run.Status, run.ErrorMessage, run.EndTime).ShouldBe((RunStatus.Failed, "it broke", Now.AddSeconds(64)));
+        (await Store.ListStepsAsync(id, org, CancellationToken.None)).ShouldHaveSingleItem().Status.ShouldBe(RunStatus.Failed);
+        Scalar("SELECT concurrent_running FROM org_usage_quotas WHERE org_slug = @org", ("org", org.Value)).ShouldBe(0, "the close recounts the org's live leases");
+        (await Queue.FinishAsync(second, failed, [], Now.AddSeconds(65), CancellationToken.None)).ShouldBeFalse("the entry is closed already");
+    }
+
+    [Fact]
     public async Task Start_UnderTheLease_WritesTheEntryTheRunAndItsStepsTogether_AndALostLeaseWritesNothing()
     {
         var org = await OrgAsync("start", "SCALE");
