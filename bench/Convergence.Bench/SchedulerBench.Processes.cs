@@ -54,6 +54,7 @@ internal static partial class SchedulerBench
                     await submit.SubmitAsync(orgs[i % orgs.Count], NoopPipeline, new Dictionary<string, string>(), actor, null, CancellationToken.None);
                 }
 
+                var cpu = CpuSeconds(processes);
                 var drain = Stopwatch.StartNew();
                 await HoldAsync(database, hold: false);
                 while (await bench.CountAsync("SELECT COUNT(*) FROM org_pipeline_execution_queue WHERE status IN ('QUEUED', 'CLAIMED', 'RUNNING')") is [> 0])
@@ -67,6 +68,7 @@ internal static partial class SchedulerBench
                 }
 
                 drain.Stop();
+                var used = CpuSeconds(processes);
                 await HoldAsync(database, hold: true);
                 var done = await bench.CountAsync(
                     "SELECT COUNT(*) FROM org_pipeline_execution_queue WHERE status = 'COMPLETED'",
@@ -74,6 +76,10 @@ internal static partial class SchedulerBench
                 var label = round == 1 ? "round 1 (cold processes)" : $"round {round} (warm processes)";
                 Console.WriteLine(
                     $"{label}: worker pools, {workers} workers over {instances} processes: {runs} runs in {drain.Elapsed.TotalSeconds:0.00} s   {runs / drain.Elapsed.TotalSeconds:0} runs/s   (entries COMPLETED {done[0]}, run rows COMPLETED {done[1]})");
+                Console.WriteLine(
+                    $"    CPU during the drain: service processes {used.Services - cpu.Services:0.00} s, PostgreSQL processes {used.Postgres - cpu.Postgres:0.00} s, this process {used.Bench - cpu.Bench:0.00} s " +
+                    $"({Environment.ProcessorCount} cores × {drain.Elapsed.TotalSeconds:0.00} s = {Environment.ProcessorCount * drain.Elapsed.TotalSeconds:0.00} s available; " +
+                    $"{(used.Services - cpu.Services) * 1000 / runs:0.00} ms service and {(used.Postgres - cpu.Postgres) * 1000 / runs:0.00} ms PostgreSQL CPU a run)");
                 if (done[0] != (long)runs * round || done[1] != (long)runs * round)
                 {
                     throw new InvalidOperationException($"Expected {runs * round} COMPLETED entries and runs.");
@@ -86,6 +92,50 @@ internal static partial class SchedulerBench
             {
                 process.Dispose();
             }
+        }
+    }
+
+    /// <summary>
+    /// CPU seconds used so far by the service processes, by every <c>postgres</c> process of this machine (the server's
+    /// backends included; zero where <c>/proc</c> is not readable) and by this process.
+    /// </summary>
+    private static (double Services, double Postgres, double Bench) CpuSeconds(IReadOnlyList<ServiceInstance> services)
+    {
+        double postgres = 0;
+        if (Directory.Exists("/proc"))
+        {
+            foreach (var directory in Directory.EnumerateDirectories("/proc"))
+            {
+                if (int.TryParse(Path.GetFileName(directory), out var pid) && ProcessCpuSeconds(pid, "postgres") is { } seconds)
+                {
+                    postgres += seconds;
+                }
+            }
+        }
+
+        return (services.Sum(s => s.CpuSeconds), postgres, Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds);
+    }
+
+    /// <summary>A process's user + system CPU seconds from <c>/proc/{pid}/stat</c> when its command name is <paramref name="name"/>.</summary>
+    private static double? ProcessCpuSeconds(int pid, string name)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var open = stat.IndexOf('(', StringComparison.Ordinal);
+            var close = stat.LastIndexOf(')');
+            if (stat[(open + 1)..close] != name)
+            {
+                return null;
+            }
+
+            // After the command: state, then fields 4.. of proc(5); utime and stime are fields 14 and 15, in clock ticks (100 a second on Linux).
+            var fields = stat[(close + 2)..].Split(' ');
+            return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            return null;
         }
     }
 
@@ -121,6 +171,15 @@ internal static partial class SchedulerBench
         }
 
         public bool HasExited => _process.HasExited;
+
+        public double CpuSeconds
+        {
+            get
+            {
+                _process.Refresh();
+                return _process.TotalProcessorTime.TotalSeconds;
+            }
+        }
 
         public static async Task<ServiceInstance> StartAsync(string configs, string database, string rootKey, int workers)
         {

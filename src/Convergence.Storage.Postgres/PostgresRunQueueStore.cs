@@ -75,8 +75,13 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
     /// the worker need not read it) and the quota recount change only if the entry was claimed.
     /// </summary>
     /// <remarks>
-    /// The candidate's order is exactly the index's (status, priority, created_at): a tie-break column the index lacks
-    /// would add an incremental sort that reads (and checks the org's slots of) at least 32 entries before returning one.
+    /// <para>The candidate's order is exactly the index's (status, priority, created_at): a tie-break column the index lacks
+    /// would add an incremental sort that reads (and checks the org's slots of) at least 32 entries before returning one.</para>
+    /// <para>The later statements find their rows by primary key only, with values rather than joins: Npgsql prepares them,
+    /// and a generic plan made while the tables were nearly empty (a new database's first claims) once chose the status
+    /// indexes instead (every QUEUED entry read to find the claimed one, every PENDING run to find its run), a cost that grew
+    /// with the backlog for as long as the connection lived. The claim needs no status check: the candidate's row lock
+    /// keeps the entry QUEUED until this transaction ends.</para>
     /// </remarks>
     private const string ClaimSql =
         $"""
@@ -94,14 +99,14 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
         SELECT pg_advisory_xact_lock(hashtext('claim:' || org_slug)) FROM org_pipeline_execution_queue WHERE queue_id = {ClaimedId};
         UPDATE org_pipeline_execution_queue q SET status = 'CLAIMED', lease_owner = @owner, lease_token = @token, lease_expires_at = @expires,
             attempts = q.attempts + 1, updated_at = @at
-        WHERE q.queue_id = {ClaimedId} AND q.status = 'QUEUED'
+        WHERE q.queue_id = {ClaimedId}
           AND (SELECT COUNT(*) FROM org_pipeline_execution_queue r
                WHERE r.org_slug = q.org_slug AND r.status IN {Active} AND r.lease_expires_at > @at)
               < COALESCE((SELECT concurrent_limit FROM org_subscriptions s WHERE s.org_slug = q.org_slug), 1)
         RETURNING q.queue_id, q.org_slug, q.pipeline_logging_id, q.attempts, q.pipeline, q.parameters::text AS parameters, q.scheduled_for, q.created_at;
-        UPDATE org_meta_pipeline_runs SET attempt = c.attempts, worker_id = @owner, heartbeat_at = @at
-        FROM (SELECT pipeline_logging_id AS run_id, attempts FROM org_pipeline_execution_queue WHERE queue_id = {ClaimedId} AND lease_token = @token) AS c
-        WHERE pipeline_logging_id = c.run_id AND status = 'PENDING'
+        UPDATE org_meta_pipeline_runs SET attempt = (SELECT attempts FROM org_pipeline_execution_queue WHERE queue_id = {ClaimedId}), worker_id = @owner, heartbeat_at = @at
+        WHERE pipeline_logging_id = (SELECT pipeline_logging_id FROM org_pipeline_execution_queue WHERE queue_id = {ClaimedId} AND lease_token = @token)
+          AND status = 'PENDING'
         RETURNING {PostgresControlPlaneStore.RunColumns};
         UPDATE org_usage_quotas o SET concurrent_running = (SELECT COUNT(*) FROM org_pipeline_execution_queue r
             WHERE r.org_slug = o.org_slug AND r.status IN {Active} AND r.lease_expires_at > @at)
