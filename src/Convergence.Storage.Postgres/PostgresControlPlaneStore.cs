@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -166,16 +165,16 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
     public async Task<OrgProfile?> FindOrganizationAsync(OrgSlug org, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<ProfileRow>(new CommandDefinition(
+        var row = await connection.QuerySingleOrDefaultAsync<ProfileRow<DateTime?>>(new CommandDefinition(
             "SELECT * FROM org_profiles WHERE org_slug = @org", new { org = org.Value }, cancellationToken: cancellationToken));
-        return row?.ToRecord();
+        return row?.ToRecord(PostgresRowValues.Timestamp);
     }
 
     public async Task<OrgOverview?> GetOrganizationOverviewAsync(OrgSlug org, DateOnly usageDate, CancellationToken cancellationToken)
     {
         // One round trip: this read sits behind every authenticated GET of an org.
         await using var connection = await OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<ProfileRow, SubscriptionRow, QuotaRow, OrgOverview>(
+        var rows = await connection.QueryAsync<ProfileRow<DateTime?>, SubscriptionRow<DateTime?>, QuotaRow<DateTime?>, OrgOverview>(
             new CommandDefinition(
                 """
                 SELECT p.org_slug, p.company_name, p.admin_email, p.status, p.subscription_plan, p.dataset_id, p.created_at, p.updated_at,
@@ -189,7 +188,8 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
                 """,
                 new { org = org.Value },
                 cancellationToken: cancellationToken),
-            (profile, subscription, quota) => new OrgOverview(profile.ToRecord(), subscription?.ToRecord(), quota?.ToRecord(usageDate)),
+            (profile, subscription, quota) => new OrgOverview(
+                profile.ToRecord(PostgresRowValues.Timestamp), subscription?.ToRecord(PostgresRowValues.Timestamp), quota?.ToRecord(usageDate, PostgresRowValues.Timestamp)),
             splitOn: "plan_name,usage_date");
         return rows.SingleOrDefault();
     }
@@ -197,18 +197,18 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
     public async Task<IReadOnlyList<ApiKeyRecord>> ListApiKeysAsync(OrgSlug org, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<ApiKeyRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<ApiKeyRow<DateTime?, bool>>(new CommandDefinition(
             $"SELECT {ApiKeyColumns} FROM org_api_keys k WHERE k.org_slug = @org ORDER BY k.created_at", new { org = org.Value }, cancellationToken: cancellationToken));
-        return [.. rows.Select(r => r.ToRecord())];
+        return [.. rows.Select(r => r.ToRecord(PostgresRowValues.Timestamp, PostgresRowValues.Flag))];
     }
 
     public async Task<ApiKeyLookup?> FindApiKeyByHashAsync(string keyHash, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<ApiKeyLookupRow>(new CommandDefinition(
+        var row = await connection.QuerySingleOrDefaultAsync<ApiKeyLookupRow<DateTime?, bool>>(new CommandDefinition(
             $"SELECT {ApiKeyColumns}, p.status AS org_status FROM org_api_keys k JOIN org_profiles p ON p.org_slug = k.org_slug WHERE k.org_api_key_hash = @keyHash",
             new { keyHash }, cancellationToken: cancellationToken));
-        return row is null ? null : new ApiKeyLookup(row.ToRecord(), row.org_status);
+        return row is null ? null : new ApiKeyLookup(row.ToRecord(PostgresRowValues.Timestamp, PostgresRowValues.Flag), row.org_status);
     }
 
     public async Task TouchApiKeyAsync(OrgSlug org, string keyId, DateTimeOffset at, CancellationToken cancellationToken)
@@ -228,10 +228,10 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
     public async Task<IReadOnlyList<AuditEntry>> ListAuditAsync(OrgSlug org, int limit, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<AuditRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<AuditRow<DateTime?>>(new CommandDefinition(
             $"SELECT {AuditColumns} FROM org_audit_logs WHERE org_slug = @org ORDER BY occurred_at DESC, audit_id COLLATE \"C\" DESC LIMIT @limit",
             new { org = org.Value, limit }, cancellationToken: cancellationToken));
-        return [.. rows.Select(r => r.ToRecord())];
+        return [.. rows.Select(r => r.ToRecord(PostgresRowValues.Timestamp))];
     }
 
     public async Task SaveRunAsync(PipelineRunRecord run, CancellationToken cancellationToken)
@@ -289,19 +289,19 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
     public async Task<IntegrationCredential?> FindActiveCredentialAsync(OrgSlug org, IntegrationProvider provider, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<CredentialRow>(new CommandDefinition(
+        var row = await connection.QuerySingleOrDefaultAsync<CredentialRow<DateTime?, bool>>(new CommandDefinition(
             $"SELECT {CredentialColumns} FROM org_integration_credentials WHERE org_slug = @org AND provider = @provider AND is_active",
             new { org = org.Value, provider = provider.StoredName }, cancellationToken: cancellationToken));
-        return row?.ToRecord();
+        return row?.ToRecord(PostgresRowValues.Timestamp, PostgresRowValues.Flag);
     }
 
     public async Task<IReadOnlyList<IntegrationCredential>> ListActiveCredentialsAsync(OrgSlug org, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<CredentialRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<CredentialRow<DateTime?, bool>>(new CommandDefinition(
             $"SELECT {CredentialColumns} FROM org_integration_credentials WHERE org_slug = @org AND is_active ORDER BY provider COLLATE \"C\"",
             new { org = org.Value }, cancellationToken: cancellationToken));
-        return [.. rows.Select(r => r.ToRecord())];
+        return [.. rows.Select(r => r.ToRecord(PostgresRowValues.Timestamp, PostgresRowValues.Flag))];
     }
 
     public async Task<bool> UpdateCredentialValidationAsync(OrgSlug org, string credentialId, string status, string? lastError, DateTimeOffset at, CancellationToken cancellationToken)
@@ -362,7 +362,7 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
         // is the run's id), in one statement: two reads could miss the run in between, when the row is created after the
         // first and the entry stops standing for it before the second.
         await using var connection = await OpenAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<RunRow>(new CommandDefinition(
+        var row = await connection.QuerySingleOrDefaultAsync<RunRow<DateTime?>>(new CommandDefinition(
             $"""
             SELECT {RunColumns} FROM org_meta_pipeline_runs WHERE pipeline_logging_id = @pipelineLoggingId AND (CAST(@org AS text) IS NULL OR org_slug = @org)
             UNION ALL
@@ -370,7 +370,7 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
             WHERE queue_id = @pipelineLoggingId AND pipeline_logging_id = @pipelineLoggingId AND (CAST(@org AS text) IS NULL OR org_slug = @org)
             """,
             new { pipelineLoggingId, org = org?.Value }, cancellationToken: cancellationToken));
-        return row?.ToRecord();
+        return row?.ToRecord(PostgresRowValues.Timestamp);
     }
 
     /// <summary>
@@ -423,10 +423,10 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
     public async Task<PipelineRunRecord?> FindRunByIdempotencyKeyAsync(OrgSlug org, string idempotencyKey, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<RunRow>(new CommandDefinition(
+        var row = await connection.QuerySingleOrDefaultAsync<RunRow<DateTime?>>(new CommandDefinition(
             $"SELECT {RunColumns} FROM org_meta_pipeline_runs WHERE org_slug = @org AND idempotency_key = @idempotencyKey",
             new { org = org.Value, idempotencyKey }, cancellationToken: cancellationToken));
-        return row?.ToRecord();
+        return row?.ToRecord(PostgresRowValues.Timestamp);
     }
 
     public async Task<RunPage> ListRunsAsync(RunQuery query, CancellationToken cancellationToken)
@@ -452,28 +452,28 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
 
         // The run rows and the scheduled runs still waiting for their first claim (no run row yet), each read in the
         // page's order, merged (ordinal, as COLLATE "C").
-        var rows = (await connection.QueryAsync<RunRow>(new CommandDefinition($"SELECT {RunColumns} FROM org_meta_pipeline_runs {Filter}", args, cancellationToken: cancellationToken)))
-            .Concat(await connection.QueryAsync<RunRow>(new CommandDefinition($"SELECT * FROM ({DeferredRunsSql}) AS d {Filter}", args, cancellationToken: cancellationToken)))
+        var rows = (await connection.QueryAsync<RunRow<DateTime?>>(new CommandDefinition($"SELECT {RunColumns} FROM org_meta_pipeline_runs {Filter}", args, cancellationToken: cancellationToken)))
+            .Concat(await connection.QueryAsync<RunRow<DateTime?>>(new CommandDefinition($"SELECT * FROM ({DeferredRunsSql}) AS d {Filter}", args, cancellationToken: cancellationToken)))
             .OrderByDescending(r => r.created_at)
             .ThenByDescending(r => r.pipeline_logging_id, StringComparer.Ordinal)
             .Take(query.Limit + 1)
             .ToList();
-        var page = rows.Take(query.Limit).Select(r => r.ToRecord()).ToList();
-        var next = rows.Count > query.Limit ? PostgresRunPageToken.Encode(rows[query.Limit - 1].created_at, rows[query.Limit - 1].pipeline_logging_id) : null;
+        var page = rows.Take(query.Limit).Select(r => r.ToRecord(PostgresRowValues.Timestamp)).ToList();
+        var next = rows.Count > query.Limit ? PostgresRunPageToken.Encode(rows[query.Limit - 1].created_at.GetValueOrDefault(), rows[query.Limit - 1].pipeline_logging_id) : null;
         return new RunPage(page, next);
     }
 
     public async Task<IReadOnlyList<StepLogRecord>> ListStepsAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<StepRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<StepRow<DateTime?>>(new CommandDefinition(
             $"""
             SELECT {StepColumns} FROM org_meta_step_logs
             WHERE pipeline_logging_id = @pipelineLoggingId AND (CAST(@org AS text) IS NULL OR org_slug = @org)
             ORDER BY step_logging_id COLLATE "C"
             """,
             new { pipelineLoggingId, org = org?.Value }, cancellationToken: cancellationToken));
-        return [.. rows.Select(r => r.ToRecord())];
+        return [.. rows.Select(r => r.ToRecord(PostgresRowValues.Timestamp))];
     }
 
     public async Task SaveDqResultAsync(DqResultRecord r, CancellationToken cancellationToken)
@@ -497,14 +497,14 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
     public async Task<IReadOnlyList<DqResultRecord>> ListDqResultsAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<DqRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<DqRow<DateTime?>>(new CommandDefinition(
             $"""
             SELECT {DqColumns} FROM org_meta_dq_results
             WHERE pipeline_logging_id = @pipelineLoggingId AND (CAST(@org AS text) IS NULL OR org_slug = @org)
             ORDER BY created_at, dq_result_id COLLATE "C"
             """,
             new { pipelineLoggingId, org = org?.Value }, cancellationToken: cancellationToken));
-        return [.. rows.Select(r => r.ToRecord())];
+        return [.. rows.Select(r => r.ToRecord(PostgresRowValues.Timestamp))];
     }
 
     public async Task<PipelineRunRecord?> RequestCancelAsync(string pipelineLoggingId, OrgSlug? org, DateTimeOffset at, CancellationToken cancellationToken)
@@ -590,205 +590,8 @@ internal sealed partial class PostgresControlPlaneStore(PostgresControlPlaneSour
 
     private static string OrgColumn(OrgSlug? org) => org?.Value ?? RunRows.NoOrg;
 
-    private static OrgSlug? OrgFromColumn(string value) => value == RunRows.NoOrg ? null : OrgSlug.From(value);
-
     private static Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, object? args, CancellationToken cancellationToken) =>
         connection.ExecuteAsync(new CommandDefinition(sql, args, transaction, cancellationToken: cancellationToken));
 
     private ValueTask<NpgsqlConnection> OpenAsync(CancellationToken cancellationToken) => source.DataSource.OpenConnectionAsync(cancellationToken);
-
-#pragma warning disable IDE1006, SA1300 // Row classes mirror the snake_case columns they are read from.
-    private sealed class ProfileRow
-    {
-        public string org_slug { get; set; } = "";
-        public string company_name { get; set; } = "";
-        public string admin_email { get; set; } = "";
-        public string status { get; set; } = "";
-        public string subscription_plan { get; set; } = "";
-        public string dataset_id { get; set; } = "";
-        public DateTime created_at { get; set; }
-        public DateTime updated_at { get; set; }
-
-        public OrgProfile ToRecord() => new(
-            OrgSlug.From(org_slug), company_name, admin_email, status, subscription_plan, dataset_id,
-            PostgresValues.FromTimestamp(created_at), PostgresValues.FromTimestamp(updated_at));
-    }
-
-    /// <summary>A row of <c>org_subscriptions</c> (also read by the run queue's admission).</summary>
-    internal sealed class SubscriptionRow
-    {
-        public string org_slug { get; set; } = "";
-        public string plan_name { get; set; } = "";
-        public string status { get; set; } = "";
-        public long daily_limit { get; set; }
-        public long monthly_limit { get; set; }
-        public long concurrent_limit { get; set; }
-        public DateTime? trial_ends_at { get; set; }
-        public DateTime subscription_start { get; set; }
-        public DateTime updated_at { get; set; }
-
-        public OrgSubscription ToRecord() => new(
-            OrgSlug.From(org_slug), plan_name, status, (int)daily_limit, (int)monthly_limit, (int)concurrent_limit,
-            PostgresValues.FromTimestamp(trial_ends_at), PostgresValues.FromTimestamp(subscription_start), PostgresValues.FromTimestamp(updated_at));
-    }
-
-    private sealed class QuotaRow
-    {
-        public string org_slug { get; set; } = "";
-        public string usage_date { get; set; } = "";
-        public long pipelines_run_today { get; set; }
-        public long pipelines_run_month { get; set; }
-        public long concurrent_running { get; set; }
-        public DateTime last_reset_daily { get; set; }
-        public DateTime last_reset_monthly { get; set; }
-
-        /// <summary>A row from an earlier day reads as zero runs today (the daily reset has not written yet).</summary>
-        public OrgUsageQuota ToRecord(DateOnly today)
-        {
-            var date = DateOnly.ParseExact(usage_date, "yyyy-MM-dd", CultureInfo.InvariantCulture);
-            return new(OrgSlug.From(org_slug), today, date == today ? (int)pipelines_run_today : 0, (int)pipelines_run_month, (int)concurrent_running,
-                PostgresValues.FromTimestamp(last_reset_daily), PostgresValues.FromTimestamp(last_reset_monthly));
-        }
-    }
-
-    private class ApiKeyRow
-    {
-        public string org_api_key_id { get; set; } = "";
-        public string org_slug { get; set; } = "";
-        public string org_api_key_hash { get; set; } = "";
-        public string encrypted_org_api_key { get; set; } = "";
-        public string fingerprint { get; set; } = "";
-        public string scopes { get; set; } = "[]";
-        public bool is_active { get; set; }
-        public DateTime? expires_at { get; set; }
-        public DateTime created_at { get; set; }
-        public DateTime? last_used_at { get; set; }
-        public DateTime? revoked_at { get; set; }
-
-        public ApiKeyRecord ToRecord() => new(
-            org_api_key_id, OrgSlug.From(org_slug), org_api_key_hash, encrypted_org_api_key, fingerprint,
-            JsonSerializer.Deserialize<List<string>>(scopes) ?? [], is_active, PostgresValues.FromTimestamp(expires_at),
-            PostgresValues.FromTimestamp(created_at), PostgresValues.FromTimestamp(last_used_at), PostgresValues.FromTimestamp(revoked_at));
-    }
-
-    private sealed class ApiKeyLookupRow : ApiKeyRow
-    {
-        public string org_status { get; set; } = "";
-    }
-
-    private sealed class AuditRow
-    {
-        public string audit_id { get; set; } = "";
-        public DateTime occurred_at { get; set; }
-        public string actor_type { get; set; } = "";
-        public string? actor_key_id { get; set; }
-        public string? user_id { get; set; }
-        public string action { get; set; } = "";
-        public string? org_slug { get; set; }
-        public string? request_id { get; set; }
-        public string outcome { get; set; } = "";
-        public string? details { get; set; }
-
-        public AuditEntry ToRecord() => new(
-            audit_id, PostgresValues.FromTimestamp(occurred_at), actor_type, actor_key_id, user_id, action,
-            org_slug is null ? null : OrgSlug.From(org_slug), request_id, outcome,
-            details is null ? null : JsonSerializer.Deserialize<Dictionary<string, object?>>(details));
-    }
-
-    internal sealed class RunRow
-    {
-        public string pipeline_logging_id { get; set; } = "";
-        public string org_slug { get; set; } = "";
-        public string pipeline_id { get; set; } = "";
-        public string pipeline_path { get; set; } = "";
-        public string trigger { get; set; } = "";
-        public string? triggered_by { get; set; }
-        public string? org_api_key_id { get; set; }
-        public string? request_id { get; set; }
-        public string status { get; set; } = "";
-        public string? parameters { get; set; }
-        public string? resolved_config { get; set; }
-        public DateTime? start_time { get; set; }
-        public DateTime? end_time { get; set; }
-        public string? error_class { get; set; }
-        public string? error_message { get; set; }
-        public string? idempotency_key { get; set; }
-        public string? worker_id { get; set; }
-        public DateTime? heartbeat_at { get; set; }
-        public DateTime? cancel_requested_at { get; set; }
-        public long attempt { get; set; }
-        public DateTime created_at { get; set; }
-
-        public PipelineRunRecord ToRecord() => new(
-            pipeline_logging_id, OrgFromColumn(org_slug), pipeline_id, pipeline_path, trigger, triggered_by, org_api_key_id, request_id, status,
-            parameters is null ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(parameters) ?? [],
-            resolved_config, PostgresValues.FromTimestamp(start_time), PostgresValues.FromTimestamp(end_time), error_class, error_message, (int)attempt,
-            PostgresValues.FromTimestamp(created_at), idempotency_key, worker_id, PostgresValues.FromTimestamp(heartbeat_at), PostgresValues.FromTimestamp(cancel_requested_at));
-    }
-
-    private sealed class StepRow
-    {
-        public string step_logging_id { get; set; } = "";
-        public string pipeline_logging_id { get; set; } = "";
-        public string org_slug { get; set; } = "";
-        public string step_id { get; set; } = "";
-        public string ps_type { get; set; } = "";
-        public string status { get; set; } = "";
-        public DateTime? start_time { get; set; }
-        public DateTime? end_time { get; set; }
-        public long? rows_processed { get; set; }
-        public long attempt { get; set; }
-        public string? metadata { get; set; }
-        public string? error_class { get; set; }
-        public string? error_message { get; set; }
-
-        public StepLogRecord ToRecord() => new(
-            step_logging_id, pipeline_logging_id, OrgFromColumn(org_slug), step_id, ps_type, status,
-            PostgresValues.FromTimestamp(start_time), PostgresValues.FromTimestamp(end_time), rows_processed, (int)attempt,
-            metadata is null ? null : JsonSerializer.Deserialize<Dictionary<string, object?>>(metadata), error_class, error_message);
-    }
-
-    private sealed class DqRow
-    {
-        public string dq_result_id { get; set; } = "";
-        public string pipeline_logging_id { get; set; } = "";
-        public string? step_logging_id { get; set; }
-        public string org_slug { get; set; } = "";
-        public string table_name { get; set; } = "";
-        public string check_name { get; set; } = "";
-        public string severity { get; set; } = "";
-        public string status { get; set; } = "";
-        public string? observed_value { get; set; }
-        public string? threshold { get; set; }
-        public string? failing_sample { get; set; }
-        public DateTime created_at { get; set; }
-
-        public DqResultRecord ToRecord() => new(
-            dq_result_id, pipeline_logging_id, step_logging_id, OrgFromColumn(org_slug), table_name, check_name, severity, status,
-            observed_value, threshold, failing_sample, PostgresValues.FromTimestamp(created_at));
-    }
-
-    private sealed class CredentialRow
-    {
-        public string credential_id { get; set; } = "";
-        public string org_slug { get; set; } = "";
-        public string provider { get; set; } = "";
-        public string credential_name { get; set; } = "";
-        public string encrypted_credential { get; set; } = "";
-        public string key_version { get; set; } = "";
-        public string validation_status { get; set; } = "";
-        public DateTime? last_validated_at { get; set; }
-        public string? last_error { get; set; }
-        public string? metadata { get; set; }
-        public bool is_active { get; set; }
-        public DateTime created_at { get; set; }
-        public DateTime updated_at { get; set; }
-
-        public IntegrationCredential ToRecord() => new(
-            credential_id, OrgSlug.From(org_slug), IntegrationProvider.FromStored(provider), credential_name, encrypted_credential, key_version,
-            validation_status, PostgresValues.FromTimestamp(last_validated_at), last_error,
-            metadata is null ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(metadata) ?? [],
-            is_active, PostgresValues.FromTimestamp(created_at), PostgresValues.FromTimestamp(updated_at));
-    }
-#pragma warning restore IDE1006, SA1300
 }

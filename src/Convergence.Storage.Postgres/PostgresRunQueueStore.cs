@@ -2,6 +2,7 @@ using System.Text.Json;
 using Convergence.Core.Organizations;
 using Convergence.Core.Pipelines;
 using Convergence.Core.Scheduling;
+using Convergence.Core.Storage;
 using Dapper;
 using Npgsql;
 
@@ -50,8 +51,8 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
             }
 
             await results.ReadAsync();
-            var claimed = await results.ReadSingleOrDefaultAsync<ClaimRow>();
-            var run = await results.ReadSingleOrDefaultAsync<PostgresControlPlaneStore.RunRow>();
+            var claimed = await results.ReadSingleOrDefaultAsync<ClaimRow<DateTime?>>();
+            var run = await results.ReadSingleOrDefaultAsync<RunRow<DateTime?>>();
             if (claimed is null)
             {
                 // The org's slots filled between the candidate's pre-check and the count under its lock.
@@ -59,9 +60,10 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
                 continue;
             }
 
-            return new QueueLease(claimed.queue_id, OrgSlug.From(claimed.org_slug), claimed.pipeline_logging_id, owner, token, (int)claimed.attempts, expires, claimed.Deferred())
+            return new QueueLease(claimed.queue_id, OrgSlug.From(claimed.org_slug), claimed.pipeline_logging_id, owner, token, (int)claimed.attempts, expires,
+                claimed.Deferred(PostgresRowValues.Timestamp))
             {
-                Run = run?.ToRecord(),
+                Run = run?.ToRecord(PostgresRowValues.Timestamp),
             };
         }
     }
@@ -203,7 +205,7 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
         await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var at = PostgresValues.Timestamp(now);
-        var expired = (await connection.QueryAsync<ExpiredRow>(new CommandDefinition(
+        var expired = (await connection.QueryAsync<ExpiredRow<DateTime?>>(new CommandDefinition(
             $"""
             SELECT q.queue_id, q.org_slug, q.pipeline_logging_id, q.attempts, q.max_attempts, q.lease_owner, q.lease_expires_at, r.status AS run_status
             FROM org_pipeline_execution_queue q LEFT JOIN org_meta_pipeline_runs r ON r.pipeline_logging_id = q.pipeline_logging_id
@@ -437,11 +439,11 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
             return counters;
         }
 
-        var subscriptions = (await connection.QueryAsync<PostgresControlPlaneStore.SubscriptionRow>(new CommandDefinition(
+        var subscriptions = (await connection.QueryAsync<SubscriptionRow<DateTime?>>(new CommandDefinition(
             "SELECT * FROM org_subscriptions WHERE org_slug = ANY(@orgs) ORDER BY org_slug FOR UPDATE",
             new { orgs = orgs.ToArray() },
             transaction,
-            cancellationToken: cancellationToken))).Select(r => r.ToRecord()).ToDictionary(r => r.OrgSlug.Value, StringComparer.Ordinal);
+            cancellationToken: cancellationToken))).Select(r => r.ToRecord(PostgresRowValues.Timestamp)).ToDictionary(r => r.OrgSlug.Value, StringComparer.Ordinal);
         var usable = OrgQuotaCounters.Usable(orgs, subscriptions, now, counters);
 
         if (usable.Count == 0)
@@ -590,14 +592,14 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
     /// </summary>
     private static async Task<AdmissionOutcome?> CountAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, OrgSlug org, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var subscription = await connection.QuerySingleOrDefaultAsync<PostgresControlPlaneStore.SubscriptionRow>(new CommandDefinition(
+        var subscription = await connection.QuerySingleOrDefaultAsync<SubscriptionRow<DateTime?>>(new CommandDefinition(
             "SELECT * FROM org_subscriptions WHERE org_slug = @org FOR UPDATE", new { org = org.Value }, transaction, cancellationToken: cancellationToken));
         if (subscription is null)
         {
             return new AdmissionOutcome.SubscriptionInactive($"Organization '{org}' has no subscription.");
         }
 
-        var record = subscription.ToRecord();
+        var record = subscription.ToRecord(PostgresRowValues.Timestamp);
         if (!QuotaCalendar.IsUsable(record, now, out var reason))
         {
             return new AdmissionOutcome.SubscriptionInactive(reason);
@@ -683,37 +685,6 @@ internal sealed class PostgresRunQueueStore(PostgresControlPlaneSource source) :
     {
         public string? queue_id { get; set; }
         public string? org_slug { get; set; }
-    }
-
-    private sealed class ClaimRow
-    {
-        public string queue_id { get; set; } = "";
-        public string org_slug { get; set; } = "";
-        public string pipeline_logging_id { get; set; } = "";
-        public long attempts { get; set; }
-        public string pipeline { get; set; } = "";
-        public string? parameters { get; set; }
-        public DateTime? scheduled_for { get; set; }
-        public DateTime created_at { get; set; }
-
-        /// <summary>What the run row of a scheduled entry is created from (scheduled entries have no run row until claimed).</summary>
-        public DeferredRun? Deferred() => PostgresValues.FromTimestamp(scheduled_for) is not { } at ? null : new DeferredRun(
-            pipeline,
-            parameters is null ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(parameters) ?? [],
-            at,
-            PostgresValues.FromTimestamp(created_at));
-    }
-
-    private sealed class ExpiredRow
-    {
-        public string queue_id { get; set; } = "";
-        public string org_slug { get; set; } = "";
-        public string pipeline_logging_id { get; set; } = "";
-        public long attempts { get; set; }
-        public long max_attempts { get; set; }
-        public string? lease_owner { get; set; }
-        public DateTime? lease_expires_at { get; set; }
-        public string? run_status { get; set; }
     }
 #pragma warning restore IDE1006, SA1300
 }

@@ -34,19 +34,19 @@ internal sealed class PostgresScheduleStore(PostgresControlPlaneSource source) :
     public async Task<ScheduleConfig?> FindAsync(OrgSlug org, string configId, CancellationToken cancellationToken)
     {
         await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<ScheduleRow>(new CommandDefinition(
+        var row = await connection.QuerySingleOrDefaultAsync<ScheduleRow<DateTime?, bool>>(new CommandDefinition(
             $"SELECT {Columns} FROM org_pipeline_configs WHERE org_slug = @org AND config_id = @configId",
             new { org = org.Value, configId }, cancellationToken: cancellationToken));
-        return row?.ToRecord();
+        return row?.ToRecord(PostgresRowValues.Timestamp, PostgresRowValues.Flag);
     }
 
     public async Task<IReadOnlyList<ScheduleConfig>> ListAsync(OrgSlug org, CancellationToken cancellationToken)
     {
         await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
-        var rows = await connection.QueryAsync<ScheduleRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<ScheduleRow<DateTime?, bool>>(new CommandDefinition(
             $"SELECT {Columns} FROM org_pipeline_configs WHERE org_slug = @org ORDER BY created_at, config_id",
             new { org = org.Value }, cancellationToken: cancellationToken));
-        return [.. rows.Select(r => r.ToRecord())];
+        return [.. rows.Select(r => r.ToRecord(PostgresRowValues.Timestamp, PostgresRowValues.Flag))];
     }
 
     public async Task<bool> UpdateAsync(ScheduleConfig config, CancellationToken cancellationToken)
@@ -81,7 +81,7 @@ internal sealed class PostgresScheduleStore(PostgresControlPlaneSource source) :
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
         await using var connection = await source.DataSource.OpenConnectionAsync(cancellationToken);
-        var rows = await connection.QueryAsync<ScheduleRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<ScheduleRow<DateTime?, bool>>(new CommandDefinition(
             $"""
             SELECT {Columns} FROM org_pipeline_configs
             WHERE is_active AND next_run_time IS NOT NULL AND next_run_time <= @now
@@ -89,7 +89,7 @@ internal sealed class PostgresScheduleStore(PostgresControlPlaneSource source) :
             LIMIT @limit
             """,
             new { now = PostgresValues.Timestamp(now), limit }, cancellationToken: cancellationToken));
-        return [.. rows.Select(r => r.ToRecord())];
+        return [.. rows.Select(r => r.ToRecord(PostgresRowValues.Timestamp, PostgresRowValues.Flag))];
     }
 
     private static object Args(ScheduleConfig c) => new
@@ -106,27 +106,4 @@ internal sealed class PostgresScheduleStore(PostgresControlPlaneSource source) :
         CreatedAt = PostgresValues.Timestamp(c.CreatedAt),
         UpdatedAt = PostgresValues.Timestamp(c.UpdatedAt),
     };
-
-#pragma warning disable IDE1006, SA1300 // Row classes mirror the snake_case columns they are read from.
-    private sealed class ScheduleRow
-    {
-        public string config_id { get; set; } = "";
-        public string org_slug { get; set; } = "";
-        public string pipeline { get; set; } = "";
-        public string cron_schedule { get; set; } = "";
-        public string timezone { get; set; } = "";
-        public string? parameters { get; set; }
-        public bool is_active { get; set; }
-        public DateTime? next_run_time { get; set; }
-        public DateTime? last_run_time { get; set; }
-        public DateTime created_at { get; set; }
-        public DateTime updated_at { get; set; }
-
-        public ScheduleConfig ToRecord() => new(
-            config_id, OrgSlug.From(org_slug), pipeline, cron_schedule, timezone,
-            parameters is null ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(parameters) ?? [],
-            is_active, PostgresValues.FromTimestamp(next_run_time), PostgresValues.FromTimestamp(last_run_time),
-            PostgresValues.FromTimestamp(created_at), PostgresValues.FromTimestamp(updated_at));
-    }
-#pragma warning restore IDE1006, SA1300
 }

@@ -136,16 +136,16 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
     public async Task<OrgProfile?> FindOrganizationAsync(OrgSlug org, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<ProfileRow>(new CommandDefinition(
+        var row = await connection.QuerySingleOrDefaultAsync<ProfileRow<string?>>(new CommandDefinition(
             "SELECT * FROM org_profiles WHERE org_slug = @org", new { org = org.Value }, cancellationToken: cancellationToken));
-        return row?.ToRecord();
+        return row?.ToRecord(SqliteRowValues.Timestamp);
     }
 
     public async Task<OrgOverview?> GetOrganizationOverviewAsync(OrgSlug org, DateOnly usageDate, CancellationToken cancellationToken)
     {
         // One round trip: this read sits behind every authenticated GET of an org.
         await using var connection = await OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<ProfileRow, SubscriptionRow, QuotaRow, OrgOverview>(
+        var rows = await connection.QueryAsync<ProfileRow<string?>, SubscriptionRow<string?>, QuotaRow<string?>, OrgOverview>(
             new CommandDefinition(
                 """
                 SELECT p.org_slug, p.company_name, p.admin_email, p.status, p.subscription_plan, p.dataset_id, p.created_at, p.updated_at,
@@ -158,7 +158,8 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
                 """,
                 new { org = org.Value },
                 cancellationToken: cancellationToken),
-            (profile, subscription, quota) => new OrgOverview(profile.ToRecord(), subscription?.ToRecord(), quota?.ToRecord(usageDate)),
+            (profile, subscription, quota) => new OrgOverview(
+                profile.ToRecord(SqliteRowValues.Timestamp), subscription?.ToRecord(SqliteRowValues.Timestamp), quota?.ToRecord(usageDate, SqliteRowValues.Timestamp)),
             splitOn: "plan_name,usage_date");
         return rows.SingleOrDefault();
     }
@@ -166,18 +167,18 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
     public async Task<IReadOnlyList<ApiKeyRecord>> ListApiKeysAsync(OrgSlug org, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<ApiKeyRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<ApiKeyRow<string?, long>>(new CommandDefinition(
             "SELECT * FROM org_api_keys WHERE org_slug = @org ORDER BY created_at", new { org = org.Value }, cancellationToken: cancellationToken));
-        return [.. rows.Select(r => r.ToRecord())];
+        return [.. rows.Select(r => r.ToRecord(SqliteRowValues.Timestamp, SqliteRowValues.Flag))];
     }
 
     public async Task<ApiKeyLookup?> FindApiKeyByHashAsync(string keyHash, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<ApiKeyLookupRow>(new CommandDefinition(
+        var row = await connection.QuerySingleOrDefaultAsync<ApiKeyLookupRow<string?, long>>(new CommandDefinition(
             "SELECT k.*, p.status AS org_status FROM org_api_keys k JOIN org_profiles p ON p.org_slug = k.org_slug WHERE k.org_api_key_hash = @keyHash",
             new { keyHash }, cancellationToken: cancellationToken));
-        return row is null ? null : new ApiKeyLookup(row.ToRecord(), row.org_status);
+        return row is null ? null : new ApiKeyLookup(row.ToRecord(SqliteRowValues.Timestamp, SqliteRowValues.Flag), row.org_status);
     }
 
     public async Task TouchApiKeyAsync(OrgSlug org, string keyId, DateTimeOffset at, CancellationToken cancellationToken)
@@ -197,10 +198,10 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
     public async Task<IReadOnlyList<AuditEntry>> ListAuditAsync(OrgSlug org, int limit, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<AuditRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<AuditRow<string?>>(new CommandDefinition(
             "SELECT * FROM org_audit_logs WHERE org_slug = @org ORDER BY occurred_at DESC, audit_id DESC LIMIT @limit",
             new { org = org.Value, limit }, cancellationToken: cancellationToken));
-        return [.. rows.Select(r => r.ToRecord())];
+        return [.. rows.Select(r => r.ToRecord(SqliteRowValues.Timestamp))];
     }
 
     /// <summary>
@@ -302,19 +303,19 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
     public async Task<IntegrationCredential?> FindActiveCredentialAsync(OrgSlug org, IntegrationProvider provider, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<CredentialRow>(new CommandDefinition(
+        var row = await connection.QuerySingleOrDefaultAsync<CredentialRow<string?, long>>(new CommandDefinition(
             "SELECT * FROM org_integration_credentials WHERE org_slug = @org AND provider = @provider AND is_active = 1",
             new { org = org.Value, provider = provider.StoredName }, cancellationToken: cancellationToken));
-        return row?.ToRecord();
+        return row?.ToRecord(SqliteRowValues.Timestamp, SqliteRowValues.Flag);
     }
 
     public async Task<IReadOnlyList<IntegrationCredential>> ListActiveCredentialsAsync(OrgSlug org, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<CredentialRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<CredentialRow<string?, long>>(new CommandDefinition(
             "SELECT * FROM org_integration_credentials WHERE org_slug = @org AND is_active = 1 ORDER BY provider",
             new { org = org.Value }, cancellationToken: cancellationToken));
-        return [.. rows.Select(r => r.ToRecord())];
+        return [.. rows.Select(r => r.ToRecord(SqliteRowValues.Timestamp, SqliteRowValues.Flag))];
     }
 
     public async Task<bool> UpdateCredentialValidationAsync(OrgSlug org, string credentialId, string status, string? lastError, DateTimeOffset at, CancellationToken cancellationToken)
@@ -372,7 +373,7 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
         // The run row or, for a scheduled run whose claiming worker has not created it yet, its queue entry (whose queue_id
         // is the run's id), in one statement (one snapshot): two reads could miss the run in between.
         await using var connection = await OpenAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<RunRow>(new CommandDefinition(
+        var row = await connection.QuerySingleOrDefaultAsync<RunRow<string?>>(new CommandDefinition(
             $"""
             SELECT {FoundRunColumns} FROM org_meta_pipeline_runs WHERE pipeline_logging_id = @pipelineLoggingId AND (@org IS NULL OR org_slug = @org)
             UNION ALL
@@ -380,7 +381,7 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
             WHERE queue_id = @pipelineLoggingId AND pipeline_logging_id = @pipelineLoggingId AND (@org IS NULL OR org_slug = @org)
             """,
             new { pipelineLoggingId, org = org?.Value }, cancellationToken: cancellationToken));
-        return row?.ToRecord();
+        return row?.ToRecord(SqliteRowValues.Timestamp);
     }
 
     /// <summary>
@@ -432,10 +433,10 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
     public async Task<PipelineRunRecord?> FindRunByIdempotencyKeyAsync(OrgSlug org, string idempotencyKey, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<RunRow>(new CommandDefinition(
+        var row = await connection.QuerySingleOrDefaultAsync<RunRow<string?>>(new CommandDefinition(
             "SELECT * FROM org_meta_pipeline_runs WHERE org_slug = @org AND idempotency_key = @idempotencyKey",
             new { org = org.Value, idempotencyKey }, cancellationToken: cancellationToken));
-        return row?.ToRecord();
+        return row?.ToRecord(SqliteRowValues.Timestamp);
     }
 
     public async Task<RunPage> ListRunsAsync(RunQuery query, CancellationToken cancellationToken)
@@ -460,24 +461,24 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
 
         // The run rows and the scheduled runs still waiting for their first claim (no run row yet), each read in the
         // page's order, merged (ordinal: SQLite compares text by bytes).
-        var rows = (await connection.QueryAsync<RunRow>(new CommandDefinition($"SELECT * FROM org_meta_pipeline_runs {Filter}", args, cancellationToken: cancellationToken)))
-            .Concat(await connection.QueryAsync<RunRow>(new CommandDefinition($"SELECT * FROM ({DeferredRunsSql}) {Filter}", args, cancellationToken: cancellationToken)))
+        var rows = (await connection.QueryAsync<RunRow<string?>>(new CommandDefinition($"SELECT * FROM org_meta_pipeline_runs {Filter}", args, cancellationToken: cancellationToken)))
+            .Concat(await connection.QueryAsync<RunRow<string?>>(new CommandDefinition($"SELECT * FROM ({DeferredRunsSql}) {Filter}", args, cancellationToken: cancellationToken)))
             .OrderByDescending(r => r.created_at, StringComparer.Ordinal)
             .ThenByDescending(r => r.pipeline_logging_id, StringComparer.Ordinal)
             .Take(query.Limit + 1)
             .ToList();
-        var page = rows.Take(query.Limit).Select(r => r.ToRecord()).ToList();
-        var next = rows.Count > query.Limit ? RunPageToken.Encode(rows[query.Limit - 1].created_at, rows[query.Limit - 1].pipeline_logging_id) : null;
+        var page = rows.Take(query.Limit).Select(r => r.ToRecord(SqliteRowValues.Timestamp)).ToList();
+        var next = rows.Count > query.Limit ? RunPageToken.Encode(rows[query.Limit - 1].created_at ?? "", rows[query.Limit - 1].pipeline_logging_id) : null;
         return new RunPage(page, next);
     }
 
     public async Task<IReadOnlyList<StepLogRecord>> ListStepsAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<StepRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<StepRow<string?>>(new CommandDefinition(
             "SELECT * FROM org_meta_step_logs WHERE pipeline_logging_id = @pipelineLoggingId AND (@org IS NULL OR org_slug = @org) ORDER BY step_logging_id",
             new { pipelineLoggingId, org = org?.Value }, cancellationToken: cancellationToken));
-        return [.. rows.Select(r => r.ToRecord())];
+        return [.. rows.Select(r => r.ToRecord(SqliteRowValues.Timestamp))];
     }
 
     public async Task SaveDqResultAsync(DqResultRecord r, CancellationToken cancellationToken)
@@ -501,10 +502,10 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
     public async Task<IReadOnlyList<DqResultRecord>> ListDqResultsAsync(string pipelineLoggingId, OrgSlug? org, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<DqRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<DqRow<string?>>(new CommandDefinition(
             "SELECT * FROM org_meta_dq_results WHERE pipeline_logging_id = @pipelineLoggingId AND (@org IS NULL OR org_slug = @org) ORDER BY created_at, dq_result_id",
             new { pipelineLoggingId, org = org?.Value }, cancellationToken: cancellationToken));
-        return [.. rows.Select(r => r.ToRecord())];
+        return [.. rows.Select(r => r.ToRecord(SqliteRowValues.Timestamp))];
     }
 
     public async Task<PipelineRunRecord?> RequestCancelAsync(string pipelineLoggingId, OrgSlug? org, DateTimeOffset at, CancellationToken cancellationToken)
@@ -616,200 +617,5 @@ internal sealed class SqliteControlPlaneStore : IControlPlaneStore
     /// <summary>Platform runs (bootstrap) have no org; their run-log rows carry this in the NOT NULL org_slug column.</summary>
     private static string OrgColumn(OrgSlug? org) => org?.Value ?? RunRows.NoOrg;
 
-    private static OrgSlug? OrgFromColumn(string value) => value == RunRows.NoOrg ? null : OrgSlug.From(value);
-
     private Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken) => _files.OpenAsync(DatasetRef.Central, cancellationToken);
-
-#pragma warning disable IDE1006, SA1300 // Row classes mirror the snake_case columns they are read from.
-    internal sealed class ProfileRow
-    {
-        public string org_slug { get; set; } = "";
-        public string company_name { get; set; } = "";
-        public string admin_email { get; set; } = "";
-        public string status { get; set; } = "";
-        public string subscription_plan { get; set; } = "";
-        public string dataset_id { get; set; } = "";
-        public string created_at { get; set; } = "";
-        public string updated_at { get; set; } = "";
-
-        public OrgProfile ToRecord() => new(
-            OrgSlug.From(org_slug), company_name, admin_email, status, subscription_plan, dataset_id,
-            SqliteSchema.ParseTimestamp(created_at), SqliteSchema.ParseTimestamp(updated_at));
-    }
-
-    internal sealed class SubscriptionRow
-    {
-        public string org_slug { get; set; } = "";
-        public string plan_name { get; set; } = "";
-        public string status { get; set; } = "";
-        public long daily_limit { get; set; }
-        public long monthly_limit { get; set; }
-        public long concurrent_limit { get; set; }
-        public string? trial_ends_at { get; set; }
-        public string subscription_start { get; set; } = "";
-        public string updated_at { get; set; } = "";
-
-        public OrgSubscription ToRecord() => new(
-            OrgSlug.From(org_slug), plan_name, status, (int)daily_limit, (int)monthly_limit, (int)concurrent_limit,
-            SqliteSchema.ParseTimestampOrNull(trial_ends_at), SqliteSchema.ParseTimestamp(subscription_start), SqliteSchema.ParseTimestamp(updated_at));
-    }
-
-    internal sealed class QuotaRow
-    {
-        public string org_slug { get; set; } = "";
-        public string usage_date { get; set; } = "";
-        public long pipelines_run_today { get; set; }
-        public long pipelines_run_month { get; set; }
-        public long concurrent_running { get; set; }
-        public string last_reset_daily { get; set; } = "";
-        public string last_reset_monthly { get; set; } = "";
-
-        /// <summary>A row from an earlier day reads as zero runs today (the daily reset has not written yet).</summary>
-        public OrgUsageQuota ToRecord(DateOnly today)
-        {
-            var date = DateOnly.ParseExact(usage_date, "yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
-            return new(OrgSlug.From(org_slug), today, date == today ? (int)pipelines_run_today : 0, (int)pipelines_run_month, (int)concurrent_running,
-                SqliteSchema.ParseTimestamp(last_reset_daily), SqliteSchema.ParseTimestamp(last_reset_monthly));
-        }
-    }
-
-    internal class ApiKeyRow
-    {
-        public string org_api_key_id { get; set; } = "";
-        public string org_slug { get; set; } = "";
-        public string org_api_key_hash { get; set; } = "";
-        public string encrypted_org_api_key { get; set; } = "";
-        public string fingerprint { get; set; } = "";
-        public string scopes { get; set; } = "[]";
-        public long is_active { get; set; }
-        public string? expires_at { get; set; }
-        public string created_at { get; set; } = "";
-        public string? last_used_at { get; set; }
-        public string? revoked_at { get; set; }
-
-        public ApiKeyRecord ToRecord() => new(
-            org_api_key_id, OrgSlug.From(org_slug), org_api_key_hash, encrypted_org_api_key, fingerprint,
-            JsonSerializer.Deserialize<List<string>>(scopes) ?? [], is_active != 0, SqliteSchema.ParseTimestampOrNull(expires_at),
-            SqliteSchema.ParseTimestamp(created_at), SqliteSchema.ParseTimestampOrNull(last_used_at), SqliteSchema.ParseTimestampOrNull(revoked_at));
-    }
-
-    internal sealed class ApiKeyLookupRow : ApiKeyRow
-    {
-        public string org_status { get; set; } = "";
-    }
-
-    internal sealed class AuditRow
-    {
-        public string audit_id { get; set; } = "";
-        public string occurred_at { get; set; } = "";
-        public string actor_type { get; set; } = "";
-        public string? actor_key_id { get; set; }
-        public string? user_id { get; set; }
-        public string action { get; set; } = "";
-        public string? org_slug { get; set; }
-        public string? request_id { get; set; }
-        public string outcome { get; set; } = "";
-        public string? details { get; set; }
-
-        public AuditEntry ToRecord() => new(
-            audit_id, SqliteSchema.ParseTimestamp(occurred_at), actor_type, actor_key_id, user_id, action,
-            org_slug is null ? null : OrgSlug.From(org_slug), request_id, outcome,
-            details is null ? null : JsonSerializer.Deserialize<Dictionary<string, object?>>(details));
-    }
-
-    internal sealed class RunRow
-    {
-        public string pipeline_logging_id { get; set; } = "";
-        public string org_slug { get; set; } = "";
-        public string pipeline_id { get; set; } = "";
-        public string pipeline_path { get; set; } = "";
-        public string trigger { get; set; } = "";
-        public string? triggered_by { get; set; }
-        public string? org_api_key_id { get; set; }
-        public string? request_id { get; set; }
-        public string status { get; set; } = "";
-        public string? parameters { get; set; }
-        public string? resolved_config { get; set; }
-        public string? start_time { get; set; }
-        public string? end_time { get; set; }
-        public string? error_class { get; set; }
-        public string? error_message { get; set; }
-        public string? idempotency_key { get; set; }
-        public string? worker_id { get; set; }
-        public string? heartbeat_at { get; set; }
-        public string? cancel_requested_at { get; set; }
-        public long attempt { get; set; }
-        public string created_at { get; set; } = "";
-
-        public PipelineRunRecord ToRecord() => new(
-            pipeline_logging_id, OrgFromColumn(org_slug), pipeline_id, pipeline_path, trigger, triggered_by, org_api_key_id, request_id, status,
-            parameters is null ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(parameters) ?? [],
-            resolved_config, SqliteSchema.ParseTimestampOrNull(start_time), SqliteSchema.ParseTimestampOrNull(end_time), error_class, error_message, (int)attempt,
-            SqliteSchema.ParseTimestamp(created_at), idempotency_key, worker_id, SqliteSchema.ParseTimestampOrNull(heartbeat_at), SqliteSchema.ParseTimestampOrNull(cancel_requested_at));
-    }
-
-    internal sealed class StepRow
-    {
-        public string step_logging_id { get; set; } = "";
-        public string pipeline_logging_id { get; set; } = "";
-        public string org_slug { get; set; } = "";
-        public string step_id { get; set; } = "";
-        public string ps_type { get; set; } = "";
-        public string status { get; set; } = "";
-        public string? start_time { get; set; }
-        public string? end_time { get; set; }
-        public long? rows_processed { get; set; }
-        public long attempt { get; set; }
-        public string? metadata { get; set; }
-        public string? error_class { get; set; }
-        public string? error_message { get; set; }
-
-        public StepLogRecord ToRecord() => new(
-            step_logging_id, pipeline_logging_id, OrgFromColumn(org_slug), step_id, ps_type, status,
-            SqliteSchema.ParseTimestampOrNull(start_time), SqliteSchema.ParseTimestampOrNull(end_time), rows_processed, (int)attempt,
-            metadata is null ? null : JsonSerializer.Deserialize<Dictionary<string, object?>>(metadata), error_class, error_message);
-    }
-
-    internal sealed class DqRow
-    {
-        public string dq_result_id { get; set; } = "";
-        public string pipeline_logging_id { get; set; } = "";
-        public string? step_logging_id { get; set; }
-        public string org_slug { get; set; } = "";
-        public string table_name { get; set; } = "";
-        public string check_name { get; set; } = "";
-        public string severity { get; set; } = "";
-        public string status { get; set; } = "";
-        public string? observed_value { get; set; }
-        public string? threshold { get; set; }
-        public string? failing_sample { get; set; }
-        public string created_at { get; set; } = "";
-
-        public DqResultRecord ToRecord() => new(
-            dq_result_id, pipeline_logging_id, step_logging_id, OrgFromColumn(org_slug), table_name, check_name, severity, status,
-            observed_value, threshold, failing_sample, SqliteSchema.ParseTimestamp(created_at));
-    }
-    internal sealed class CredentialRow
-    {
-        public string credential_id { get; set; } = "";
-        public string org_slug { get; set; } = "";
-        public string provider { get; set; } = "";
-        public string credential_name { get; set; } = "";
-        public string encrypted_credential { get; set; } = "";
-        public string key_version { get; set; } = "";
-        public string validation_status { get; set; } = "";
-        public string? last_validated_at { get; set; }
-        public string? last_error { get; set; }
-        public string? metadata { get; set; }
-        public long is_active { get; set; }
-        public string created_at { get; set; } = "";
-        public string updated_at { get; set; } = "";
-
-        public IntegrationCredential ToRecord() => new(
-            credential_id, OrgSlug.From(org_slug), IntegrationProvider.FromStored(provider), credential_name, encrypted_credential, key_version,
-            validation_status, SqliteSchema.ParseTimestampOrNull(last_validated_at), last_error,
-            metadata is null ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(metadata) ?? [],
-            is_active != 0, SqliteSchema.ParseTimestamp(created_at), SqliteSchema.ParseTimestamp(updated_at));
-    }
-#pragma warning restore IDE1006, SA1300
 }

@@ -48,7 +48,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         await using var connection = await OpenAsync(cancellationToken);
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
         var at = SqliteSchema.Timestamp(now);
-        var candidate = await connection.QuerySingleOrDefaultAsync<ClaimRow>(new CommandDefinition(
+        var candidate = await connection.QuerySingleOrDefaultAsync<ClaimRow<string?>>(new CommandDefinition(
             $"""
             SELECT q.queue_id, q.org_slug, q.pipeline_logging_id, q.attempts, q.pipeline, q.parameters, q.scheduled_for, q.created_at FROM org_pipeline_execution_queue q
             LEFT JOIN org_subscriptions s ON s.org_slug = q.org_slug
@@ -90,7 +90,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             cancellationToken: cancellationToken));
         await RecountRunningAsync(connection, transaction, candidate.org_slug, now, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
-        return new QueueLease(candidate.queue_id, OrgSlug.From(candidate.org_slug), candidate.pipeline_logging_id, owner, token, attempt, expires, candidate.Deferred());
+        return new QueueLease(candidate.queue_id, OrgSlug.From(candidate.org_slug), candidate.pipeline_logging_id, owner, token, attempt, expires, candidate.Deferred(SqliteRowValues.Timestamp));
     }
 
     public async Task<bool> StartAsync(QueueLease lease, PipelineRunRecord run, IReadOnlyList<StepLogRecord> steps, DateTimeOffset now, CancellationToken cancellationToken)
@@ -186,7 +186,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         await using var connection = await OpenAsync(cancellationToken);
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
         var at = SqliteSchema.Timestamp(now);
-        var expired = (await connection.QueryAsync<ExpiredRow>(new CommandDefinition(
+        var expired = (await connection.QueryAsync<ExpiredRow<string?>>(new CommandDefinition(
             $"""
             SELECT q.queue_id, q.org_slug, q.pipeline_logging_id, q.attempts, q.max_attempts, q.lease_owner, q.lease_expires_at, r.status AS run_status
             FROM org_pipeline_execution_queue q LEFT JOIN org_meta_pipeline_runs r ON r.pipeline_logging_id = q.pipeline_logging_id
@@ -551,7 +551,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             SELECT org_slug, plan_name, status, daily_limit, monthly_limit, concurrent_limit, trial_ends_at, subscription_start, updated_at
             FROM org_subscriptions WHERE org_slug IN (SELECT value FROM json_each(@orgs))
             """,
-            reader => new SqliteControlPlaneStore.SubscriptionRow
+            reader => new SubscriptionRow<string?>
             {
                 org_slug = reader.GetString(0),
                 plan_name = reader.GetString(1),
@@ -562,7 +562,7 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
                 trial_ends_at = reader.IsDBNull(6) ? null : reader.GetString(6),
                 subscription_start = reader.GetString(7),
                 updated_at = reader.GetString(8),
-            }.ToRecord(),
+            }.ToRecord(SqliteRowValues.Timestamp),
             cancellationToken,
             ("orgs", SqliteJsonRows.SerializeValues(orgs)))).ToDictionary(s => s.OrgSlug.Value, StringComparer.Ordinal);
         var usable = OrgQuotaCounters.Usable(orgs, subscriptions, now, counters);
@@ -729,39 +729,6 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             return command;
         }
     }
-
-#pragma warning disable IDE1006, SA1300 // Row classes mirror the snake_case columns they are read from.
-    private sealed class ClaimRow
-    {
-        public string queue_id { get; set; } = "";
-        public string org_slug { get; set; } = "";
-        public string pipeline_logging_id { get; set; } = "";
-        public long attempts { get; set; }
-        public string pipeline { get; set; } = "";
-        public string? parameters { get; set; }
-        public string? scheduled_for { get; set; }
-        public string created_at { get; set; } = "";
-
-        /// <summary>What the run row of a scheduled entry is created from (scheduled entries have no run row until claimed).</summary>
-        public DeferredRun? Deferred() => scheduled_for is null ? null : new DeferredRun(
-            pipeline,
-            parameters is null ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(parameters) ?? [],
-            SqliteSchema.ParseTimestamp(scheduled_for),
-            SqliteSchema.ParseTimestamp(created_at));
-    }
-
-    private sealed class ExpiredRow
-    {
-        public string queue_id { get; set; } = "";
-        public string org_slug { get; set; } = "";
-        public string pipeline_logging_id { get; set; } = "";
-        public long attempts { get; set; }
-        public long max_attempts { get; set; }
-        public string? lease_owner { get; set; }
-        public string? lease_expires_at { get; set; }
-        public string? run_status { get; set; }
-    }
-#pragma warning restore IDE1006, SA1300
 
     /// <summary>A batch with its JSON rows built.</summary>
     private sealed class SqliteTickBatch(IReadOnlyList<ScheduledTick> ticks, DateTimeOffset now, string rows) : TickBatch(ticks, now)

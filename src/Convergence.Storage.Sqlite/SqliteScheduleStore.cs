@@ -39,19 +39,19 @@ internal sealed class SqliteScheduleStore(SqliteDatasetFiles files) : IScheduleS
     public async Task<ScheduleConfig?> FindAsync(OrgSlug org, string configId, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<ScheduleRow>(new CommandDefinition(
+        var row = await connection.QuerySingleOrDefaultAsync<ScheduleRow<string?, long>>(new CommandDefinition(
             $"SELECT {Columns} FROM org_pipeline_configs WHERE org_slug = @org AND config_id = @configId",
             new { org = org.Value, configId }, cancellationToken: cancellationToken));
-        return row?.ToRecord();
+        return row?.ToRecord(SqliteRowValues.Timestamp, SqliteRowValues.Flag);
     }
 
     public async Task<IReadOnlyList<ScheduleConfig>> ListAsync(OrgSlug org, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<ScheduleRow>(new CommandDefinition(
+        var rows = await connection.QueryAsync<ScheduleRow<string?, long>>(new CommandDefinition(
             $"SELECT {Columns} FROM org_pipeline_configs WHERE org_slug = @org ORDER BY created_at, config_id",
             new { org = org.Value }, cancellationToken: cancellationToken));
-        return [.. rows.Select(r => r.ToRecord())];
+        return [.. rows.Select(r => r.ToRecord(SqliteRowValues.Timestamp, SqliteRowValues.Flag))];
     }
 
     public async Task<bool> UpdateAsync(ScheduleConfig config, CancellationToken cancellationToken)
@@ -102,7 +102,7 @@ internal sealed class SqliteScheduleStore(SqliteDatasetFiles files) : IScheduleS
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            due.Add(new ScheduleRow
+            due.Add(new ScheduleRow<string?, long>
             {
                 config_id = reader.GetString(0),
                 org_slug = reader.GetString(1),
@@ -115,7 +115,7 @@ internal sealed class SqliteScheduleStore(SqliteDatasetFiles files) : IScheduleS
                 last_run_time = reader.IsDBNull(8) ? null : reader.GetString(8),
                 created_at = reader.GetString(9),
                 updated_at = reader.GetString(10),
-            }.ToRecord());
+            }.ToRecord(SqliteRowValues.Timestamp, SqliteRowValues.Flag));
         }
 
         return due;
@@ -137,27 +137,4 @@ internal sealed class SqliteScheduleStore(SqliteDatasetFiles files) : IScheduleS
     };
 
     private Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken) => files.OpenAsync(DatasetRef.Central, cancellationToken);
-
-#pragma warning disable IDE1006, SA1300 // Row classes mirror the snake_case columns they are read from.
-    internal sealed class ScheduleRow
-    {
-        public string config_id { get; set; } = "";
-        public string org_slug { get; set; } = "";
-        public string pipeline { get; set; } = "";
-        public string cron_schedule { get; set; } = "";
-        public string timezone { get; set; } = "";
-        public string? parameters { get; set; }
-        public long is_active { get; set; }
-        public string? next_run_time { get; set; }
-        public string? last_run_time { get; set; }
-        public string created_at { get; set; } = "";
-        public string updated_at { get; set; } = "";
-
-        public ScheduleConfig ToRecord() => new(
-            config_id, OrgSlug.From(org_slug), pipeline, cron_schedule, timezone,
-            parameters is null or "{}" ? new Dictionary<string, string>() : JsonSerializer.Deserialize<Dictionary<string, string>>(parameters) ?? [],
-            is_active != 0, SqliteSchema.ParseTimestampOrNull(next_run_time), SqliteSchema.ParseTimestampOrNull(last_run_time),
-            SqliteSchema.ParseTimestamp(created_at), SqliteSchema.ParseTimestamp(updated_at));
-    }
-#pragma warning restore IDE1006, SA1300
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Convergence.Core.Organizations;
 using Convergence.Core.Pipelines;
 
 namespace Convergence.Core.Storage;
@@ -11,6 +12,9 @@ public static class RunRows
 {
     /// <summary>Platform runs (bootstrap) have no org; their rows carry this in the NOT NULL org_slug column.</summary>
     public const string NoOrg = "-";
+
+    /// <summary>The org of a row's <c>org_slug</c> column: none for a platform run's <see cref="NoOrg"/>.</summary>
+    public static OrgSlug? OrgFromColumn(string value) => value == NoOrg ? null : OrgSlug.From(value);
 
     /// <summary>
     /// Appended to an insert of <see cref="Columns"/>, makes it an upsert fenced like the run itself: a finished run is
