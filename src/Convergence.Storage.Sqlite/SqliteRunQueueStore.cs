@@ -38,11 +38,6 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
         return outcome;
     }
 
-    /// <summary>
-    /// Claims the first QUEUED entry (priority, then age) whose org has a free slot. Orgs already at their concurrent limit
-    /// are found once per claim from the live leases and skipped with a lookup, so a backlog of an org at its limit does
-    /// not cost a slot count per entry in every other org's claim.
-    /// </summary>
     public async Task<QueueLease?> ClaimAsync(string owner, DateTimeOffset now, TimeSpan lease, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
@@ -53,11 +48,6 @@ internal sealed class SqliteRunQueueStore(SqliteDatasetFiles files) : IRunQueueS
             SELECT q.queue_id, q.org_slug, q.pipeline_logging_id, q.attempts, q.pipeline, q.parameters, q.scheduled_for, q.created_at FROM org_pipeline_execution_queue q
             LEFT JOIN org_subscriptions s ON s.org_slug = q.org_slug
             WHERE q.status = 'QUEUED'
-              AND q.org_slug NOT IN (
-                  SELECT r.org_slug FROM org_pipeline_execution_queue r
-                  WHERE r.status IN {Active} AND r.lease_expires_at > @at
-                  GROUP BY r.org_slug
-                  HAVING COUNT(*) >= COALESCE((SELECT b.concurrent_limit FROM org_subscriptions b WHERE b.org_slug = r.org_slug), 1))
               AND (SELECT COUNT(*) FROM org_pipeline_execution_queue r
                    WHERE r.org_slug = q.org_slug AND r.status IN {Active} AND r.lease_expires_at > @at) < COALESCE(s.concurrent_limit, 1)
             ORDER BY q.priority, q.created_at, q.queue_id
