@@ -145,16 +145,26 @@ public abstract class RunQueueStoreContract : IAsyncLifetime
         }
     }
 
-    [Fact]
-    public async Task Finish_UnderTheLease_ClosesTheEntryWithTheRunsEnd_AndALostLeaseLeavesTheEntryToItsNewOwner()
+    /// <summary>
+    /// A run admitted for a new org, claimed by w-1 whose lease then expired, and claimed again by w-2 (attempt 2): both
+    /// leases, and the run row as the second claim left it.
+    /// </summary>
+    private async Task<(OrgSlug Org, AdmissionOutcome.Admitted Admitted, QueueLease First, QueueLease Second, PipelineRunRecord Pending)> TakenOverAsync(string name)
     {
-        var org = await OrgAsync("finish", "SCALE");
+        var org = await OrgAsync(name, "SCALE");
         var admitted = (await Queue.AdmitAsync(Admission(org, maxAttempts: 2), CancellationToken.None)).ShouldBeOfType<AdmissionOutcome.Admitted>();
-        var id = admitted.PipelineLoggingId;
         var first = (await Queue.ClaimAsync("w-1", Now, TimeSpan.FromSeconds(60), CancellationToken.None)).ShouldNotBeNull();
         (await Queue.RescueExpiredAsync(Now.AddSeconds(60), CancellationToken.None)).ShouldBe(new RescueOutcome(1, 0));
         var second = (await Queue.ClaimAsync("w-2", Now.AddSeconds(61), TimeSpan.FromSeconds(60), CancellationToken.None)).ShouldNotBeNull();
-        var pending = (await Store.FindRunAsync(id, org, CancellationToken.None)).ShouldNotBeNull();
+        var pending = (await Store.FindRunAsync(admitted.PipelineLoggingId, org, CancellationToken.None)).ShouldNotBeNull();
+        return (org, admitted, first, second, pending);
+    }
+
+    [Fact]
+    public async Task Finish_UnderTheLease_ClosesTheEntryWithTheRunsEnd_AndALostLeaseLeavesTheEntryToItsNewOwner()
+    {
+        var (org, admitted, first, second, pending) = await TakenOverAsync("finish");
+        var id = admitted.PipelineLoggingId;
         var step = new StepLogRecord($"{id}-a2-00", id, org, "load", "test.rows", RunStatus.Running, Now.AddSeconds(62), null, null, 1, null, null, null);
         (await Queue.StartAsync(second, pending with { Status = RunStatus.Running, Attempt = 2, WorkerId = "w-2", StartTime = Now.AddSeconds(62) }, [step], Now.AddSeconds(62), CancellationToken.None)).ShouldBeTrue();
         Scalar("SELECT concurrent_running FROM org_usage_quotas WHERE org_slug = @org", ("org", org.Value)).ShouldBe(1);
@@ -183,13 +193,8 @@ public abstract class RunQueueStoreContract : IAsyncLifetime
     [Fact]
     public async Task Start_UnderTheLease_WritesTheEntryTheRunAndItsStepsTogether_AndALostLeaseWritesNothing()
     {
-        var org = await OrgAsync("start", "SCALE");
-        var admitted = (await Queue.AdmitAsync(Admission(org, maxAttempts: 2), CancellationToken.None)).ShouldBeOfType<AdmissionOutcome.Admitted>();
+        var (org, admitted, first, second, pending) = await TakenOverAsync("start");
         var id = admitted.PipelineLoggingId;
-        var first = (await Queue.ClaimAsync("w-1", Now, TimeSpan.FromSeconds(60), CancellationToken.None)).ShouldNotBeNull();
-        (await Queue.RescueExpiredAsync(Now.AddSeconds(60), CancellationToken.None)).ShouldBe(new RescueOutcome(1, 0));
-        var second = (await Queue.ClaimAsync("w-2", Now.AddSeconds(61), TimeSpan.FromSeconds(60), CancellationToken.None)).ShouldNotBeNull();
-        var pending = (await Store.FindRunAsync(id, org, CancellationToken.None)).ShouldNotBeNull();
 
         (await Queue.StartAsync(first, Started(first), Steps(first), Now.AddSeconds(62), CancellationToken.None)).ShouldBeFalse("w-1's lease was lost");
         Scalar("SELECT COUNT(*) FROM org_meta_pipeline_runs WHERE pipeline_logging_id = @id AND status = 'PENDING' AND attempt = 2", ("id", id)).ShouldBe(1);
