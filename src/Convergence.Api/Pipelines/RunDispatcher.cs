@@ -219,8 +219,8 @@ public sealed partial class RunDispatcher(
                 if (final is { IsFinished: false } && final.Attempt == lease.Attempt)
                 {
                     // It failed before its start was recorded (such as a pipeline this instance's configs lack, admitted
-                    // by an instance that has it), or its end could not be: the run ends FAILED with the reason, not
-                    // PENDING or RUNNING for ever. (A row of a later attempt belongs to the entry's new owner.)
+                    // by an instance that has it): the run ends FAILED with the reason, not PENDING for ever. (A row of a
+                    // later attempt belongs to the entry's new owner.)
                     final = final with { Status = RunStatus.Failed, EndTime = time.GetUtcNow(), ErrorClass = ex.GetType().Name, ErrorMessage = ex.Message };
                     await store.SaveRunAsync(final, CancellationToken.None);
                 }
